@@ -1,0 +1,5 @@
+"""Kubeflow Pipelines components: ingest, validate, transform, train, evaluate, deploy.
+
+Each component lives in its own folder: ``core.py`` does the work in plain Python and never
+imports ``kfp``; ``component.py`` is the thin KFP wrapper around it.
+"""

@@ -1,0 +1,59 @@
+"""Names shared between components: files inside artifacts and metadata keys.
+
+Defined once here so that the producer and every consumer of an artifact agree.
+"""
+
+# Metadata keys of Dataset artifacts written by ingest.
+NUM_ROWS = "num_rows"
+FINGERPRINT = "fingerprint"
+COLUMNS = "columns"
+SPLIT = "split"
+
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+
+# Files inside the validate step's artifacts.
+STATS_FILE = "{split}_stats.pb"
+ANOMALIES_FILE = "{split}_anomalies.pbtxt"
+
+# Metadata keys of the anomalies artifact.
+ANOMALY_COUNT = "anomaly_count"
+ANOMALIES = "anomalies"
+
+# TFDV schema environments: serving requests carry no label.
+TRAINING_ENV = "TRAINING"
+SERVING_ENV = "SERVING"
+
+# Files inside the transform artifact (a folder).
+TRANSFORM_SAVED_MODEL = "transform_fn"
+TRANSFORM_SPEC_FILE = "transform_spec.json"
+
+# Metadata keys of the transform, model and blessing artifacts.
+TASK = "task"
+LABEL = "label"
+CLASSES = "classes"
+BLESSED = "blessed"
+REASONS = "reasons"
+PRIMARY_METRIC = "primary_metric"
+BASELINE_VERSION = "baseline_version"
+
+# Metadata keys of the deploy step's output.
+PUSHED = "pushed"
+VERSION = "version"
+DESTINATION = "destination"
+REASON = "reason"
+
+# The exported model's serving signature and its outputs.
+SERVING_SIGNATURE = "serving_default"
+OUTPUT_PROBABILITIES = "probabilities"
+OUTPUT_LABEL = "label"
+OUTPUT_CLASSES = "classes"
+OUTPUT_PREDICTION = "prediction"
+
+# The file written beside each model version in the registry.
+REGISTRY_METADATA_FILE = "mlops_metadata.json"
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+AUTO = "auto"
+TASKS = (AUTO, CLASSIFICATION, REGRESSION)

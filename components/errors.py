@@ -1,0 +1,58 @@
+"""Errors a user can fix, and how a step reports them.
+
+A step that fails on bad input raises a subclass of :class:`PipelineInputError`. The KFP
+wrapper of each component calls :func:`report_errors`, which logs the message on one marked
+line before the step exits non-zero; ``mlops run`` finds that line in the step's log and
+prints the message alone, without a traceback. On a cluster the same line is in the pod log.
+"""
+
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator
+
+ERROR_MARKER = "MLOPS-STEP-ERROR "
+
+logger = logging.getLogger(__name__)
+
+
+class PipelineInputError(Exception):
+    """Input a user can fix: a bad path, a missing column, data that fails validation."""
+
+
+class DataError(PipelineInputError):
+    """The data cannot be read or does not have what the pipeline needs."""
+
+
+class ValidationFailed(PipelineInputError):
+    """TFDV found anomalies in the data that stop the run."""
+
+
+class ConfigurationError(PipelineInputError):
+    """A parameter value is out of range or inconsistent with the data."""
+
+
+@contextlib.contextmanager
+def report_errors(step: str) -> Iterator[None]:
+    """Writes a :class:`PipelineInputError` raised inside as one marked line, then re-raises.
+
+    Args:
+        step: The step's name, shown to the user with the message.
+    """
+    try:
+        yield
+    except PipelineInputError as err:
+        line = json.dumps({"step": step, "message": str(err)})
+        print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
+        raise
+
+
+def find_reported_error(log_text: str) -> dict | None:
+    """Returns the last error a step reported in a log (``{"step", "message"}``), if any."""
+    for line in reversed(log_text.splitlines()):
+        _, found, payload = line.partition(ERROR_MARKER)
+        if found:
+            with contextlib.suppress(json.JSONDecodeError):
+                return json.loads(payload)
+    return None

@@ -1,0 +1,150 @@
+"""The fitted description of a dataset's features and label, shared by transform, train and
+evaluate, and the reader that turns a Parquet split into raw feature arrays.
+
+Raw features are what the exported model's ``serving_default`` signature takes: numbers as
+float32 (NaN when missing) and categories as strings (empty when missing), named as the
+data's columns.
+"""
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from components import constants
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """A number, standardised with the train split's mean and standard deviation."""
+
+    name: str
+    mean: float
+    std: float
+    has_missing: bool
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """A category, looked up in the train split's vocabulary; unseen values hash to OOV ids."""
+
+    name: str
+    vocabulary: list[str]
+    num_oov_buckets: int
+
+    @property
+    def cardinality(self) -> int:
+        """Ids the transform emits: 0 for missing, then the vocabulary, then the OOV buckets."""
+        return 1 + len(self.vocabulary) + self.num_oov_buckets
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """The label: its task and, for classification, its classes in a fixed order."""
+
+    name: str
+    task: str
+    classes: list = field(default_factory=list)
+    is_string: bool = True
+    mean: float = 0.0
+    std: float = 1.0
+    majority_class: int = 0
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """Label values to training targets: class indices, or standardised numbers.
+
+        Classification values outside ``classes`` become -1.
+        """
+        if self.task == constants.CLASSIFICATION:
+            index = {value: i for i, value in enumerate(self.classes)}
+            return np.array([index.get(value, -1) for value in values.tolist()], dtype=np.int64)
+        return ((values.astype(np.float64) - self.mean) / self.std).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """Everything the transform learned from the train split."""
+
+    label: LabelSpec
+    numeric: list[NumericFeature]
+    categorical: list[CategoricalFeature]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The raw input features, in a fixed order."""
+        return [f.name for f in self.numeric] + [f.name for f in self.categorical]
+
+    def to_json(self) -> str:
+        """Serialises the spec."""
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TransformSpec":
+        """Reads a spec written by :meth:`to_json`."""
+        data = json.loads(text)
+        return cls(
+            label=LabelSpec(**data["label"]),
+            numeric=[NumericFeature(**item) for item in data["numeric"]],
+            categorical=[CategoricalFeature(**item) for item in data["categorical"]],
+        )
+
+
+def _array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def numeric_array(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric column as float32, with NaN where a value is missing."""
+    filled = pc.fill_null(_array(column).cast(pa.float64()), math.nan)
+    return np.asarray(filled.to_numpy(), dtype=np.float32)
+
+
+def string_array(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A column as strings (object array), with "" where a value is missing."""
+    filled = pc.fill_null(_array(column).cast(pa.string()), "")
+    return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def label_values(column: pa.ChunkedArray | pa.Array, spec: LabelSpec) -> np.ndarray:
+    """The label column as Python-comparable values (str, int or float)."""
+    if spec.task == constants.CLASSIFICATION and spec.is_string:
+        return string_array(column)
+    if spec.task == constants.CLASSIFICATION:
+        return np.asarray(_array(column).cast(pa.int64()).to_numpy(zero_copy_only=False))
+    return np.asarray(_array(column).cast(pa.float64()).to_numpy(zero_copy_only=False))
+
+
+def raw_features(table: pa.Table, spec: TransformSpec) -> Arrays:
+    """The raw feature arrays of a table, as the serving signature takes them."""
+    features: Arrays = {f.name: numeric_array(table.column(f.name)) for f in spec.numeric}
+    features.update({f.name: string_array(table.column(f.name)) for f in spec.categorical})
+    return features
+
+
+def _with_label(table: pa.Table, label: str) -> pa.Table:
+    return table.filter(pc.is_valid(table.column(label)))
+
+
+def read_split(path: str, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
+    """Reads a whole split: raw features and label values of the rows that have a label."""
+    table = _with_label(pq.read_table(path, columns=[*spec.feature_names, spec.label.name]), spec.label.name)
+    return raw_features(table, spec), label_values(table.column(spec.label.name), spec.label)
+
+
+def iter_split(
+    path: str, spec: TransformSpec, batch_rows: int = 8192
+) -> Iterator[tuple[Arrays, np.ndarray]]:
+    """Streams a split in record batches: raw features and encoded labels, labelled rows only."""
+    columns = [*spec.feature_names, spec.label.name]
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+        table = _with_label(pa.Table.from_batches([batch]), spec.label.name)
+        if table.num_rows:
+            labels = label_values(table.column(spec.label.name), spec.label)
+            yield raw_features(table, spec), spec.label.encode(labels)

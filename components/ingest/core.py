@@ -1,0 +1,224 @@
+"""Ingest [TFX ExampleGen]: read a CSV or Parquet table and split it into train and eval.
+
+Rows are assigned to a split by a hash of their values, so the split is the same on every run
+and on every machine, and duplicate rows never straddle the two splits.
+"""
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.fs as pa_fs
+import pyarrow.parquet as pq
+
+from components.errors import ConfigurationError, DataError
+
+logger = logging.getLogger(__name__)
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Split buckets: fine enough that eval_fraction=0.123 means 12.3 %.
+_BUCKETS = 10_000
+# TensorFlow signature input names must match this; the serving model takes the columns by name.
+_VALID_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What ingest wrote.
+
+    Attributes:
+        train_rows: Rows in the train split.
+        eval_rows: Rows in the eval split.
+        fingerprint: A short hash of the whole table's content and column types.
+        columns: The column names as written (after renaming to valid feature names).
+    """
+
+    train_rows: int
+    eval_rows: int
+    fingerprint: str
+    columns: list[str]
+
+
+def _filesystem(uri: str) -> tuple[pa_fs.FileSystem, str]:
+    if "://" not in uri:
+        return pa_fs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
+    try:
+        return pa_fs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as err:
+        raise DataError(
+            f"Cannot open {uri!r}: {err}. Use a local path, file://, gs:// or s3:// URI, "
+            "with credentials for the object store in the environment."
+        ) from err
+
+
+def read_table(uri: str) -> pa.Table:
+    """Reads a CSV file, a Parquet file or a folder of Parquet files.
+
+    Args:
+        uri: A local path or a ``file://``, ``gs://`` or ``s3://`` URI.
+
+    Returns:
+        The table with column names and types normalised by :func:`normalize_table`.
+
+    Raises:
+        DataError: The path does not exist, is not CSV or Parquet, or cannot be parsed.
+    """
+    fs, path = _filesystem(uri)
+    try:
+        info = fs.get_file_info(path)
+    except OSError as err:
+        raise DataError(f"Cannot reach {uri!r}: {err}") from err
+    if info.type == pa_fs.FileType.NotFound:
+        raise DataError(
+            f"No data at {uri!r}: the path does not exist. Give a CSV or Parquet file, "
+            "or a folder of Parquet files."
+        )
+    lower = path.lower()
+    try:
+        if info.type == pa_fs.FileType.Directory or lower.endswith(PARQUET_SUFFIXES):
+            table = pq.read_table(path, filesystem=fs)
+        elif lower.endswith(CSV_SUFFIXES):
+            delimiter = "\t" if lower.endswith(".tsv") else ","
+            with fs.open_input_stream(path, compression="detect") as stream:
+                table = pa_csv.read_csv(
+                    stream,
+                    parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+                    # "NA", "null", "" and the like mean missing in text columns too.
+                    convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
+                )
+        else:
+            raise DataError(
+                f"Cannot tell the format of {uri!r}: name it *.csv, *.tsv, *.csv.gz, "
+                "*.parquet or *.pq, or give a folder of Parquet files."
+            )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
+        raise DataError(f"Cannot read {uri!r}: {err}") from err
+    if table.num_rows == 0:
+        raise DataError(f"{uri!r} has a header but no rows; there is nothing to train on.")
+    return normalize_table(table)
+
+
+def _feature_name(column: str) -> str:
+    if _VALID_NAME.match(column):
+        return column
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", column.strip())
+    return name if _VALID_NAME.match(name) else f"f{name}"
+
+
+def _normalize_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column = column.cast(kind.value_type)
+        kind = column.type
+    if pa.types.is_boolean(kind):
+        return column.cast(pa.int64())
+    if pa.types.is_integer(kind):
+        return column.cast(pa.int64())
+    if pa.types.is_floating(kind):
+        return column.cast(pa.float64())
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return column.cast(pa.string())
+    try:
+        return pc.cast(column, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise DataError(
+            f"Column {name!r} has type {kind}, which the pipeline cannot use as a feature; "
+            "give numbers or strings (one value per row)."
+        ) from err
+
+
+def normalize_table(table: pa.Table) -> pa.Table:
+    """Gives every column a valid feature name and one of the types the pipeline handles.
+
+    Integers and booleans become int64, floats float64, everything else string (dates,
+    timestamps, dictionary-encoded text). Columns with no value at all are dropped.
+
+    Raises:
+        DataError: Two columns map to the same feature name, or a column has a nested type.
+    """
+    names: list[str] = []
+    arrays: list[pa.ChunkedArray] = []
+    for column_name, column in zip(table.column_names, table.columns, strict=True):
+        if column.null_count == len(column):
+            logger.warning("Dropping column %r: it has no values", column_name)
+            continue
+        name = _feature_name(column_name)
+        if name != column_name:
+            logger.warning("Renaming column %r to %r (a valid feature name)", column_name, name)
+        if name in names:
+            raise DataError(
+                f"Two columns are both named {name!r} (after renaming to valid feature names); "
+                "rename one of them."
+            )
+        names.append(name)
+        arrays.append(_normalize_column(column_name, column))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def row_hashes(table: pa.Table) -> pd.Series:
+    """A stable 64-bit hash of each row's values (pandas' fixed-key hashing)."""
+    return pd.util.hash_pandas_object(table.to_pandas(), index=False)
+
+
+def split_table(table: pa.Table, eval_fraction: float) -> tuple[pa.Table, pa.Table, str]:
+    """Splits rows into train and eval by hashing their values.
+
+    Args:
+        table: The normalised table.
+        eval_fraction: The share of rows to put in eval, in (0, 1).
+
+    Returns:
+        The train table, the eval table and a fingerprint of the content.
+
+    Raises:
+        ConfigurationError: ``eval_fraction`` is not in (0, 1).
+        DataError: One of the splits would be empty.
+    """
+    if not 0.0 < eval_fraction < 1.0:
+        raise ConfigurationError(
+            f"eval_fraction must be between 0 and 1 (exclusive), got {eval_fraction}."
+        )
+    hashes = row_hashes(table).to_numpy()
+    is_eval = (hashes % _BUCKETS) < round(eval_fraction * _BUCKETS)
+    train, evaluation = table.filter(pa.array(~is_eval)), table.filter(pa.array(is_eval))
+    if train.num_rows == 0 or evaluation.num_rows == 0:
+        raise DataError(
+            f"{table.num_rows} rows are too few to split into train and eval at "
+            f"eval_fraction={eval_fraction}: one split would be empty. Give more rows."
+        )
+    digest = hashlib.sha256(str(table.schema).encode())
+    digest.update(hashes.tobytes())
+    return train, evaluation, digest.hexdigest()[:16]
+
+
+def ingest(data_uri: str, train_path: str, eval_path: str, eval_fraction: float) -> IngestResult:
+    """Reads ``data_uri``, splits it and writes the two splits as Parquet files.
+
+    Args:
+        data_uri: A CSV or Parquet file or folder, local or ``gs://``/``s3://``.
+        train_path: Where to write the train split.
+        eval_path: Where to write the eval split.
+        eval_fraction: The share of rows for eval.
+
+    Returns:
+        Row counts, a content fingerprint and the column names.
+    """
+    logger.info("Ingesting %s (eval_fraction=%s)", data_uri, eval_fraction)
+    if not 0.0 < eval_fraction < 1.0:
+        raise ConfigurationError(
+            f"eval_fraction must be between 0 and 1 (exclusive), got {eval_fraction}."
+        )
+    table = read_table(data_uri)
+    train, evaluation, fingerprint = split_table(table, eval_fraction)
+    for path, split in ((train_path, train), (eval_path, evaluation)):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        pq.write_table(split, path)
+    logger.info("Wrote %d train and %d eval rows", train.num_rows, evaluation.num_rows)
+    return IngestResult(train.num_rows, evaluation.num_rows, fingerprint, table.column_names)

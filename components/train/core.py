@@ -1,0 +1,236 @@
+"""Train [TFX Trainer]: a Keras model on top of the fitted transform, exported as a SavedModel
+whose ``serving_default`` signature takes the raw features.
+
+Training reads the Parquet splits through ``tf.data`` and runs under ``MirroredStrategy`` over
+every visible GPU, or over several logical CPU devices when asked (``cpu_devices``); with one
+device it uses the default strategy.
+"""
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from components import constants
+from components.errors import ConfigurationError
+from components.features import TransformSpec, iter_split
+from components.transform import core as transform_core
+
+logger = logging.getLogger(__name__)
+
+_SHUFFLE_BUFFER = 10_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters and the device layout (TFX's ``FnArgs`` in spirit).
+
+    Attributes:
+        epochs: Most passes over the train split; early stopping may end sooner.
+        batch_size: Global batch size, split across replicas.
+        learning_rate: Adam's learning rate.
+        hidden_units: Width of each hidden layer.
+        dropout: Dropout rate after each hidden layer.
+        embedding_dim: Width of each categorical feature's embedding.
+        early_stopping_patience: Epochs without a better eval loss before stopping.
+        seed: Seed for weights and shuffling; with op determinism the run is repeatable.
+        cpu_devices: Split the CPU into this many logical devices and mirror across them
+            (for machines without GPUs; 1 keeps one CPU device).
+    """
+
+    epochs: int = 50
+    batch_size: int = 32
+    learning_rate: float = 0.01
+    hidden_units: tuple[int, ...] = (64, 32)
+    dropout: float = 0.1
+    embedding_dim: int = 8
+    early_stopping_patience: int = 5
+    seed: int = 42
+    cpu_devices: int = 1
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "hidden_units": len(self.hidden_units) > 0 and min(self.hidden_units) >= 1,
+            "dropout": 0.0 <= self.dropout < 1.0,
+            "embedding_dim": self.embedding_dim >= 1,
+            "early_stopping_patience": self.early_stopping_patience >= 0,
+            "cpu_devices": self.cpu_devices >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigurationError(f"Invalid {name}: {getattr(self, name)!r}.")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What training did."""
+
+    epochs_run: int
+    replicas: int
+    strategy: str
+    history: dict[str, list[float]]
+
+
+def choose_strategy(cpu_devices: int) -> tf.distribute.Strategy:
+    """``MirroredStrategy`` over all GPUs, or over ``cpu_devices`` logical CPUs; else default.
+
+    Must run before TensorFlow initialises its devices (the first op) to split the CPU.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.distribute.MirroredStrategy()
+    if cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        if len(tf.config.list_logical_devices("CPU")) < cpu_devices:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
+            )
+        devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices[:cpu_devices])
+    return tf.distribute.get_strategy()
+
+
+def make_dataset(
+    path: str,
+    spec: TransformSpec,
+    transform: Any,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """Streams a Parquet split through the transform: (model inputs, encoded label) batches."""
+    signature = transform_core.raw_signature(spec)
+    label_dtype = tf.int64 if spec.label.task == constants.CLASSIFICATION else tf.float32
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter_split(path, spec),
+        output_signature=(signature, tf.TensorSpec([None], label_dtype)),
+    ).unbatch()
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    return dataset.map(
+        lambda features, label: (transform.transform_features(features), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def build_model(spec: TransformSpec, config: TrainConfig) -> keras.Model:
+    """A feed-forward network over the transform's outputs."""
+    inputs: dict[str, keras.KerasTensor] = {}
+    parts = []
+    for name, (dtype, cardinality) in transform_core.model_inputs(spec).items():
+        if cardinality:
+            inputs[name] = keras.Input(shape=(), dtype="int64", name=name)
+            parts.append(
+                keras.layers.Embedding(cardinality, config.embedding_dim, name=f"{name}_embedding")(
+                    inputs[name]
+                )
+            )
+        else:
+            inputs[name] = keras.Input(shape=(), dtype=dtype.name, name=name)
+            parts.append(keras.layers.Reshape((1,))(inputs[name]))
+    x = keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
+    for units in config.hidden_units:
+        x = keras.layers.Dense(units, activation="relu")(x)
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout, seed=config.seed)(x)
+    if spec.label.task == constants.CLASSIFICATION:
+        outputs = keras.layers.Dense(len(spec.label.classes), activation="softmax")(x)
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    else:
+        outputs = keras.layers.Dense(1)(x)
+        loss, metrics = "mean_squared_error", []
+    model = keras.Model(inputs=inputs, outputs=outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics
+    )
+    return model
+
+
+class ServingModule(tf.Module):
+    """The exported model: the transform and the trained network behind one signature that
+    takes raw features and returns predictions in the label's own terms."""
+
+    def __init__(self, spec: TransformSpec, transform: Any, model: keras.Model) -> None:
+        super().__init__(name="serving")
+        self.transform = transform
+        self.model = model
+        self._label = spec.label
+        if spec.label.task == constants.CLASSIFICATION:
+            dtype = tf.string if spec.label.is_string else tf.int64
+            self.class_values = tf.Variable(
+                tf.constant(spec.label.classes, dtype), trainable=False, name="classes"
+            )
+        self.serve = tf.function(self._serve, input_signature=[transform_core.raw_signature(spec)])
+
+    def _serve(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        outputs = self.model(self.transform.transform_features(features), training=False)
+        if self._label.task == constants.CLASSIFICATION:
+            rows = tf.shape(outputs)[0]
+            return {
+                constants.OUTPUT_PROBABILITIES: outputs,
+                constants.OUTPUT_LABEL: tf.gather(self.class_values, tf.argmax(outputs, axis=1)),
+                constants.OUTPUT_CLASSES: tf.tile(self.class_values[tf.newaxis, :], [rows, 1]),
+            }
+        prediction = outputs[:, 0] * self._label.std + self._label.mean
+        return {constants.OUTPUT_PREDICTION: prediction}
+
+
+def export(spec: TransformSpec, transform: Any, model: keras.Model, output_dir: str) -> None:
+    """Saves the serving model with its ``serving_default`` signature."""
+    module = ServingModule(spec, transform, model)
+    tf.saved_model.save(
+        module, output_dir, signatures={constants.SERVING_SIGNATURE: module.serve}
+    )
+
+
+def train(
+    train_path: str,
+    eval_path: str,
+    transform_dir: str,
+    model_dir: str,
+    config: TrainConfig = TrainConfig(),
+) -> TrainResult:
+    """Trains on the train split with early stopping on eval, and exports the serving model.
+
+    Args:
+        train_path: The train split (Parquet).
+        eval_path: The eval split (Parquet), for early stopping.
+        transform_dir: The transform artifact.
+        model_dir: Where to write the SavedModel.
+        config: Hyperparameters.
+
+    Returns:
+        Epochs run, replicas, the strategy used and the loss history.
+    """
+    logger.info("Training on %s (eval %s) with %s", train_path, eval_path, asdict(config))
+    strategy = choose_strategy(config.cpu_devices)
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    spec, transform = transform_core.load(transform_dir)
+    train_data = make_dataset(train_path, spec, transform, config.batch_size, config.seed)
+    eval_data = make_dataset(eval_path, spec, transform, config.batch_size)
+    with strategy.scope():
+        model = build_model(spec, config)
+    logger.info(
+        "Strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync
+    )
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
+    )
+    history = model.fit(
+        train_data, validation_data=eval_data, epochs=config.epochs, callbacks=[stopper], verbose=2
+    )
+    export(spec, transform, model, model_dir)
+    logger.info("Exported the serving model to %s", model_dir)
+    return TrainResult(
+        epochs_run=len(history.history["loss"]),
+        replicas=strategy.num_replicas_in_sync,
+        strategy=type(strategy).__name__,
+        history={key: [float(v) for v in values] for key, values in history.history.items()},
+    )

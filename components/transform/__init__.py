@@ -1,0 +1,1 @@
+"""The transform component: see README.md beside this file."""

@@ -1,0 +1,1 @@
+"""The validate component: see README.md beside this file."""
