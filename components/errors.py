@@ -1,7 +1,7 @@
 """Errors a user can fix, and how a step reports them.
 
 A step that fails on bad input raises a subclass of :class:`PipelineInputError`. The KFP
-wrapper of each component calls :func:`report_errors`, which logs the message on one marked
+wrapper of each component runs its body in :func:`step`, which logs the message on one marked
 line before the step exits non-zero; ``mlops run`` finds that line in the step's log and
 prints the message alone, without a traceback. On a cluster the same line is in the pod log.
 """
@@ -9,6 +9,7 @@ prints the message alone, without a traceback. On a cluster the same line is in 
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 
@@ -34,16 +35,23 @@ class ConfigurationError(PipelineInputError):
 
 
 @contextlib.contextmanager
-def report_errors(step: str) -> Iterator[None]:
-    """Writes a :class:`PipelineInputError` raised inside as one marked line, then re-raises.
+def step(name: str) -> Iterator[None]:
+    """Runs the body of a pipeline step: logging set up, and a :class:`PipelineInputError`
+    raised inside written as one marked line before it propagates.
 
     Args:
-        step: The step's name, shown to the user with the message.
+        name: The step's name, shown to the user with the message.
     """
+    # The step runs in its own process (kfp.local or a pod); quiet TensorFlow's C++ start-up
+    # chatter before anything imports it, unless the user set the level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     try:
         yield
     except PipelineInputError as err:
-        line = json.dumps({"step": step, "message": str(err)})
+        line = json.dumps({"step": name, "message": str(err)})
         print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
         raise
 

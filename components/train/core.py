@@ -87,10 +87,16 @@ def choose_strategy(cpu_devices: int) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if cpu_devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
-        if len(tf.config.list_logical_devices("CPU")) < cpu_devices:
+        try:
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
             )
+        except RuntimeError as err:
+            if len(tf.config.list_logical_devices("CPU")) < cpu_devices:
+                raise ConfigurationError(
+                    f"Cannot split the CPU into {cpu_devices} devices: TensorFlow has already "
+                    "initialised its devices in this process. Train in a fresh process."
+                ) from err
         devices = [device.name for device in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices[:cpu_devices])
     return tf.distribute.get_strategy()
@@ -234,3 +240,22 @@ def train(
         strategy=type(strategy).__name__,
         history={key: [float(v) for v in values] for key, values in history.history.items()},
     )
+
+
+def markdown_report(result: TrainResult, config: TrainConfig) -> str:
+    """A Markdown page for the KFP UI: devices, epochs and the losses of each epoch."""
+    keys = sorted(result.history)
+    lines = [
+        "# Training",
+        "",
+        f"{result.epochs_run} of {config.epochs} epochs (early stopping patience "
+        f"{config.early_stopping_patience}) under {result.strategy} with "
+        f"{result.replicas} replica(s).",
+        "",
+        "| epoch | " + " | ".join(keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+    ]
+    for epoch in range(result.epochs_run):
+        values = " | ".join(f"{result.history[key][epoch]:.4f}" for key in keys)
+        lines.append(f"| {epoch + 1} | {values} |")
+    return "\n".join(lines) + "\n"

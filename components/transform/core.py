@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import tensorflow as tf
+from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components import constants
@@ -203,6 +204,12 @@ def fit(
     if not numeric and not categorical:
         raise DataError(f"The data has no feature besides the label {label!r}.")
     return TransformSpec(label_spec, numeric, categorical)
+
+
+def read_schema(path: str) -> schema_pb2.Schema:
+    """Reads a text-format schema, as the validate step writes it."""
+    with open(path) as handle:
+        return text_format.Parse(handle.read(), schema_pb2.Schema())
 
 
 def raw_signature(spec: TransformSpec) -> dict[str, tf.TensorSpec]:

@@ -1,0 +1,76 @@
+"""KFP wrapper of :mod:`components.evaluate.core`."""
+
+from typing import Dict, Optional
+
+from kfp import dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components.images import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def evaluate(
+    eval_data: Input[Dataset],
+    model: Input[Model],
+    transform_graph: Input[Artifact],
+    registry: str,
+    model_name: str,
+    metrics: Output[Metrics],
+    classification_metrics: Output[ClassificationMetrics],
+    report: Output[Markdown],
+    blessing: Output[Artifact],
+    thresholds: Optional[Dict[str, Dict[str, float]]] = None,
+    min_improvement: float = 0.0,
+) -> None:
+    """Scores the model on the eval split and blesses it or not.
+
+    Args:
+        eval_data: The eval split.
+        model: The candidate SavedModel.
+        transform_graph: The transform (its spec gives the task, classes and label statistics).
+        registry: The model registry; its newest version of ``model_name`` is the baseline.
+        model_name: The model's name in the registry.
+        metrics: Scalar metrics for the KFP UI.
+        classification_metrics: Confusion matrix (and ROC curve for two classes).
+        report: The evaluation as Markdown.
+        blessing: The decision: metadata ``blessed`` and ``reasons``; the evaluation as JSON.
+        thresholds: Bounds per metric, e.g. ``{"accuracy": {"lower_bound": 0.9}}``.
+        min_improvement: Required improvement of the primary metric over the baseline.
+    """
+    import dataclasses
+    import json
+
+    from components import constants
+    from components.errors import step
+    from components.evaluate import core
+    from components.transform.core import load_spec
+
+    with step("evaluate"):
+        config = core.EvalConfig(thresholds or {}, min_improvement)
+        result = core.evaluate(
+            eval_data.path,
+            model.path,
+            load_spec(transform_graph.path),
+            registry,
+            model_name,
+            config,
+        )
+    for name, value in result.metrics.items():
+        metrics.log_metric(name, value)
+    if result.confusion_matrix:
+        classification_metrics.log_confusion_matrix(
+            [str(name) for name in result.classes], result.confusion_matrix
+        )
+    if result.roc_curve:
+        classification_metrics.log_roc_curve(
+            result.roc_curve["fpr"], result.roc_curve["tpr"], result.roc_curve["thresholds"]
+        )
+    with open(report.path, "w") as f:
+        f.write(core.markdown_report(result))
+    with open(blessing.path, "w") as f:
+        json.dump(dataclasses.asdict(result), f, indent=2)
+    blessing.metadata[constants.BLESSED] = result.blessed
+    blessing.metadata[constants.REASONS] = result.reasons
+    blessing.metadata[constants.PRIMARY_METRIC] = result.primary_metric
+    blessing.metadata[constants.BASELINE_VERSION] = result.baseline_version
+    blessing.metadata["metrics"] = result.metrics

@@ -1,0 +1,71 @@
+"""KFP wrapper of :mod:`components.train.core`."""
+
+from typing import List
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
+
+from components.images import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def train(
+    train_data: Input[Dataset],
+    eval_data: Input[Dataset],
+    transform_graph: Input[Artifact],
+    model: Output[Model],
+    training_report: Output[Markdown],
+    hidden_units: List[int],
+    epochs: int = 50,
+    batch_size: int = 32,
+    learning_rate: float = 0.01,
+    dropout: float = 0.1,
+    embedding_dim: int = 8,
+    early_stopping_patience: int = 5,
+    seed: int = 42,
+    cpu_devices: int = 1,
+) -> None:
+    """Trains a Keras model on the transform and exports a raw-feature serving SavedModel.
+
+    Args:
+        train_data: The train split.
+        eval_data: The eval split, for early stopping.
+        transform_graph: The fitted transform.
+        model: The exported SavedModel (a folder).
+        training_report: Epochs, devices and the loss per epoch, for the KFP UI.
+        hidden_units: Width of each hidden layer.
+        epochs: Most epochs; early stopping may end sooner.
+        batch_size: Global batch size.
+        learning_rate: Adam's learning rate.
+        dropout: Dropout after each hidden layer.
+        embedding_dim: Embedding width of each categorical feature.
+        early_stopping_patience: Epochs without a better eval loss before stopping.
+        seed: Random seed (runs are repeatable).
+        cpu_devices: Logical CPU devices to mirror across when there is no GPU.
+    """
+    from components import constants
+    from components.errors import step
+    from components.train import core
+
+    with step("train"):
+        config = core.TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            hidden_units=tuple(int(units) for units in hidden_units),
+            dropout=dropout,
+            embedding_dim=embedding_dim,
+            early_stopping_patience=early_stopping_patience,
+            seed=seed,
+            cpu_devices=cpu_devices,
+        )
+        result = core.train(
+            train_data.path, eval_data.path, transform_graph.path, model.path, config
+        )
+    with open(training_report.path, "w") as f:
+        f.write(core.markdown_report(result, config))
+    model.metadata[constants.TASK] = transform_graph.metadata.get(constants.TASK)
+    model.metadata[constants.CLASSES] = transform_graph.metadata.get(constants.CLASSES)
+    model.metadata["epochs_run"] = result.epochs_run
+    model.metadata["replicas"] = result.replicas
+    model.metadata["strategy"] = result.strategy

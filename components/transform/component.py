@@ -1,0 +1,45 @@
+"""KFP wrapper of :mod:`components.transform.core`."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from components.images import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def transform(
+    train_data: Input[Dataset],
+    schema: Input[Artifact],
+    label: str,
+    transform_graph: Output[Artifact],
+    task: str = "auto",
+    max_vocab_size: int = 1000,
+    num_oov_buckets: int = 2,
+) -> None:
+    """Fits the preprocessing on the train split and saves it as a TensorFlow SavedModel.
+
+    Args:
+        train_data: The train split.
+        schema: The validated schema (text format).
+        label: The label column.
+        transform_graph: A folder with the transform SavedModel and its spec (JSON).
+        task: auto, classification or regression.
+        max_vocab_size: Most frequent values kept per categorical feature.
+        num_oov_buckets: Hash buckets for values outside the vocabulary.
+    """
+    from components import constants
+    from components.errors import step
+    from components.transform import core
+
+    with step("transform"):
+        spec = core.run(
+            train_data.path,
+            core.read_schema(schema.path),
+            label,
+            transform_graph.path,
+            task,
+            core.TransformConfig(max_vocab_size, num_oov_buckets),
+        )
+    transform_graph.metadata[constants.LABEL] = label
+    transform_graph.metadata[constants.TASK] = spec.label.task
+    transform_graph.metadata[constants.CLASSES] = spec.label.classes

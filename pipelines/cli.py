@@ -1,0 +1,230 @@
+"""``mlops``: run the training pipeline locally, or compile it for a cluster.
+
+    mlops run --local [--data PATH_OR_URI] [--label COLUMN] [--model-name NAME] ...
+    mlops compile [--output PATH] [--schema SCHEMA.pbtxt]
+"""
+
+import argparse
+import glob
+import importlib.resources
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from components.errors import PipelineInputError
+
+_THRESHOLD = re.compile(r"^\s*(\w+)\s*(>=|<=)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
+DEFAULT_OUTPUT = os.path.join("pipelines", "compiled", "training.yaml")
+
+
+def bundled_penguins() -> str:
+    """The Palmer penguins CSV that the ``palmerpenguins`` package ships."""
+    return str(importlib.resources.files("palmerpenguins") / "data" / "penguins.csv")
+
+
+def parse_threshold(text: str) -> tuple[str, dict[str, float]]:
+    """``accuracy>=0.9`` to ``("accuracy", {"lower_bound": 0.9})``."""
+    match = _THRESHOLD.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a threshold; write METRIC>=VALUE or METRIC<=VALUE, e.g. accuracy>=0.9"
+        )
+    name, op, value = match.groups()
+    return name, {"lower_bound" if op == ">=" else "upper_bound": float(value)}
+
+
+def parse_units(text: str) -> list[int]:
+    """``64,32`` to ``[64, 32]``."""
+    try:
+        units = [int(part) for part in text.split(",")]
+    except ValueError:
+        units = []
+    if not units or min(units) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give layer widths like 64,32")
+    return units
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mlops`` argument parser."""
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the training pipeline (embedded, with kfp.local)")
+    run.add_argument(
+        "--local",
+        action="store_true",
+        default=True,
+        help="run embedded on this machine with kfp.local (the only mode of `run`; "
+        "cluster runs are started with `mlops submit`)",
+    )
+    data = run.add_argument_group("data")
+    data.add_argument("--data", help="CSV or Parquet file or folder, local, gs:// or s3:// "
+                      "(default: the bundled Palmer penguins)")
+    data.add_argument("--label", default="species", help="label column (default: species)")
+    data.add_argument("--task", default="auto", choices=["auto", "classification", "regression"])
+    data.add_argument("--schema", help="curated TFDV schema (text format) to validate against")
+    data.add_argument("--eval-fraction", type=float, default=0.2, help="share of rows for eval")
+    model = run.add_argument_group("model")
+    model.add_argument("--model-name", default="penguins", help="name in the registry")
+    model.add_argument("--registry", default="model-registry", help="model registry folder")
+    model.add_argument("--epochs", type=_positive(int), default=50)
+    model.add_argument("--batch-size", type=_positive(int), default=32)
+    model.add_argument("--learning-rate", type=_positive(float), default=0.01)
+    model.add_argument("--hidden-units", type=parse_units, default=[64, 32], help="e.g. 64,32")
+    model.add_argument("--dropout", type=float, default=0.1)
+    model.add_argument("--early-stopping-patience", type=int, default=5)
+    model.add_argument("--seed", type=int, default=42)
+    model.add_argument("--cpu-devices", type=_positive(int), default=1,
+                       help="split the CPU into N logical devices and train under "
+                       "MirroredStrategy (GPUs are used when present)")
+    blessing = run.add_argument_group("blessing")
+    blessing.add_argument("--threshold", type=parse_threshold, action="append", default=[],
+                          metavar="METRIC>=VALUE",
+                          help="absolute threshold, repeatable (e.g. accuracy>=0.9, rmse<=3)")
+    blessing.add_argument("--min-improvement", type=float, default=0.0,
+                          help="required gain of accuracy (or drop of RMSE) over the deployed model")
+    run.add_argument("--runs-dir", default="runs", help="where each run's artifacts and log go")
+    run.add_argument("--verbose", "-v", action="store_true", help="show every step's output")
+
+    compile_ = commands.add_parser("compile", help="compile the pipeline to KFP IR YAML")
+    compile_.add_argument("--output", default=DEFAULT_OUTPUT)
+    compile_.add_argument("--schema", help="curated schema URI to build into the pipeline")
+    return parser
+
+
+def run_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The pipeline parameters of ``mlops run``."""
+    return {
+        "data_uri": args.data or bundled_penguins(),
+        "label": args.label,
+        "model_name": args.model_name,
+        # Steps run in other processes; an absolute path means the same folder to all.
+        "registry": os.path.abspath(args.registry),
+        "task": args.task,
+        "eval_fraction": args.eval_fraction,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "hidden_units": args.hidden_units,
+        "dropout": args.dropout,
+        "early_stopping_patience": args.early_stopping_patience,
+        "seed": args.seed,
+        "cpu_devices": args.cpu_devices,
+        "thresholds": dict(args.threshold),
+        "min_improvement": args.min_improvement,
+    }
+
+
+def _check_run_arguments(arguments: dict[str, Any]) -> None:
+    from components.registry import check_model_name
+
+    check_model_name(arguments["model_name"])
+    data = arguments["data_uri"]
+    if "://" not in data and not os.path.exists(data):
+        raise PipelineInputError(f"No data at {data!r}: the path does not exist.")
+    if not 0.0 < arguments["eval_fraction"] < 1.0:
+        raise PipelineInputError(
+            f"--eval-fraction must be between 0 and 1, got {arguments['eval_fraction']}."
+        )
+
+
+def _find(run_dir: str, task: str, output: str) -> str | None:
+    matches = glob.glob(os.path.join(run_dir, "*", task, output))
+    return matches[0] if matches else None
+
+
+def summary(report: Any) -> str:
+    """The human summary of a finished run."""
+    out = report.outputs
+    train, evaluation = out["train_data"].metadata, out["eval_data"].metadata
+    anomalies = out["anomalies"].metadata.get("anomalies", [])
+    blessing, pushed = out["blessing"].metadata, out["push_result"].metadata
+    metric_items = out["metrics"].metadata
+    metrics = " · ".join(f"{name} {value:.4f}" for name, value in metric_items.items())
+    model = out["model"].metadata
+    times = " · ".join(f"{name} {secs:.1f} s" for name, secs in report.times.seconds.items())
+    lines = [
+        "",
+        "Summary",
+        f"  data       {train['num_rows'] + evaluation['num_rows']} rows: "
+        f"{train['num_rows']} train, {evaluation['num_rows']} eval "
+        f"(fingerprint {train['fingerprint']})",
+        f"  anomalies  {'none' if not anomalies else '; '.join(anomalies)}",
+        f"  training   {model.get('epochs_run')} epochs, {model.get('strategy')} with "
+        f"{model.get('replicas')} replica(s), task {model.get('task')}",
+        f"  metrics    {metrics} (eval split)",
+        f"  blessed    {'yes' if blessing['blessed'] else 'no'}: {'; '.join(blessing['reasons'])}",
+    ]
+    if pushed["pushed"]:
+        lines.append(f"  model      pushed as version {pushed['version']}: {pushed['destination']}")
+    else:
+        lines.append("  model      not pushed (not blessed); the registry is unchanged")
+    for label, task, output in (
+        ("statistics", "validate", "statistics_view"),
+        ("evaluation", "evaluate", "report"),
+    ):
+        if path := _find(report.run_dir, task, output):
+            lines.append(f"  {label:<10} {path}")
+    lines += [f"  log        {report.log_path}", f"  wall time  {times} · total {report.total_seconds:.1f} s"]
+    return "\n".join(lines)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """``mlops run --local``."""
+    from pipelines.local import RunFailed, run_local
+    from pipelines.training import build_training_pipeline
+
+    arguments = run_arguments(args)
+    _check_run_arguments(arguments)
+    schema = os.path.abspath(args.schema) if args.schema and "://" not in args.schema else args.schema
+    if schema and "://" not in schema and not os.path.isfile(schema):
+        raise PipelineInputError(f"No schema at {args.schema!r}: the file does not exist.")
+    print(f"mlops: training pipeline on {arguments['data_uri']} (label {args.label!r})")
+    try:
+        report = run_local(build_training_pipeline(schema), arguments, args.runs_dir, args.verbose)
+    except RunFailed as err:
+        print(f"\nerror: {err}", file=sys.stderr)
+        return 1
+    print(summary(report))
+    return 0
+
+
+def command_compile(args: argparse.Namespace) -> int:
+    """``mlops compile``."""
+    from kfp import compiler
+
+    from pipelines.training import build_training_pipeline
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    compiler.Compiler().compile(build_training_pipeline(args.schema), args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mlops`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
+    commands = {"run": command_run, "compile": command_compile}
+    try:
+        return commands[args.command](args)
+    except PipelineInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The training pipeline. Steps, in order (TFX names in brackets):
+
+1. ingest [ExampleGen]: read CSV/Parquet, split train/eval by row hash, write Parquet.
+2. validate [StatisticsGen + SchemaGen + ExampleValidator]: TFDV statistics, schema, anomalies.
+3. transform [Transform]: fit the preprocessing on train, save it as a TensorFlow SavedModel.
+4. train [Trainer]: Keras on the transform; export a SavedModel taking raw features.
+5. evaluate [Evaluator]: metrics on eval; bless against thresholds and the registry's baseline.
+6. deploy [Pusher]: push a blessed model to the registry; do nothing for an unblessed one.
+
+Every step runs whether or not the model is blessed (``kfp.local`` has no ``dsl.If``); deploy
+reads the blessing itself, as TFX's Pusher does.
+"""
+
+from typing import Dict, List, NamedTuple, Optional
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Metrics, Model
+
+from components.deploy.component import deploy
+from components.evaluate.component import evaluate
+from components.ingest.component import ingest
+from components.train.component import train
+from components.transform.component import transform
+from components.validate.component import validate
+
+PIPELINE_NAME = "mlops-training"
+
+
+class TrainingOutputs(NamedTuple):
+    """What a run hands back: enough for a summary without opening the pipeline root."""
+
+    train_data: Dataset
+    eval_data: Dataset
+    anomalies: Artifact
+    model: Model
+    metrics: Metrics
+    blessing: Artifact
+    push_result: Artifact
+
+
+def build_training_pipeline(schema_uri: Optional[str] = None):
+    """Returns the training pipeline function.
+
+    Args:
+        schema_uri: A curated TFDV schema to validate against; inferred from train when None.
+            It is fixed when the pipeline is built, as TFX's ImportSchemaGen does, because
+            ``kfp.local`` cannot take an absent value for a run-time parameter.
+    """
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Ingest, validate (TFDV), transform, train (Keras), evaluate and deploy.",
+    )
+    def training_pipeline(
+        data_uri: str,
+        label: str = "species",
+        model_name: str = "penguins",
+        registry: str = "model-registry",
+        task: str = "auto",
+        eval_fraction: float = 0.2,
+        epochs: int = 50,
+        batch_size: int = 32,
+        learning_rate: float = 0.01,
+        hidden_units: List[int] = [64, 32],  # noqa: B006 - KFP reads the default, never mutates it.
+        dropout: float = 0.1,
+        early_stopping_patience: int = 5,
+        seed: int = 42,
+        cpu_devices: int = 1,
+        max_vocab_size: int = 1000,
+        num_oov_buckets: int = 2,
+        thresholds: Dict[str, Dict[str, float]] = {},  # noqa: B006 - as above.
+        min_improvement: float = 0.0,
+        deploy_target: str = "local",
+    ) -> TrainingOutputs:
+        ingest_task = ingest(data_uri=data_uri, eval_fraction=eval_fraction)
+        ingest_task.set_display_name("Ingest: read and split")
+        train_data = ingest_task.outputs["train_data"]
+        eval_data = ingest_task.outputs["eval_data"]
+
+        validate_args = {"schema_uri": schema_uri} if schema_uri else {}
+        validate_task = validate(
+            train_data=train_data, eval_data=eval_data, label=label, **validate_args
+        )
+        validate_task.set_display_name("Validate: TFDV statistics, schema, anomalies")
+
+        transform_task = transform(
+            train_data=train_data,
+            schema=validate_task.outputs["schema"],
+            label=label,
+            task=task,
+            max_vocab_size=max_vocab_size,
+            num_oov_buckets=num_oov_buckets,
+        )
+        transform_task.set_display_name("Transform: fit preprocessing")
+
+        train_task = train(
+            train_data=train_data,
+            eval_data=eval_data,
+            transform_graph=transform_task.outputs["transform_graph"],
+            hidden_units=hidden_units,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            dropout=dropout,
+            early_stopping_patience=early_stopping_patience,
+            seed=seed,
+            cpu_devices=cpu_devices,
+        )
+        train_task.set_display_name("Train: Keras")
+
+        evaluate_task = evaluate(
+            eval_data=eval_data,
+            model=train_task.outputs["model"],
+            transform_graph=transform_task.outputs["transform_graph"],
+            registry=registry,
+            model_name=model_name,
+            thresholds=thresholds,
+            min_improvement=min_improvement,
+        )
+        evaluate_task.set_display_name("Evaluate: metrics and blessing")
+
+        deploy_task = deploy(
+            model=train_task.outputs["model"],
+            blessing=evaluate_task.outputs["blessing"],
+            train_data=train_data,
+            schema=validate_task.outputs["schema"],
+            registry=registry,
+            model_name=model_name,
+            target=deploy_target,
+        )
+        deploy_task.set_display_name("Deploy: push if blessed")
+
+        return TrainingOutputs(
+            train_data=train_data,
+            eval_data=eval_data,
+            anomalies=validate_task.outputs["anomalies"],
+            model=train_task.outputs["model"],
+            metrics=evaluate_task.outputs["metrics"],
+            blessing=evaluate_task.outputs["blessing"],
+            push_result=deploy_task.outputs["push_result"],
+        )
+
+    return training_pipeline
+
+
+training_pipeline = build_training_pipeline()
