@@ -53,6 +53,10 @@ OUTPUT_PREDICTION = "prediction"
 # The file written beside each model version in the registry.
 REGISTRY_METADATA_FILE = "mlops_metadata.json"
 
+# Metrics the evaluate step computes, in the order reports show them.
+CLASSIFICATION_METRICS = ("accuracy", "auc", "log_loss", "macro_precision", "macro_recall")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 AUTO = "auto"

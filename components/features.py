@@ -134,7 +134,9 @@ def _with_label(table: pa.Table, label: str) -> pa.Table:
 
 def read_split(path: str, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
     """Reads a whole split: raw features and label values of the rows that have a label."""
-    table = _with_label(pq.read_table(path, columns=[*spec.feature_names, spec.label.name]), spec.label.name)
+    table = _with_label(
+        pq.read_table(path, columns=[*spec.feature_names, spec.label.name]), spec.label.name
+    )
     return raw_features(table, spec), label_values(table.column(spec.label.name), spec.label)
 
 

@@ -1,7 +1,7 @@
 """``mlops``: run the training pipeline locally, or compile it for a cluster.
 
-    mlops run --local [--data PATH_OR_URI] [--label COLUMN] [--model-name NAME] ...
-    mlops compile [--output PATH] [--schema SCHEMA.pbtxt]
+mlops run --local [--data PATH_OR_URI] [--label COLUMN] [--model-name NAME] ...
+mlops compile [--output PATH] [--schema SCHEMA.pbtxt]
 """
 
 import argparse
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from components import constants
 from components.errors import PipelineInputError
 
 _THRESHOLD = re.compile(r"^\s*(\w+)\s*(>=|<=)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
@@ -71,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster runs are started with `mlops submit`)",
     )
     data = run.add_argument_group("data")
-    data.add_argument("--data", help="CSV or Parquet file or folder, local, gs:// or s3:// "
-                      "(default: the bundled Palmer penguins)")
+    data.add_argument(
+        "--data",
+        help="CSV or Parquet file or folder, local, gs:// or s3:// "
+        "(default: the bundled Palmer penguins)",
+    )
     data.add_argument("--label", default="species", help="label column (default: species)")
     data.add_argument("--task", default="auto", choices=["auto", "classification", "regression"])
     data.add_argument("--schema", help="curated TFDV schema (text format) to validate against")
@@ -87,15 +91,28 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--dropout", type=float, default=0.1)
     model.add_argument("--early-stopping-patience", type=int, default=5)
     model.add_argument("--seed", type=int, default=42)
-    model.add_argument("--cpu-devices", type=_positive(int), default=1,
-                       help="split the CPU into N logical devices and train under "
-                       "MirroredStrategy (GPUs are used when present)")
+    model.add_argument(
+        "--cpu-devices",
+        type=_positive(int),
+        default=1,
+        help="split the CPU into N logical devices and train under "
+        "MirroredStrategy (GPUs are used when present)",
+    )
     blessing = run.add_argument_group("blessing")
-    blessing.add_argument("--threshold", type=parse_threshold, action="append", default=[],
-                          metavar="METRIC>=VALUE",
-                          help="absolute threshold, repeatable (e.g. accuracy>=0.9, rmse<=3)")
-    blessing.add_argument("--min-improvement", type=float, default=0.0,
-                          help="required gain of accuracy (or drop of RMSE) over the deployed model")
+    blessing.add_argument(
+        "--threshold",
+        type=parse_threshold,
+        action="append",
+        default=[],
+        metavar="METRIC>=VALUE",
+        help="absolute threshold, repeatable (e.g. accuracy>=0.9, rmse<=3)",
+    )
+    blessing.add_argument(
+        "--min-improvement",
+        type=float,
+        default=0.0,
+        help="required gain of accuracy (or drop of RMSE) over the deployed model",
+    )
     run.add_argument("--runs-dir", default="runs", help="where each run's artifacts and log go")
     run.add_argument("--verbose", "-v", action="store_true", help="show every step's output")
 
@@ -152,24 +169,27 @@ def summary(report: Any) -> str:
     train, evaluation = out["train_data"].metadata, out["eval_data"].metadata
     anomalies = out["anomalies"].metadata.get("anomalies", [])
     blessing, pushed = out["blessing"].metadata, out["push_result"].metadata
-    metric_items = out["metrics"].metadata
-    metrics = " · ".join(f"{name} {value:.4f}" for name, value in metric_items.items())
+    values = out["metrics"].metadata
+    order = constants.CLASSIFICATION_METRICS + constants.REGRESSION_METRICS
+    metrics = " · ".join(f"{name} {values[name]:.4f}" for name in order if name in values)
     model = out["model"].metadata
     times = " · ".join(f"{name} {secs:.1f} s" for name, secs in report.times.seconds.items())
     lines = [
         "",
         "Summary",
-        f"  data       {train['num_rows'] + evaluation['num_rows']} rows: "
-        f"{train['num_rows']} train, {evaluation['num_rows']} eval "
+        f"  data       {int(train['num_rows'] + evaluation['num_rows'])} rows: "
+        f"{int(train['num_rows'])} train, {int(evaluation['num_rows'])} eval "
         f"(fingerprint {train['fingerprint']})",
         f"  anomalies  {'none' if not anomalies else '; '.join(anomalies)}",
-        f"  training   {model.get('epochs_run')} epochs, {model.get('strategy')} with "
-        f"{model.get('replicas')} replica(s), task {model.get('task')}",
+        f"  training   {int(model['epochs_run'])} epochs, {model['strategy']} strategy with "
+        f"{int(model['replicas'])} replica(s), task {model['task']}",
         f"  metrics    {metrics} (eval split)",
         f"  blessed    {'yes' if blessing['blessed'] else 'no'}: {'; '.join(blessing['reasons'])}",
     ]
     if pushed["pushed"]:
-        lines.append(f"  model      pushed as version {pushed['version']}: {pushed['destination']}")
+        lines.append(
+            f"  model      pushed as version {int(pushed['version'])}: {pushed['destination']}"
+        )
     else:
         lines.append("  model      not pushed (not blessed); the registry is unchanged")
     for label, task, output in (
@@ -178,7 +198,10 @@ def summary(report: Any) -> str:
     ):
         if path := _find(report.run_dir, task, output):
             lines.append(f"  {label:<10} {path}")
-    lines += [f"  log        {report.log_path}", f"  wall time  {times} · total {report.total_seconds:.1f} s"]
+    lines += [
+        f"  log        {report.log_path}",
+        f"  wall time  {times} · total {report.total_seconds:.1f} s",
+    ]
     return "\n".join(lines)
 
 
@@ -189,7 +212,9 @@ def command_run(args: argparse.Namespace) -> int:
 
     arguments = run_arguments(args)
     _check_run_arguments(arguments)
-    schema = os.path.abspath(args.schema) if args.schema and "://" not in args.schema else args.schema
+    schema = (
+        os.path.abspath(args.schema) if args.schema and "://" not in args.schema else args.schema
+    )
     if schema and "://" not in schema and not os.path.isfile(schema):
         raise PipelineInputError(f"No schema at {args.schema!r}: the file does not exist.")
     print(f"mlops: training pipeline on {arguments['data_uri']} (label {args.label!r})")

@@ -175,7 +175,9 @@ def run_local(
                 failure = None
     if failure is not None:
         raise RunFailed(_failure_message(log_path, reporter.times, failure)) from failure
-    return RunReport(run_dir, log_path, dict(task.outputs), reporter.times, time.monotonic() - began)
+    return RunReport(
+        run_dir, log_path, dict(task.outputs), reporter.times, time.monotonic() - began
+    )
 
 
 def _failure_message(log_path: str, times: StepTimes, err: Exception) -> str:
@@ -185,6 +187,10 @@ def _failure_message(log_path: str, times: StepTimes, err: Exception) -> str:
     if reported:
         return f"The {reported['step']} step stopped: {reported['message']}\n(full log: {log_path})"
     step = times.last_started or "pipeline"
-    errors = [line.strip() for line in _ANSI.sub("", text).splitlines() if re.match(r"\s*\w+(\.\w+)*(Error|Exception): ", line)]
+    errors = [
+        line.strip()
+        for line in _ANSI.sub("", text).splitlines()
+        if re.match(r"\s*\w+(\.\w+)*(Error|Exception): ", line)
+    ]
     cause = errors[-1] if errors else str(err)
     return f"The {step} step failed unexpectedly: {cause}\nSee the full log: {log_path}"

@@ -77,7 +77,12 @@ def deploy(
         Whether and where the model went.
     """
     logger.info(
-        "Deploying %s as %r to %s %s (blessed=%s)", model_dir, model_name, target, registry_root, blessed
+        "Deploying %s as %r to %s %s (blessed=%s)",
+        model_dir,
+        model_name,
+        target,
+        registry_root,
+        blessed,
     )
     if target not in TARGETS:
         raise ConfigurationError(f"Unknown deploy target {target!r}; known: {', '.join(TARGETS)}.")

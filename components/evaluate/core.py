@@ -21,8 +21,6 @@ from components.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
-CLASSIFICATION_METRICS = ("accuracy", "log_loss", "auc", "macro_precision", "macro_recall")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
 # The metric blessing compares with the trivial model and the baseline, and its direction.
 PRIMARY = {constants.CLASSIFICATION: ("accuracy", 1.0), constants.REGRESSION: ("rmse", -1.0)}
 _BOUNDS = ("lower_bound", "upper_bound")
@@ -45,7 +43,11 @@ class EvalConfig:
 
     def check(self, task: str) -> None:
         """Raises ConfigurationError for a threshold the task does not compute."""
-        known = CLASSIFICATION_METRICS if task == constants.CLASSIFICATION else REGRESSION_METRICS
+        known = (
+            constants.CLASSIFICATION_METRICS
+            if task == constants.CLASSIFICATION
+            else constants.REGRESSION_METRICS
+        )
         for name, bounds in self.thresholds.items():
             if name not in known:
                 raise ConfigurationError(
@@ -87,7 +89,10 @@ def predict(model_dir: str, features: Arrays) -> dict[str, np.ndarray]:
     rows = len(next(iter(features.values())))
     outputs: dict[str, list[np.ndarray]] = {}
     for start in range(0, rows, _PREDICT_BATCH):
-        batch = {name: tf.constant(values[start : start + _PREDICT_BATCH]) for name, values in features.items()}
+        batch = {
+            name: tf.constant(values[start : start + _PREDICT_BATCH])
+            for name, values in features.items()
+        }
         for name, value in signature(**batch).items():
             outputs.setdefault(name, []).append(value.numpy())
     return {name: np.concatenate(parts) for name, parts in outputs.items()}
@@ -291,7 +296,8 @@ def markdown_report(evaluation: Evaluation) -> str:
     """A Markdown page for the KFP UI: metrics, per-class table, confusion matrix, blessing."""
     lines = [f"# Evaluation ({evaluation.task})", ""]
     lines += [
-        f"**{'Blessed' if evaluation.blessed else 'Not blessed'}**: " + "; ".join(evaluation.reasons),
+        f"**{'Blessed' if evaluation.blessed else 'Not blessed'}**: "
+        + "; ".join(evaluation.reasons),
         "",
         "| metric | candidate | trivial model | baseline |",
         "|---|---|---|---|",

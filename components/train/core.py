@@ -7,11 +7,11 @@ device it uses the default strategy.
 """
 
 import logging
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
+import pyarrow.parquet as pq
 import tensorflow as tf
 
 from components import constants
@@ -102,6 +102,12 @@ def choose_strategy(cpu_devices: int) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """``MirroredStrategy``, or ``default`` for the one-device default strategy."""
+    name = type(strategy).__name__
+    return "default" if name.startswith("_Default") else name
+
+
 def make_dataset(
     path: str,
     spec: TransformSpec,
@@ -118,7 +124,10 @@ def make_dataset(
     ).unbatch()
     if shuffle_seed is not None:
         dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
+    # Known batch counts let Keras size its epochs instead of running a generator dry.
+    labels = pq.read_table(path, columns=[spec.label.name]).column(spec.label.name)
+    batches = math.ceil((len(labels) - labels.null_count) / batch_size)
+    dataset = dataset.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
     return dataset.map(
         lambda features, label: (transform.transform_features(features), label),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -152,9 +161,7 @@ def build_model(spec: TransformSpec, config: TrainConfig) -> keras.Model:
         outputs = keras.layers.Dense(1)(x)
         loss, metrics = "mean_squared_error", []
     model = keras.Model(inputs=inputs, outputs=outputs)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics
-    )
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics)
     return model
 
 
@@ -190,9 +197,7 @@ class ServingModule(tf.Module):
 def export(spec: TransformSpec, transform: Any, model: keras.Model, output_dir: str) -> None:
     """Saves the serving model with its ``serving_default`` signature."""
     module = ServingModule(spec, transform, model)
-    tf.saved_model.save(
-        module, output_dir, signatures={constants.SERVING_SIGNATURE: module.serve}
-    )
+    tf.saved_model.save(module, output_dir, signatures={constants.SERVING_SIGNATURE: module.serve})
 
 
 def train(
@@ -224,7 +229,7 @@ def train(
     with strategy.scope():
         model = build_model(spec, config)
     logger.info(
-        "Strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync
+        "Strategy %s with %d replica(s)", strategy_name(strategy), strategy.num_replicas_in_sync
     )
     stopper = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
@@ -237,7 +242,7 @@ def train(
     return TrainResult(
         epochs_run=len(history.history["loss"]),
         replicas=strategy.num_replicas_in_sync,
-        strategy=type(strategy).__name__,
+        strategy=strategy_name(strategy),
         history={key: [float(v) for v in values] for key, values in history.history.items()},
     )
 

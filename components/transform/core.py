@@ -51,7 +51,9 @@ class TransformConfig:
 
     def __post_init__(self) -> None:
         if self.max_vocab_size < 1:
-            raise ConfigurationError(f"max_vocab_size must be at least 1, got {self.max_vocab_size}.")
+            raise ConfigurationError(
+                f"max_vocab_size must be at least 1, got {self.max_vocab_size}."
+            )
         if self.num_oov_buckets < 1:
             raise ConfigurationError(
                 f"num_oov_buckets must be at least 1, got {self.num_oov_buckets}."
@@ -274,7 +276,9 @@ class TransformModule(tf.Module):
 def save(spec: TransformSpec, output_dir: str) -> None:
     """Writes the transform artifact: the SavedModel and the spec as JSON."""
     os.makedirs(output_dir, exist_ok=True)
-    tf.saved_model.save(TransformModule(spec), os.path.join(output_dir, constants.TRANSFORM_SAVED_MODEL))
+    tf.saved_model.save(
+        TransformModule(spec), os.path.join(output_dir, constants.TRANSFORM_SAVED_MODEL)
+    )
     with open(os.path.join(output_dir, constants.TRANSFORM_SPEC_FILE), "w") as handle:
         handle.write(spec.to_json())
 
@@ -301,7 +305,9 @@ def run(
     config: TransformConfig = TransformConfig(),
 ) -> TransformSpec:
     """Fits the transform on the train split and writes it to ``output_dir``."""
-    logger.info("Fitting the transform on %s (label=%r, task=%s, %s)", train_path, label, task, config)
+    logger.info(
+        "Fitting the transform on %s (label=%r, task=%s, %s)", train_path, label, task, config
+    )
     spec = fit(train_path, schema, label, task, config)
     save(spec, output_dir)
     logger.info(

@@ -53,9 +53,13 @@ def validate(
         os.makedirs(statistics.path, exist_ok=True)
         os.makedirs(anomalies.path, exist_ok=True)
         for split, stats in result.statistics.items():
-            with open(os.path.join(statistics.path, constants.STATS_FILE.format(split=split)), "wb") as f:
+            with open(
+                os.path.join(statistics.path, constants.STATS_FILE.format(split=split)), "wb"
+            ) as f:
                 f.write(stats.SerializeToString())
-            with open(os.path.join(anomalies.path, constants.ANOMALIES_FILE.format(split=split)), "w") as f:
+            with open(
+                os.path.join(anomalies.path, constants.ANOMALIES_FILE.format(split=split)), "w"
+            ) as f:
                 f.write(text_format.MessageToString(result.anomalies[split]))
         with open(schema.path, "w") as f:
             f.write(text_format.MessageToString(result.schema))

@@ -1,0 +1,68 @@
+"""Shared fixtures: the bundled penguins data, split once, and a transform fitted on it."""
+
+import importlib.resources
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+# Tests import TensorFlow in this process; keep its C++ start-up chatter out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def penguins_csv() -> str:
+    """The Palmer penguins CSV shipped by the palmerpenguins package (344 rows)."""
+    return str(importlib.resources.files("palmerpenguins") / "data" / "penguins.csv")
+
+
+@pytest.fixture(scope="session")
+def penguins_splits(tmp_path_factory, penguins_csv) -> dict[str, str]:
+    """Penguins ingested into train and eval Parquet splits."""
+    from components.ingest import core
+
+    folder = tmp_path_factory.mktemp("penguins")
+    splits = {"train": str(folder / "train.parquet"), "eval": str(folder / "eval.parquet")}
+    core.ingest(penguins_csv, splits["train"], splits["eval"], 0.2)
+    return splits
+
+
+@pytest.fixture(scope="session")
+def penguins_schema(penguins_splits):
+    """The schema validate infers from the penguins train split."""
+    from components.validate import core
+
+    return core.validate(penguins_splits, "species").schema
+
+
+@pytest.fixture(scope="session")
+def penguins_transform(tmp_path_factory, penguins_splits, penguins_schema) -> str:
+    """A transform artifact fitted on the penguins train split."""
+    from components.transform import core
+
+    folder = str(tmp_path_factory.mktemp("transform"))
+    core.run(penguins_splits["train"], penguins_schema, "species", folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def penguins_model(tmp_path_factory, penguins_splits, penguins_transform) -> str:
+    """A serving SavedModel trained on penguins (a few epochs)."""
+    from components.train import core
+
+    folder = str(tmp_path_factory.mktemp("model") / "model")
+    core.train(
+        penguins_splits["train"],
+        penguins_splits["eval"],
+        penguins_transform,
+        folder,
+        core.TrainConfig(epochs=15),
+    )
+    return folder
+
+
+def write_parquet(path, columns: dict) -> str:
+    """Writes a small table given as ``{name: list of values}``."""
+    pq.write_table(pa.table(columns), str(path))
+    return str(path)

@@ -1,0 +1,87 @@
+"""Validate: TFDV statistics (in-process and Beam), schema, environments, anomalies."""
+
+import pytest
+import tensorflow_data_validation as tfdv
+from google.protobuf import text_format
+
+from components import constants
+from components.errors import DataError, ValidationFailed
+from components.validate import core
+from tests.conftest import write_parquet
+
+
+def _stats_by_feature(statistics):
+    return {f.path.step[0]: f for f in statistics.datasets[0].features}
+
+
+def test_penguins_validate_cleanly_with_inferred_schema(penguins_splits):
+    result = core.validate(penguins_splits, "species")
+    assert result.found == []
+    assert result.statistics["train"].datasets[0].num_examples > 250
+    names = [feature.name for feature in result.schema.feature]
+    assert {"species", "island", "bill_length_mm", "sex"} <= set(names)
+
+
+def test_label_is_absent_from_the_serving_environment(penguins_splits):
+    schema = core.validate(penguins_splits, "species").schema
+    assert set(schema.default_environment) == {constants.TRAINING_ENV, constants.SERVING_ENV}
+    assert constants.SERVING_ENV in tfdv.get_feature(schema, "species").not_in_environment
+    assert not tfdv.get_feature(schema, "island").not_in_environment
+
+
+def test_in_process_and_beam_statistics_agree(penguins_splits):
+    in_process = core.compute_statistics(penguins_splits["train"])
+    beam = core.compute_statistics(penguins_splits["train"], ["--runner=DirectRunner"])
+    assert in_process.datasets[0].num_examples == beam.datasets[0].num_examples
+    ours, theirs = _stats_by_feature(in_process), _stats_by_feature(beam)
+    assert ours.keys() == theirs.keys()
+    mass = ours["body_mass_g"].num_stats
+    assert mass.mean == pytest.approx(theirs["body_mass_g"].num_stats.mean)
+    assert mass.common_stats.num_missing == theirs["body_mass_g"].num_stats.common_stats.num_missing
+    assert ours["island"].string_stats.unique == theirs["island"].string_stats.unique
+
+
+def test_curated_schema_finds_out_of_domain_values(tmp_path, penguins_splits, penguins_schema):
+    curated = type(penguins_schema)()
+    curated.CopyFrom(penguins_schema)
+    domain = next(d for d in curated.string_domain if d.name == "island")
+    del domain.value[:]
+    domain.value.extend(["Biscoe", "Torgersen"])  # "Dream" is not allowed.
+    tfdv.get_feature(curated, "island").distribution_constraints.min_domain_mass = 1.0
+    path = tmp_path / "schema.pbtxt"
+    path.write_text(text_format.MessageToString(curated))
+    result = core.validate(penguins_splits, "species", str(path))
+    assert {(item.split, item.feature) for item in result.found} == {
+        ("train", "island"),
+        ("eval", "island"),
+    }
+    with pytest.raises(ValidationFailed, match="island"):
+        core.raise_for_anomalies(result.found, str(tmp_path))
+
+
+def test_a_wrongly_typed_column_is_an_anomaly(tmp_path, penguins_schema):
+    splits = {
+        "train": write_parquet(tmp_path / "t.pq", {"x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]}),
+        "eval": write_parquet(tmp_path / "e.pq", {"x": ["one", "two"], "y": ["a", "b"]}),
+    }
+    result = core.validate(splits, "y")
+    assert [(item.split, item.feature) for item in result.found] == [("eval", "x")]
+
+
+def test_missing_label_is_a_clear_error(penguins_splits):
+    with pytest.raises(DataError, match="'kind' is not a column"):
+        core.validate(penguins_splits, "kind")
+
+
+def test_unreadable_schema_is_a_clear_error(tmp_path, penguins_splits):
+    path = tmp_path / "schema.pbtxt"
+    path.write_text("this is not a schema {")
+    with pytest.raises(DataError, match="Cannot load the schema"):
+        core.validate(penguins_splits, "species", str(path))
+
+
+def test_statistics_view_is_a_facets_page(penguins_splits):
+    result = core.validate(penguins_splits, "species")
+    html = core.statistics_html(result.statistics)
+    assert "facets-overview" in html
+    assert len(html) > 1000
