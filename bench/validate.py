@@ -18,6 +18,7 @@ Run with ``make bench``, or ``.venv/bin/python bench/validate.py --rows 20000 --
 
 import argparse
 import contextlib
+import difflib
 import io
 import logging
 import math
@@ -28,7 +29,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -36,7 +37,7 @@ import pyarrow.parquet as pq
 from components.ingest.core import read_table
 
 TARGET_RATIO = 20.0
-NUMERIC_FIELDS = ("mean", "std_dev", "min", "max", "num_zeros")
+NUMERIC_STATS = ("mean", "std_dev", "min", "max", "num_zeros")
 
 
 @dataclass(frozen=True)
@@ -70,53 +71,60 @@ def timed(statistics_of: Callable[[], Any], repeats: int) -> Run:
     return Run(best, statistics, schema, anomalies)
 
 
-def _compare_strings(name: str, ours: Any, ref: Any, rewrites: dict[str, str]) -> tuple[list, list]:
-    """Compares the string statistics of one feature; returns (problems, explained)."""
+@dataclass
+class Findings:
+    """How two statistics differ: unexplained differences (problems) and explained ones."""
+
+    problems: list[str] = field(default_factory=list)
+    explained: list[str] = field(default_factory=list)
+
+
+def compare_strings(
+    name: str, ours: Any, ref: Any, rewrites: dict[str, str], out: Findings
+) -> None:
+    """Compares the string statistics of one feature, ``rewrites`` mapping CSV to Parquet text."""
     from tensorflow_data_validation.statistics import stats_impl
 
-    problems, explained = [], []
-    for field, a, b in (
-        ("num_missing", ours.common_stats.num_missing, ref.common_stats.num_missing),
-        ("unique", ours.unique, ref.unique),
-    ):
+    counts = {
+        "num_missing": (ours.common_stats.num_missing, ref.common_stats.num_missing),
+        "unique": (ours.unique, ref.unique),
+    }
+    for stat, (a, b) in counts.items():
         if a != b:
-            problems.append(f"{name}: {field} {a} vs {b}")
+            out.problems.append(f"{name}: {stat} {a} vs {b}")
     if rewrites:
         raw, new = next(iter(rewrites.items()))
-        explained.append(
+        out.explained.append(
             f"{name}: ingest rewrites the text of {len(rewrites)} distinct values "
             f"(e.g. {raw!r} -> {new!r}); top values compared after the same rewrite"
         )
     top_ours = {v.value: v.frequency for v in ours.top_values}
     top_ref = {rewrites.get(v.value, v.value): v.frequency for v in ref.top_values}
-    # The in-process path counts top values with a Misra-Gries sketch of this many buckets, exact
-    # only up to that many distinct values; Beam counts them exactly.
+    # In-process, TFDV counts top values with a Misra-Gries sketch of this many buckets, exact up
+    # to that many distinct values; its Beam path counts them exactly.
     buckets = stats_impl._DEFAULT_MG_SKETCH_SIZE
     if ours.unique > buckets:
-        off = {v: top_ours[v] - top_ref[v] for v in top_ours.keys() & top_ref.keys()}
-        worst = max(off, key=lambda v: abs(off[v]), default=None)
-        example = f"; e.g. {worst!r} {top_ours[worst]} vs {top_ref[worst]}" if worst else ""
-        explained.append(
+        shared = top_ours.keys() & top_ref.keys()
+        worst = max(shared, key=lambda v: abs(top_ours[v] - top_ref[v]), default=None)
+        example = f"; e.g. {worst!r} {top_ours[worst]:g} vs {top_ref[worst]:g}" if worst else ""
+        out.explained.append(
             f"{name}: top values are Misra-Gries estimates ({ours.unique} distinct > {buckets} "
-            f"sketch buckets): {len(top_ours.keys() & top_ref.keys())}/{len(top_ref)} shared"
-            f"{example}"
+            f"sketch buckets): {len(shared)}/{len(top_ref)} shared{example}"
         )
     elif top_ours != top_ref:
-        problems.append(f"{name}: top values {top_ours} vs {top_ref}")
-    return problems, explained
+        out.problems.append(f"{name}: top values {top_ours} vs {top_ref}")
 
 
-def compare(ours: Any, ref: Any, rewrites: dict[str, dict[str, str]]) -> tuple[list, list]:
-    """Compares two statistics protos feature by feature; returns (problems, explained)."""
-    problems: list[str] = []
-    explained: list[str] = []
+def compare(ours: Any, ref: Any, rewrites: dict[str, dict[str, str]]) -> Findings:
+    """Compares two statistics protos feature by feature."""
+    out = Findings()
     a, b = ours.datasets[0], ref.datasets[0]
     if a.num_examples != b.num_examples:
-        problems.append(f"num_examples {a.num_examples} vs {b.num_examples}")
+        out.problems.append(f"num_examples {a.num_examples} vs {b.num_examples}")
     features_a = {f.path.step[0]: f for f in a.features}
     features_b = {f.path.step[0]: f for f in b.features}
     if features_a.keys() != features_b.keys():
-        problems.append(
+        out.problems.append(
             f"features only in ours: {sorted(features_a.keys() - features_b.keys())}, "
             f"only in reference: {sorted(features_b.keys() - features_a.keys())}"
         )
@@ -124,22 +132,20 @@ def compare(ours: Any, ref: Any, rewrites: dict[str, dict[str, str]]) -> tuple[l
         x, y = features_a[name], features_b[name]
         kind = x.WhichOneof("stats")
         if kind != y.WhichOneof("stats"):
-            problems.append(f"{name}: {kind} vs {y.WhichOneof('stats')}")
+            out.problems.append(f"{name}: {kind} vs {y.WhichOneof('stats')}")
             continue
         if x.type != y.type:  # Both numeric here: INT in Parquet, FLOAT as the CSV decoder saw it.
-            explained.append(f"{name}: type {x.type} vs {y.type} (the CSV decoder infers types)")
+            out.explained.append(f"{name}: type {x.type} vs {y.type} (CSV decoder's inference)")
         if kind == "string_stats":
-            found = _compare_strings(name, x.string_stats, y.string_stats, rewrites.get(name, {}))
-            problems += found[0]
-            explained += found[1]
+            compare_strings(name, x.string_stats, y.string_stats, rewrites.get(name, {}), out)
             continue
-        fields = [("num_missing", x.num_stats.common_stats, y.num_stats.common_stats)]
-        fields += [(field, x.num_stats, y.num_stats) for field in NUMERIC_FIELDS]
-        for field, p, q in fields:
-            u, v = getattr(p, field), getattr(q, field)
+        pairs = [("num_missing", x.num_stats.common_stats, y.num_stats.common_stats)]
+        pairs += [(stat, x.num_stats, y.num_stats) for stat in NUMERIC_STATS]
+        for stat, p, q in pairs:
+            u, v = getattr(p, stat), getattr(q, stat)
             if not math.isclose(u, v, rel_tol=1e-6, abs_tol=1e-9):
-                problems.append(f"{name}: {field} {u!r} vs {v!r}")
-    return problems, explained
+                out.problems.append(f"{name}: {stat} {u!r} vs {v!r}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,48 +175,49 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         table = read_table(csv_path)
         pq.write_table(table, parquet_path)
-        ingest_seconds = time.perf_counter() - start
+        ingest = time.perf_counter() - start
         # Text the ingest normalisation changed (e.g. timestamps), raw CSV value -> Parquet value.
         rewrites = {}
-        for name in table.column_names:
+        for name in flights.select_dtypes(include="object").columns:
             pairs = zip(flights[name], table[name].to_pylist(), strict=True)
             changed = {raw: new for raw, new in pairs if isinstance(raw, str) and raw != new}
             if changed:
                 rewrites[name] = changed
-        rss_setup = peak_rss_mib()
+        rss = [peak_rss_mib()]
 
         ours = timed(lambda: core.compute_statistics(parquet_path), args.repeats)
-        rss_ours = peak_rss_mib()
+        rss.append(peak_rss_mib())
         output = os.path.join(scratch, "reference", "stats.tfrecord")
         reference = timed(
             lambda: tfdv.generate_statistics_from_csv(data_location=csv_path, output_path=output),
             args.repeats,
         )
-        rss_reference = peak_rss_mib()
+        rss.append(peak_rss_mib())
 
-    problems, explained = compare(ours.statistics, reference.statistics, rewrites)
+    found = compare(ours.statistics, reference.statistics, rewrites)
+    problems, explained = found.problems, found.explained
     if ours.schema != reference.schema:
-        problems.append("the schemas inferred from the two statistics differ")
+        diff = difflib.unified_diff(*(str(r.schema).splitlines() for r in (reference, ours)))
+        problems.append("the inferred schemas differ:\n" + "\n".join(list(diff)[2:]))
     if len(ours.anomalies) != len(reference.anomalies):
         problems.append(f"anomalies {ours.anomalies} vs {reference.anomalies}")
     print(f"Statistics (ours vs reference): {len(explained)} explained differences")
-    for line in explained:
-        print(f"  explained: {line}")
-    for line in problems:
-        print(f"  DIFFERENT: {line}")
+    print("".join(f"  explained: {line}\n" for line in explained), end="")
+    print("".join(f"  DIFFERENT: {line}\n" for line in problems), end="")
     print(f"Anomalies found: ours {len(ours.anomalies)}, reference {len(reference.anomalies)}")
 
     ratio = reference.seconds / ours.seconds
     result = "PASS" if ratio >= TARGET_RATIO else "FAIL"
-    print(f"\nBest of {args.repeats}; 'ours' excludes ingest (CSV -> Parquet: {ingest_seconds:.2f} s)")
+    print(f"\nBest of {args.repeats}; ours excludes ingest (CSV to Parquet, {ingest:.2f} s)")
     print(f"{'rows':>9} {'ours s':>8} {'reference s':>12} {'ratio':>7} {'target':>8} result")
+    target = f">= {TARGET_RATIO:g}x"
     print(
         f"{len(flights):>9,} {ours.seconds:>8.2f} {reference.seconds:>12.2f} {ratio:>6.1f}x "
-        f"{'>= ' + format(TARGET_RATIO, 'g') + 'x':>8} {result}"
+        f"{target:>8} {result}"
     )
     print(
-        f"Peak RSS: {rss_setup:,.0f} MiB after setup, {rss_ours:,.0f} MiB after ours, "
-        f"{rss_reference:,.0f} MiB after reference"
+        f"Peak RSS (MiB): {rss[0]:,.0f} after setup, {rss[1]:,.0f} after ours, "
+        f"{rss[2]:,.0f} after reference"
     )
     print("Statistics: " + ("SAME" if not problems else f"DIFFERENT ({len(problems)})"))
     return 1 if problems else 0

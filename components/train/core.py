@@ -7,6 +7,7 @@ device it uses the default strategy.
 """
 
 import logging
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 

@@ -39,7 +39,11 @@ def test_regression_metrics_on_known_values():
 
 def _evaluate(splits, model, transform, registry, **config):
     return core.evaluate(
-        splits["eval"], model, load_spec(transform), str(registry), "penguins",
+        splits["eval"],
+        model,
+        load_spec(transform),
+        str(registry),
+        "penguins",
         core.EvalConfig(**config),
     )
 
@@ -58,11 +62,16 @@ def test_unmet_threshold_blocks_the_blessing(
     tmp_path, penguins_splits, penguins_model, penguins_transform
 ):
     result = _evaluate(
-        penguins_splits, penguins_model, penguins_transform, tmp_path,
+        penguins_splits,
+        penguins_model,
+        penguins_transform,
+        tmp_path,
         thresholds={"log_loss": {"upper_bound": 1e-9}},
     )
     assert not result.blessed
-    assert any("log_loss" in reason and "above the threshold" in reason for reason in result.reasons)
+    assert any(
+        "log_loss" in reason and "above the threshold" in reason for reason in result.reasons
+    )
 
 
 def test_model_no_better_than_the_baseline_is_not_blessed(

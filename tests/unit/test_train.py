@@ -22,14 +22,23 @@ from tests.conftest import write_parquet
 
 def _serve(model_dir, features):
     signature = tf.saved_model.load(model_dir).signatures[constants.SERVING_SIGNATURE]
-    return {k: v.numpy() for k, v in signature(**{n: tf.constant(v) for n, v in features.items()}).items()}
+    return {
+        k: v.numpy()
+        for k, v in signature(**{n: tf.constant(v) for n, v in features.items()}).items()
+    }
 
 
 def test_signature_takes_the_raw_columns(penguins_model):
     signature = tf.saved_model.load(penguins_model).signatures[constants.SERVING_SIGNATURE]
     inputs = signature.structured_input_signature[1]
     assert set(inputs) == {
-        "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"
+        "island",
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "sex",
+        "year",
     }
     assert inputs["island"].dtype == tf.string
     assert inputs["body_mass_g"].dtype == tf.float32
@@ -71,7 +80,11 @@ def test_regression_predicts_in_label_units(tmp_path):
     rows = 600
     x = rng.normal(10.0, 2.0, rows)
     group = rng.choice(["a", "b", "c"], rows)
-    y = 3.0 * x + np.select([group == "a", group == "b"], [0.0, 20.0], -20.0) + rng.normal(0, 0.5, rows)
+    y = (
+        3.0 * x
+        + np.select([group == "a", group == "b"], [0.0, 20.0], -20.0)
+        + rng.normal(0, 0.5, rows)
+    )
     columns = {"x": x.tolist(), "group": group.tolist(), "y": y.tolist()}
     splits = {
         "train": write_parquet(tmp_path / "t.pq", {k: v[:500] for k, v in columns.items()}),
@@ -79,40 +92,59 @@ def test_regression_predicts_in_label_units(tmp_path):
     }
     schema = validate_core.validate(splits, "y").schema
     transform_core.run(splits["train"], schema, "y", str(tmp_path / "tf"))
-    core.train(splits["train"], splits["eval"], str(tmp_path / "tf"), str(tmp_path / "m"),
-               core.TrainConfig(epochs=60, hidden_units=(16,)))
+    core.train(
+        splits["train"],
+        splits["eval"],
+        str(tmp_path / "tf"),
+        str(tmp_path / "m"),
+        core.TrainConfig(epochs=60, hidden_units=(16,)),
+    )
     table = pq.read_table(splits["eval"])
-    out = _serve(str(tmp_path / "m"), {
-        "x": table.column("x").to_numpy().astype(np.float32),
-        "group": np.array(table.column("group").to_pylist(), dtype=object),
-    })
+    out = _serve(
+        str(tmp_path / "m"),
+        {
+            "x": table.column("x").to_numpy().astype(np.float32),
+            "group": np.array(table.column("group").to_pylist(), dtype=object),
+        },
+    )
     rmse = float(np.sqrt(np.mean((out["prediction"] - y[500:]) ** 2)))
     assert rmse < 0.2 * float(np.std(y))
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_trains_across_logical_cpu_devices(tmp_path, penguins_splits, penguins_transform):
+def test_mirrored_strategy_trains_across_logical_cpu_devices(
+    tmp_path, penguins_splits, penguins_transform
+):
     # Splitting the CPU must happen before TensorFlow initialises, so train in a fresh process.
     script = textwrap.dedent(
         f"""
         import json
         from components.train import core
-        result = core.train({penguins_splits['train']!r}, {penguins_splits['eval']!r},
-                            {penguins_transform!r}, {str(tmp_path / 'model')!r},
+        result = core.train({penguins_splits["train"]!r}, {penguins_splits["eval"]!r},
+                            {penguins_transform!r}, {str(tmp_path / "model")!r},
                             core.TrainConfig(epochs=3, cpu_devices=2))
         print("RESULT " + json.dumps({{"replicas": result.replicas, "strategy": result.strategy}}))
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    assert json.loads(line[len("RESULT "):]) == {"replicas": 2, "strategy": "MirroredStrategy"}
+    assert json.loads(line[len("RESULT ") :]) == {"replicas": 2, "strategy": "MirroredStrategy"}
     assert os.path.isfile(tmp_path / "model" / "saved_model.pb")
 
 
 @pytest.mark.parametrize(
-    "overrides", [{"epochs": 0}, {"batch_size": 0}, {"learning_rate": 0.0}, {"hidden_units": ()},
-                  {"dropout": 1.0}, {"cpu_devices": 0}]
+    "overrides",
+    [
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"learning_rate": 0.0},
+        {"hidden_units": ()},
+        {"dropout": 1.0},
+        {"cpu_devices": 0},
+    ],
 )
 def test_invalid_hyperparameters_are_rejected(overrides):
     with pytest.raises(ConfigurationError, match=next(iter(overrides))):

@@ -66,7 +66,9 @@ def test_transform_standardises_imputes_and_looks_up(tmp_path):
             "y": ["a", "b", "a", "b"],
         },
     )
-    spec = core.fit(train, _schema(x=schema_pb2.FLOAT, color=schema_pb2.BYTES, y=schema_pb2.BYTES), "y")
+    spec = core.fit(
+        train, _schema(x=schema_pb2.FLOAT, color=schema_pb2.BYTES, y=schema_pb2.BYTES), "y"
+    )
     core.save(spec, str(tmp_path / "transform"))
     _, module = core.load(str(tmp_path / "transform"))
     out = module.transform_features(
