@@ -52,6 +52,7 @@ OUTPUT_PREDICTION = "prediction"
 
 # The file written beside each model version in the registry.
 REGISTRY_METADATA_FILE = "mlops_metadata.json"
+REGISTRY_SCHEMA_FILE = "schema.pbtxt"
 
 # Metrics the evaluate step computes, in the order reports show them.
 CLASSIFICATION_METRICS = ("accuracy", "auc", "log_loss", "macro_precision", "macro_recall")

@@ -72,13 +72,20 @@ class ModelRegistry:
         with open(os.path.join(self.path(name, version), constants.REGISTRY_METADATA_FILE)) as f:
             return json.load(f)
 
-    def push(self, name: str, model_dir: str, metadata: dict[str, Any]) -> int:
+    def push(
+        self,
+        name: str,
+        model_dir: str,
+        metadata: dict[str, Any],
+        extra_files: dict[str, str] | None = None,
+    ) -> int:
         """Copies a SavedModel in as the next version, atomically.
 
         Args:
             name: The model's name.
             model_dir: A SavedModel folder.
             metadata: Written as JSON beside the model.
+            extra_files: File name to text, written beside the model (e.g. the schema).
 
         Returns:
             The new version number.
@@ -92,6 +99,9 @@ class ModelRegistry:
             shutil.copytree(model_dir, staging, dirs_exist_ok=True)
             with open(os.path.join(staging, constants.REGISTRY_METADATA_FILE), "w") as f:
                 json.dump(metadata, f, indent=2, sort_keys=True)
+            for file_name, text in (extra_files or {}).items():
+                with open(os.path.join(staging, file_name), "w") as f:
+                    f.write(text)
             version = (self.latest(name) or 0) + 1
             while True:
                 try:

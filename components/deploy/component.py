@@ -49,10 +49,10 @@ def deploy(
             {
                 "metrics": blessing.metadata.get("metrics", {}),
                 "data_fingerprint": train_data.metadata.get(constants.FINGERPRINT),
-                "schema": schema_text,
                 "task": model.metadata.get(constants.TASK),
                 "classes": model.metadata.get(constants.CLASSES),
             },
+            schema_text,
         )
     with open(push_result.path, "w") as f:
         json.dump(dataclasses.asdict(result), f, indent=2)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from components import constants
 from components.errors import ConfigurationError
 from components.registry import ModelRegistry
 
@@ -28,8 +29,10 @@ class PushResult:
 class DeployTarget(Protocol):
     """Somewhere a blessed model goes."""
 
-    def push(self, model_dir: str, model_name: str, metadata: dict[str, Any]) -> PushResult:
-        """Pushes the whole model or nothing."""
+    def push(
+        self, model_dir: str, model_name: str, metadata: dict[str, Any], schema_text: str
+    ) -> PushResult:
+        """Pushes the whole model, with its metadata and schema, or nothing."""
         ...
 
 
@@ -39,9 +42,13 @@ class LocalRegistryTarget:
     def __init__(self, registry_root: str) -> None:
         self.registry = ModelRegistry(registry_root)
 
-    def push(self, model_dir: str, model_name: str, metadata: dict[str, Any]) -> PushResult:
+    def push(
+        self, model_dir: str, model_name: str, metadata: dict[str, Any], schema_text: str
+    ) -> PushResult:
         """Writes the model as the next version of ``model_name``."""
-        version = self.registry.push(model_name, model_dir, metadata)
+        version = self.registry.push(
+            model_name, model_dir, metadata, {constants.REGISTRY_SCHEMA_FILE: schema_text}
+        )
         return PushResult(
             pushed=True,
             reason=f"pushed as version {version}",
@@ -61,6 +68,7 @@ def deploy(
     registry_root: str,
     model_name: str,
     metadata: dict[str, Any],
+    schema_text: str,
 ) -> PushResult:
     """Pushes the model when it is blessed.
 
@@ -71,7 +79,8 @@ def deploy(
         target: A key of :data:`TARGETS`.
         registry_root: The registry's location.
         model_name: The model's name.
-        metadata: Written beside the model (metrics, data fingerprint, schema).
+        metadata: Written beside the model (metrics, data fingerprint, task).
+        schema_text: The TFDV schema (text format), written beside the model.
 
     Returns:
         Whether and where the model went.
@@ -96,7 +105,8 @@ def deploy(
         "model_name": model_name,
         "blessing": blessing_reasons,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "schema": constants.REGISTRY_SCHEMA_FILE,
     }
-    result = destination.push(model_dir, model_name, record)
+    result = destination.push(model_dir, model_name, record, schema_text)
     logger.info("%s: %s", result.reason, result.destination)
     return result

@@ -58,7 +58,7 @@ def test_invalid_model_names_are_rejected(name):
 def test_unblessed_model_is_not_pushed(tmp_path):
     model = _fake_saved_model(tmp_path / "model")
     result = deploy_core.deploy(
-        model, False, ["accuracy 0.3 is below 0.9"], "local", str(tmp_path / "reg"), "m", {}
+        model, False, ["accuracy 0.3 is below 0.9"], "local", str(tmp_path / "reg"), "m", {}, ""
     )
     assert not result.pushed
     assert "accuracy 0.3 is below 0.9" in result.reason
@@ -68,7 +68,14 @@ def test_unblessed_model_is_not_pushed(tmp_path):
 def test_blessed_model_is_pushed_with_its_metadata(tmp_path):
     model = _fake_saved_model(tmp_path / "model")
     result = deploy_core.deploy(
-        model, True, ["beats"], "local", str(tmp_path / "reg"), "m", {"metrics": {"accuracy": 1}}
+        model,
+        True,
+        ["beats"],
+        "local",
+        str(tmp_path / "reg"),
+        "m",
+        {"metrics": {"accuracy": 1}},
+        'feature { name: "x" }',
     )
     assert result.pushed and result.version == 1
     assert result.destination == str(tmp_path / "reg" / "m" / "1")
@@ -77,8 +84,10 @@ def test_blessed_model_is_pushed_with_its_metadata(tmp_path):
     assert metadata["blessing"] == ["beats"]
     assert "created" in metadata
     assert os.path.isfile(os.path.join(result.destination, constants.REGISTRY_METADATA_FILE))
+    with open(os.path.join(result.destination, metadata["schema"])) as schema:
+        assert schema.read() == 'feature { name: "x" }'
 
 
 def test_unknown_target_is_rejected(tmp_path):
     with pytest.raises(ConfigurationError, match="Unknown deploy target"):
-        deploy_core.deploy(str(tmp_path), True, [], "moon", str(tmp_path), "m", {})
+        deploy_core.deploy(str(tmp_path), True, [], "moon", str(tmp_path), "m", {}, "")

@@ -1,0 +1,49 @@
+"""The pipeline compiles with KFP's own compiler, and the committed IR is up to date."""
+
+import os
+
+import yaml
+from kfp import compiler
+
+from components.images import PIPELINE_IMAGE
+from pipelines import training
+from pipelines.cli import DEFAULT_OUTPUT
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = ["ingest", "validate", "transform", "train", "evaluate", "deploy"]
+
+
+def _compile(tmp_path, pipeline=training.training_pipeline) -> dict:
+    path = tmp_path / "training.yaml"
+    compiler.Compiler().compile(pipeline, str(path))
+    return yaml.safe_load(path.read_text()), path.read_text()
+
+
+def test_committed_ir_is_up_to_date(tmp_path):
+    _, text = _compile(tmp_path)
+    with open(os.path.join(ROOT, DEFAULT_OUTPUT)) as committed:
+        assert committed.read() == text, (
+            "pipelines/compiled/training.yaml is stale: run make compile"
+        )
+
+
+def test_every_task_has_a_display_name_and_the_project_image(tmp_path):
+    ir, _ = _compile(tmp_path)
+    tasks = ir["root"]["dag"]["tasks"]
+    assert sorted(tasks) == sorted(STEPS)
+    assert all(task["taskInfo"]["name"] != name for name, task in tasks.items())
+    executors = ir["deploymentSpec"]["executors"]
+    assert {executor["container"]["image"] for executor in executors.values()} == {PIPELINE_IMAGE}
+
+
+def test_steps_run_in_order(tmp_path):
+    ir, _ = _compile(tmp_path)
+    tasks = ir["root"]["dag"]["tasks"]
+    assert tasks["validate"]["dependentTasks"] == ["ingest"]
+    assert set(tasks["deploy"]["dependentTasks"]) == {"evaluate", "ingest", "train", "validate"}
+
+
+def test_curated_schema_is_built_into_the_pipeline(tmp_path):
+    ir, _ = _compile(tmp_path, training.build_training_pipeline("gs://bucket/schema.pbtxt"))
+    validate = ir["root"]["dag"]["tasks"]["validate"]["inputs"]["parameters"]
+    assert validate["schema_uri"]["runtimeValue"]["constant"] == "gs://bucket/schema.pbtxt"

@@ -1,0 +1,144 @@
+"""Component wrappers through ``python_func``: artifacts in, artifacts and metadata out."""
+
+import json
+import os
+
+import pytest
+from kfp import dsl
+
+from components import constants
+from components.deploy.component import deploy
+from components.evaluate.component import evaluate
+from components.ingest.component import ingest
+from components.train.component import train
+from components.transform.component import transform
+from components.validate.component import validate
+
+
+def _read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+def _artifact(kind, folder, name, **metadata):
+    return kind(name=name, uri=str(folder / name), metadata=dict(metadata))
+
+
+@pytest.fixture(scope="module")
+def pipeline_outputs(tmp_path_factory, penguins_csv):
+    """Runs ingest → validate → transform → train → evaluate → deploy by their python_func."""
+    folder = tmp_path_factory.mktemp("wrappers")
+    out = {
+        name: _artifact(kind, folder, name)
+        for name, kind in [
+            ("train_data", dsl.Dataset),
+            ("eval_data", dsl.Dataset),
+            ("statistics", dsl.Artifact),
+            ("schema", dsl.Artifact),
+            ("anomalies", dsl.Artifact),
+            ("statistics_view", dsl.HTML),
+            ("transform_graph", dsl.Artifact),
+            ("model", dsl.Model),
+            ("training_report", dsl.Markdown),
+            ("metrics", dsl.Metrics),
+            ("classification_metrics", dsl.ClassificationMetrics),
+            ("report", dsl.Markdown),
+            ("blessing", dsl.Artifact),
+            ("push_result", dsl.Artifact),
+        ]
+    }
+    registry = str(folder / "registry")
+    ingest.python_func(penguins_csv, out["train_data"], out["eval_data"], 0.2)
+    validate.python_func(
+        out["train_data"],
+        out["eval_data"],
+        "species",
+        out["statistics"],
+        out["schema"],
+        out["anomalies"],
+        out["statistics_view"],
+    )
+    transform.python_func(out["train_data"], out["schema"], "species", out["transform_graph"])
+    train.python_func(
+        out["train_data"],
+        out["eval_data"],
+        out["transform_graph"],
+        out["model"],
+        out["training_report"],
+        [16],
+        epochs=10,
+    )
+    evaluate.python_func(
+        out["eval_data"],
+        out["model"],
+        out["transform_graph"],
+        registry,
+        "penguins",
+        out["metrics"],
+        out["classification_metrics"],
+        out["report"],
+        out["blessing"],
+    )
+    deploy.python_func(
+        out["model"],
+        out["blessing"],
+        out["train_data"],
+        out["schema"],
+        registry,
+        "penguins",
+        out["push_result"],
+    )
+    out["registry"] = registry
+    return out
+
+
+def test_ingest_records_rows_and_fingerprint(pipeline_outputs):
+    train_meta = pipeline_outputs["train_data"].metadata
+    eval_meta = pipeline_outputs["eval_data"].metadata
+    assert train_meta[constants.NUM_ROWS] + eval_meta[constants.NUM_ROWS] == 344
+    assert train_meta[constants.FINGERPRINT] == eval_meta[constants.FINGERPRINT]
+    assert "species" in train_meta[constants.COLUMNS]
+
+
+def test_validate_writes_statistics_schema_anomalies_and_view(pipeline_outputs):
+    stats = pipeline_outputs["statistics"].path
+    assert sorted(os.listdir(stats)) == ["eval_stats.pb", "train_stats.pb"]
+    assert 'name: "species"' in _read(pipeline_outputs["schema"].path)
+    assert pipeline_outputs["anomalies"].metadata[constants.ANOMALY_COUNT] == 0
+    assert "facets" in _read(pipeline_outputs["statistics_view"].path)
+
+
+def test_transform_records_the_task_and_classes(pipeline_outputs):
+    meta = pipeline_outputs["transform_graph"].metadata
+    assert meta[constants.TASK] == constants.CLASSIFICATION
+    assert meta[constants.CLASSES] == ["Adelie", "Chinstrap", "Gentoo"]
+
+
+def test_train_exports_a_saved_model_and_a_report(pipeline_outputs):
+    assert os.path.isfile(os.path.join(pipeline_outputs["model"].path, "saved_model.pb"))
+    assert pipeline_outputs["model"].metadata["replicas"] == 1
+    assert "| epoch |" in _read(pipeline_outputs["training_report"].path)
+
+
+def test_evaluate_logs_metrics_and_confusion_matrix(pipeline_outputs):
+    assert pipeline_outputs["metrics"].metadata["accuracy"] > 0.9
+    matrix = pipeline_outputs["classification_metrics"].metadata["confusionMatrix"]
+    assert [c["displayName"] for c in matrix["annotationSpecs"]] == [
+        "Adelie",
+        "Chinstrap",
+        "Gentoo",
+    ]
+    assert pipeline_outputs["blessing"].metadata[constants.BLESSED] is True
+    assert json.loads(_read(pipeline_outputs["blessing"].path))["blessed"] is True
+
+
+def test_deploy_pushes_the_blessed_model(pipeline_outputs):
+    meta = pipeline_outputs["push_result"].metadata
+    assert meta[constants.PUSHED] is True and meta[constants.VERSION] == 1
+    version = os.path.join(pipeline_outputs["registry"], "penguins", "1")
+    assert os.path.isfile(os.path.join(version, "saved_model.pb"))
+    recorded = json.loads(_read(os.path.join(version, constants.REGISTRY_METADATA_FILE)))
+    assert recorded["data_fingerprint"] == pipeline_outputs["train_data"].metadata["fingerprint"]
+    assert recorded["schema"] == constants.REGISTRY_SCHEMA_FILE
+    assert 'name: "species"' in _read(os.path.join(version, recorded["schema"]))
+    assert recorded["metrics"]["accuracy"] > 0.9

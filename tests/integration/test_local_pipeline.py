@@ -1,0 +1,114 @@
+"""The whole training pipeline through ``kfp.local``, as ``mlops run --local`` runs it."""
+
+import os
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+
+from components.features import read_split
+from components.registry import ModelRegistry
+from components.transform.core import load_spec
+from pipelines.cli import main
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _run(tmp_path, *extra) -> int:
+    return main(
+        [
+            "run",
+            "--local",
+            "--registry",
+            str(tmp_path / "registry"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--epochs",
+            "20",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """One full run on the bundled penguins, into a fresh registry."""
+    folder = tmp_path_factory.mktemp("local-run")
+    return folder, _run(folder)
+
+
+def test_run_pushes_a_model_that_predicts_species(first_run, capsys, penguins_splits):
+    folder, status = first_run
+    assert status == 0
+    registry = ModelRegistry(str(folder / "registry"))
+    assert registry.versions("penguins") == [1]
+    assert registry.metadata("penguins", 1)["metrics"]["accuracy"] > 0.9
+    serve = tf.saved_model.load(registry.path("penguins", 1)).signatures["serving_default"]
+    transform = next((folder / "runs").glob("*/*/transform/transform_graph"))
+    features, labels = read_split(penguins_splits["eval"], load_spec(str(transform)))
+    predicted = serve(**{name: tf.constant(values) for name, values in features.items()})["label"]
+    assert np.mean(predicted.numpy().astype(str) == labels) > 0.9
+
+
+def test_second_run_that_is_not_better_is_not_pushed(first_run, capsys):
+    folder, _ = first_run
+    capsys.readouterr()
+    assert _run(folder) == 0
+    printed = capsys.readouterr().out
+    assert "blessed    no: accuracy" in printed
+    assert "does not improve on the baseline" in printed
+    assert "not pushed" in printed
+    assert ModelRegistry(str(folder / "registry")).versions("penguins") == [1]
+
+
+def test_summary_reports_each_step_and_the_outcome(tmp_path, capsys):
+    assert _run(tmp_path, "--model-name", "summary-check") == 0
+    printed = capsys.readouterr().out
+    for step in ("ingest", "validate", "transform", "train", "evaluate", "deploy"):
+        assert f"✓ {step}" in printed
+    assert "344 rows: " in printed
+    assert "anomalies  none" in printed
+    assert "pushed as version 1" in printed
+    assert "Traceback" not in printed
+
+
+def test_data_failing_validation_stops_the_run_with_nothing_pushed(
+    tmp_path, capsys, penguins_schema
+):
+    curated = type(penguins_schema)()
+    curated.CopyFrom(penguins_schema)
+    curated.feature.add(name="ring_id", type=penguins_schema.feature[0].type).presence.min_count = 1
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(text_format.MessageToString(curated))
+    assert _run(tmp_path, "--schema", str(schema)) == 1
+    err = capsys.readouterr().err
+    assert "The validate step stopped: The data failed validation" in err
+    assert "ring_id" in err
+    assert "Traceback" not in err
+    assert not os.path.exists(tmp_path / "registry")
+
+
+def test_missing_label_stops_the_run_with_a_clear_message(tmp_path, capsys):
+    assert _run(tmp_path, "--label", "wingspan") == 1
+    err = capsys.readouterr().err
+    assert "The label 'wingspan' is not a column of the data" in err
+    assert "Traceback" not in err
+    assert not os.path.exists(tmp_path / "registry")
+
+
+def test_single_class_label_stops_the_run(tmp_path, capsys, penguins_csv):
+    table = pa_csv.read_csv(penguins_csv)
+    data = tmp_path / "one-class.csv"
+    pa_csv.write_csv(table.filter(pc.equal(table.column("species"), "Adelie")), str(data))
+    assert _run(tmp_path, "--data", str(data)) == 1
+    err = capsys.readouterr().err
+    assert "single class ('Adelie')" in err
+    assert not os.path.exists(tmp_path / "registry")
+
+
+def test_bad_path_fails_before_the_pipeline_starts(tmp_path, capsys):
+    assert _run(tmp_path, "--data", str(tmp_path / "nope.csv")) == 1
+    assert "No data at" in capsys.readouterr().err
