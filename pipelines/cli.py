@@ -158,9 +158,25 @@ def _check_run_arguments(arguments: dict[str, Any]) -> None:
         )
 
 
-def _find(run_dir: str, task: str, output: str) -> str | None:
-    matches = glob.glob(os.path.join(run_dir, "*", task, output))
-    return matches[0] if matches else None
+# Views a run links into its folder under names a browser or editor opens directly.
+VIEWS = (
+    ("statistics", "validate", "statistics_view", "statistics.html"),
+    ("evaluation", "evaluate", "report", "evaluation.md"),
+    ("training", "train", "training_report", "training.md"),
+)
+
+
+def link_views(run_dir: str) -> dict[str, str]:
+    """Links each view artifact of a run as ``<run dir>/<name>.<ext>``; returns label → path."""
+    links = {}
+    for label, task, output, file_name in VIEWS:
+        matches = glob.glob(os.path.join(run_dir, "*", task, output))
+        if matches:
+            link = os.path.join(run_dir, file_name)
+            if not os.path.lexists(link):
+                os.symlink(os.path.relpath(matches[0], run_dir), link)
+            links[label] = link
+    return links
 
 
 def summary(report: Any) -> str:
@@ -192,12 +208,8 @@ def summary(report: Any) -> str:
         )
     else:
         lines.append("  model      not pushed (not blessed); the registry is unchanged")
-    for label, task, output in (
-        ("statistics", "validate", "statistics_view"),
-        ("evaluation", "evaluate", "report"),
-    ):
-        if path := _find(report.run_dir, task, output):
-            lines.append(f"  {label:<10} {path}")
+    for label, path in link_views(report.run_dir).items():
+        lines.append(f"  {label:<10} {os.path.relpath(path)}")
     lines += [
         f"  log        {report.log_path}",
         f"  wall time  {times} · total {report.total_seconds:.1f} s",
