@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--task", default="auto", choices=["auto", "classification", "regression"])
     data.add_argument("--schema", help="curated TFDV schema (text format) to validate against")
     data.add_argument("--eval-fraction", type=float, default=0.2, help="share of rows for eval")
+    data.add_argument(
+        "--beam-pipeline-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="compute TFDV statistics with Beam using this pipeline option, repeatable "
+        "(e.g. --beam-pipeline-arg=--runner=DirectRunner); default: in-process",
+    )
     model = run.add_argument_group("model")
     model.add_argument("--model-name", default="penguins", help="name in the registry")
     model.add_argument("--registry", default="model-registry", help="model registry folder")
@@ -142,6 +150,7 @@ def run_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_devices": args.cpu_devices,
         "thresholds": dict(args.threshold),
         "min_improvement": args.min_improvement,
+        "beam_pipeline_args": args.beam_pipeline_arg,
     }
 
 

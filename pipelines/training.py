@@ -71,6 +71,7 @@ def build_training_pipeline(schema_uri: Optional[str] = None):
         thresholds: Dict[str, Dict[str, float]] = {},  # noqa: B006 - as above.
         min_improvement: float = 0.0,
         deploy_target: str = "local",
+        beam_pipeline_args: List[str] = [],  # noqa: B006 - as above.
     ) -> TrainingOutputs:
         ingest_task = ingest(data_uri=data_uri, eval_fraction=eval_fraction)
         ingest_task.set_display_name("Ingest: read and split")
@@ -79,7 +80,11 @@ def build_training_pipeline(schema_uri: Optional[str] = None):
 
         validate_args = {"schema_uri": schema_uri} if schema_uri else {}
         validate_task = validate(
-            train_data=train_data, eval_data=eval_data, label=label, **validate_args
+            train_data=train_data,
+            eval_data=eval_data,
+            label=label,
+            beam_pipeline_args=beam_pipeline_args,
+            **validate_args,
         )
         validate_task.set_display_name("Validate: TFDV statistics, schema, anomalies")
 
