@@ -188,6 +188,12 @@ def link_views(run_dir: str) -> dict[str, str]:
     return links
 
 
+def _shown(path: str) -> str:
+    """A path relative to the working folder when it is inside it, else absolute."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def summary(report: Any) -> str:
     """The human summary of a finished run."""
     out = report.outputs
@@ -218,7 +224,7 @@ def summary(report: Any) -> str:
     else:
         lines.append("  model      not pushed (not blessed); the registry is unchanged")
     for label, path in link_views(report.run_dir).items():
-        lines.append(f"  {label:<10} {os.path.relpath(path)}")
+        lines.append(f"  {label:<10} {_shown(path)}")
     lines += [
         f"  log        {report.log_path}",
         f"  wall time  {times} · total {report.total_seconds:.1f} s",

@@ -2,7 +2,7 @@
 
 Statistics are computed in-process on Arrow record batches by default, with TFDV's in-memory
 generators and without Beam's per-element overhead (see bench/validate.py). The numbers are the
-same as Beam's; top values and unique counts of a feature with more than 1,024 distinct values
+same as Beam's; top values of a feature with more than 1,024 distinct values
 are Misra-Gries estimates there, where Beam counts them exactly.
 Given Beam pipeline options, the same statistics are computed by a Beam pipeline instead, so a
 big table can go to Dataflow, Flink or Spark.

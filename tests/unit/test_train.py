@@ -149,3 +149,27 @@ def test_mirrored_strategy_trains_across_logical_cpu_devices(
 def test_invalid_hyperparameters_are_rejected(overrides):
     with pytest.raises(ConfigurationError, match=next(iter(overrides))):
         core.TrainConfig(**overrides)
+
+
+@pytest.mark.slow
+def test_integer_labels_are_served_as_integers(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.0, 1.0, 300)
+    columns = {"x": x.tolist(), "y": (x > 0).astype(int).tolist()}
+    splits = {
+        "train": write_parquet(tmp_path / "t.pq", {k: v[:240] for k, v in columns.items()}),
+        "eval": write_parquet(tmp_path / "e.pq", {k: v[240:] for k, v in columns.items()}),
+    }
+    schema = validate_core.validate(splits, "y").schema
+    transform_core.run(splits["train"], schema, "y", str(tmp_path / "tf"))
+    core.train(
+        splits["train"],
+        splits["eval"],
+        str(tmp_path / "tf"),
+        str(tmp_path / "m"),
+        core.TrainConfig(epochs=30, hidden_units=(8,)),
+    )
+    out = _serve(str(tmp_path / "m"), {"x": np.array([-2.0, 2.0], np.float32)})
+    assert out["label"].dtype == np.int64
+    assert out["label"].tolist() == [0, 1]
+    assert out["classes"][0].tolist() == [0, 1]
