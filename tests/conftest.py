@@ -1,10 +1,12 @@
-"""Shared fixtures: the bundled penguins data, split once, and a transform fitted on it."""
+"""Shared fixtures: the bundled penguins data, split once, and a transform fitted on it.
+
+The serving tests (tests/serving) run in the serving environment, which has neither pyarrow nor
+the pipeline's libraries: everything here imports them inside the fixture that needs them.
+"""
 
 import importlib.resources
 import os
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 # Tests import TensorFlow in this process; keep its C++ start-up chatter out of the output.
@@ -64,5 +66,8 @@ def penguins_model(tmp_path_factory, penguins_splits, penguins_transform) -> str
 
 def write_parquet(path, columns: dict) -> str:
     """Writes a small table given as ``{name: list of values}``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     pq.write_table(pa.table(columns), str(path))
     return str(path)

@@ -1,0 +1,175 @@
+"""``mlops-serve``: serve a pipeline-exported model with KServe's model server.
+
+    mlops-serve --registry DIR [--model-name NAME] [--version N|latest] [--http-port P]
+                [--grpc-port P] [--workers N]
+    mlops-serve --model-dir /mnt/models --model-name NAME      # in the serving image on KServe
+
+With ``--registry`` and no ``--model-name`` it serves the model pushed most recently.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+class BodySizeLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413 before the model sees it."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send) -> None:
+        body = json.dumps(
+            {"error": f"The request body is over {self.max_bytes} bytes; send fewer rows"}
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def latest_model_name(registry: str) -> str:
+    """The model in ``registry`` whose newest version was pushed last."""
+    newest: tuple[float, str] | None = None
+    if os.path.isdir(registry):
+        for name in os.listdir(registry):
+            folder = os.path.join(registry, name)
+            for version in os.listdir(folder) if os.path.isdir(folder) else []:
+                model = os.path.join(folder, version, "saved_model.pb")
+                if version.isdigit() and os.path.isfile(model):
+                    stamp = os.path.getmtime(model)
+                    newest = max(newest or (stamp, name), (stamp, name))
+    if newest is None:
+        raise SystemExit(
+            f"error: no model in {registry!r}; train one first (make run) or pass --registry"
+        )
+    return newest[1]
+
+
+def _version(text: str) -> int | None:
+    if text == "latest":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a version number or 'latest'")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mlops-serve`` argument parser."""
+    parser = argparse.ArgumentParser(prog="mlops-serve", description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--registry", help="model registry folder (TensorFlow Serving layout)")
+    where.add_argument("--model-dir", help="a SavedModel, or a folder of version folders")
+    parser.add_argument("--model-name", help="model name (default: the last one pushed)")
+    parser.add_argument(
+        "--version",
+        type=_version,
+        default=None,
+        metavar="N|latest",
+        help="version to serve; 'latest' (default) follows new pushes",
+    )
+    parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--grpc-port", type=int, default=8081)
+    parser.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
+    parser.add_argument("--max-rows", type=int, default=10_000, help="most rows per request")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=2.0,
+        help="how often --version latest looks for a new version",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``mlops-serve`` and of the serving image."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import kserve
+        from kserve import model_server
+        from kserve.errors import NoModelReady
+    except ImportError:
+        print(
+            "error: mlops-serve runs in the serving environment: `make serve`, or "
+            ".venv-serving/bin/mlops-serve",
+            file=sys.stderr,
+        )
+        return 1
+    from serving.model import ModelSource, ServedModel
+
+    # kserve configures only its own loggers; give ours the same destination and level.
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    )
+    serving_logger = logging.getLogger("serving")
+    serving_logger.addHandler(handler)
+    serving_logger.setLevel(logging.INFO)
+
+    if args.registry:
+        name = args.model_name or latest_model_name(args.registry)
+        source = ModelSource(registry=args.registry, name=name, version=args.version)
+    else:
+        if not args.model_name:
+            print("error: --model-dir needs --model-name (the name clients use)", file=sys.stderr)
+            return 2
+        name = args.model_name
+        source = ModelSource(model_dir=args.model_dir, version=args.version)
+    serving_logger.info("Serving %r from %s", name, source)
+    model = ServedModel(name, source, args.max_rows, args.poll_seconds)
+    model.load()
+    model_server.app.add_middleware(BodySizeLimit, max_bytes=args.max_body_bytes)
+    server = kserve.ModelServer(
+        http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers
+    )
+    try:
+        server.start([model])
+    except NoModelReady:
+        print(
+            f"error: model {name!r} is not ready: nothing loadable at {source}; "
+            "see the log line above",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The served model: a ``kserve.Model`` over a SavedModel the training pipeline exported.
+
+It speaks KServe's V1 protocol and the Open Inference Protocol (V2, REST and gRPC), validates
+every request against the signature, and runs each request as one batch through
+``serving_default``. When it follows the latest version, a watcher loads a newly pushed version
+beside the current one and swaps it in; requests in flight finish on the model they started on.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve.errors import InvalidInput
+
+from components import constants
+from serving.payload import (
+    NUMBER,
+    STRING,
+    BadRequest,
+    Columns,
+    Feature,
+    columns_from_instances,
+    columns_from_tensors,
+    v1_predictions,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ModelNotFound(Exception):
+    """No loadable model where the source points."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the model comes from.
+
+    Either a registry folder in TensorFlow Serving's layout (``<root>/<name>/<version>/``) with a
+    fixed ``version`` or the latest, or ``model_dir``: a SavedModel, or a folder of numeric
+    version folders (KServe's storage initializer puts the model in ``/mnt/models``).
+    """
+
+    registry: str | None = None
+    name: str | None = None
+    version: int | None = None
+    model_dir: str | None = None
+
+    @property
+    def follows_latest(self) -> bool:
+        """True when a newer version should replace the served one."""
+        return self.version is None
+
+    def _versions_root(self) -> str:
+        if self.model_dir:
+            return self.model_dir
+        return os.path.join(self.registry or "", self.name or "")
+
+    def resolve(self) -> tuple[int | None, str]:
+        """The version to serve and its folder.
+
+        Raises:
+            ModelNotFound: Nothing loadable is there.
+        """
+        root = self._versions_root()
+        if self.model_dir and os.path.isfile(os.path.join(root, "saved_model.pb")):
+            return None, root
+        if not os.path.isdir(root):
+            raise ModelNotFound(f"{root!r} does not exist")
+        versions = sorted(
+            int(entry)
+            for entry in os.listdir(root)
+            if entry.isdigit() and os.path.isfile(os.path.join(root, entry, "saved_model.pb"))
+        )
+        if not versions:
+            raise ModelNotFound(f"{root!r} holds no version folder with a saved_model.pb")
+        version = versions[-1] if self.version is None else self.version
+        if version not in versions:
+            raise ModelNotFound(f"version {version} is not in {root!r}; it has {versions}")
+        return version, os.path.join(root, str(version))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded version: its signature and what it takes and returns."""
+
+    version: int | None
+    path: str
+    signature: Any
+    features: dict[str, Feature]
+    outputs: dict[str, tf.TensorSpec]
+
+    def run(self, columns: Columns) -> dict[str, np.ndarray]:
+        """One call of ``serving_default`` on whole columns."""
+        tensors = {name: tf.constant(values) for name, values in columns.items()}
+        return {name: value.numpy() for name, value in self.signature(**tensors).items()}
+
+
+def load_saved_model(version: int | None, path: str) -> LoadedModel:
+    """Loads a SavedModel and reads its serving signature."""
+    signature = tf.saved_model.load(path).signatures[constants.SERVING_SIGNATURE]
+    inputs = signature.structured_input_signature[1]
+    features = {
+        name: Feature(name, STRING if spec.dtype == tf.string else NUMBER)
+        for name, spec in sorted(inputs.items())
+    }
+    return LoadedModel(version, path, signature, features, dict(signature.structured_outputs))
+
+
+_V2_DATATYPE = {tf.float32: "FP32", tf.string: "BYTES", tf.int64: "INT64"}
+
+
+class ServedModel(Model):
+    """A pipeline-exported model behind KServe's V1 and V2 protocols."""
+
+    def __init__(
+        self, name: str, source: ModelSource, max_rows: int = 10_000, poll_seconds: float = 2.0
+    ) -> None:
+        super().__init__(name)
+        self.source = source
+        self.max_rows = max_rows
+        self.poll_seconds = poll_seconds
+        self._loaded: LoadedModel | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The version being served."""
+        if self._loaded is None:
+            raise RuntimeError(f"model {self.name!r} is not loaded")
+        return self._loaded
+
+    def load(self) -> bool:
+        """Loads the source's version; logs why not and stays unready when it cannot."""
+        try:
+            version, path = self.source.resolve()
+            self._loaded = load_saved_model(version, path)
+        except (ModelNotFound, OSError, KeyError, ValueError, tf.errors.OpError) as err:
+            logger.error("Model %r is not ready: cannot load it: %s", self.name, err)
+            self.ready = False
+            return False
+        logger.info("Model %r serving version %s from %s", self.name, version, path)
+        self.ready = True
+        return True
+
+    def start(self) -> None:
+        """Starts the watcher that swaps in new versions, when following the latest."""
+        if self.source.follows_latest and self._watcher is None:
+            self._watcher = threading.Thread(
+                target=self._watch, name="version-watcher", daemon=True
+            )
+            self._watcher.start()
+
+    def stop(self) -> None:
+        """Stops the watcher."""
+        self._stop.set()
+
+    def _watch(self) -> None:
+        failed: int | None = None
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                version, path = self.source.resolve()
+            except ModelNotFound:
+                continue
+            current = self._loaded.version if self._loaded else None
+            if version is None or version == failed or (current is not None and version <= current):
+                continue
+            try:
+                self._loaded = load_saved_model(version, path)
+            except (OSError, KeyError, ValueError, tf.errors.OpError) as err:
+                failed = version
+                logger.error(
+                    "Keeping version %s: version %s does not load: %s", current, version, err
+                )
+                continue
+            self.ready = True
+            logger.info("Model %r now serves version %s (was %s)", self.name, version, current)
+
+    def get_input_types(self) -> list[dict]:
+        """V2 metadata of the inputs: one tensor per feature."""
+        return [
+            {"name": f.name, "datatype": f.v2_datatype, "shape": [-1]}
+            for f in self.loaded.features.values()
+        ]
+
+    def get_output_types(self) -> list[dict]:
+        """V2 metadata of the outputs."""
+        return [
+            {
+                "name": name,
+                "datatype": _V2_DATATYPE.get(spec.dtype, "BYTES"),
+                "shape": [-1, *spec.shape[1:]],
+            }
+            for name, spec in sorted(self.loaded.outputs.items())
+            if name != constants.OUTPUT_CLASSES
+        ]
+
+    async def predict(
+        self,
+        payload: dict | InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict | InferResponse:
+        """Validates the request, runs it as one batch, answers in the request's protocol."""
+        model = self.loaded  # One version for the whole request, even if a swap happens now.
+        try:
+            if isinstance(payload, InferRequest):
+                tensors = [
+                    (t.name, t.datatype, list(t.shape), _tensor_data(t)) for t in payload.inputs
+                ]
+                columns = columns_from_tensors(tensors, model.features, self.max_rows)
+            else:
+                columns = columns_from_instances(_json(payload), model.features, self.max_rows)
+        except BadRequest as err:
+            raise InvalidInput(str(err)) from err
+        outputs = await asyncio.get_running_loop().run_in_executor(None, model.run, columns)
+        if isinstance(payload, InferRequest):
+            return self._v2_response(payload, outputs)
+        return {"predictions": v1_predictions(outputs)}
+
+    def _v2_response(self, request: InferRequest, outputs: dict[str, np.ndarray]) -> InferResponse:
+        infer_outputs = []
+        for name, value in sorted(outputs.items()):
+            if name == constants.OUTPUT_CLASSES:
+                continue
+            datatype = "BYTES" if value.dtype == object else _V2_DATATYPE[tf.as_dtype(value.dtype)]
+            output = InferOutput(name=name, shape=list(value.shape), datatype=datatype)
+            # gRPC clients (tritonclient) read raw output contents; REST answers in JSON.
+            output.set_data_from_numpy(value, binary_data=bool(request.from_grpc))
+            infer_outputs.append(output)
+        return InferResponse(
+            model_name=self.name,
+            infer_outputs=infer_outputs,
+            response_id=request.id or str(uuid.uuid4()),
+            model_version=None if self.loaded.version is None else str(self.loaded.version),
+        )
+
+
+def _json(payload: Any) -> Any:
+    # KServe hands over the raw body when the content type is not JSON (curl's default).
+    if not isinstance(payload, bytes | str):
+        return payload
+    try:
+        return json.loads(payload)
+    except ValueError as err:
+        raise BadRequest(f"The body is not JSON ({err}); send application/json") from err
+
+
+def _tensor_data(tensor: Any) -> np.ndarray:
+    try:
+        return tensor.as_numpy()
+    except (ValueError, TypeError) as err:
+        raise BadRequest(
+            f"input {tensor.name!r}: data does not fit datatype {tensor.datatype}: {err}"
+        ) from err
