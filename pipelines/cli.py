@@ -155,16 +155,14 @@ def run_arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_run_arguments(arguments: dict[str, Any]) -> None:
+    from components.ingest.core import check_eval_fraction
     from components.registry import check_model_name
 
     check_model_name(arguments["model_name"])
+    check_eval_fraction(arguments["eval_fraction"])
     data = arguments["data_uri"]
     if "://" not in data and not os.path.exists(data):
         raise PipelineInputError(f"No data at {data!r}: the path does not exist.")
-    if not 0.0 < arguments["eval_fraction"] < 1.0:
-        raise PipelineInputError(
-            f"--eval-fraction must be between 0 and 1, got {arguments['eval_fraction']}."
-        )
 
 
 # Views a run links into its folder under names a browser or editor opens directly.

@@ -131,6 +131,20 @@ class ServedModel(Model):
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
+    def __getstate__(self) -> dict:
+        # With --workers > 1 KServe spawns HTTP worker processes and pickles the model into
+        # them. A loaded TensorFlow graph and a thread do not pickle: each worker loads its own.
+        state = self.__dict__.copy()
+        state.update(_loaded=None, _stop=None, _watcher=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._stop = threading.Event()
+        if self.ready:
+            self.load()
+            self.start()
+
     @property
     def loaded(self) -> LoadedModel:
         """The version being served."""

@@ -167,6 +167,14 @@ def row_hashes(table: pa.Table) -> pd.Series:
     return pd.util.hash_pandas_object(table.to_pandas(), index=False)
 
 
+def check_eval_fraction(eval_fraction: float) -> None:
+    """Raises ConfigurationError unless ``eval_fraction`` is in (0, 1)."""
+    if not 0.0 < eval_fraction < 1.0:
+        raise ConfigurationError(
+            f"eval_fraction must be between 0 and 1 (exclusive), got {eval_fraction}."
+        )
+
+
 def split_table(table: pa.Table, eval_fraction: float) -> tuple[pa.Table, pa.Table, str]:
     """Splits rows into train and eval by hashing their values.
 
@@ -181,10 +189,7 @@ def split_table(table: pa.Table, eval_fraction: float) -> tuple[pa.Table, pa.Tab
         ConfigurationError: ``eval_fraction`` is not in (0, 1).
         DataError: One of the splits would be empty.
     """
-    if not 0.0 < eval_fraction < 1.0:
-        raise ConfigurationError(
-            f"eval_fraction must be between 0 and 1 (exclusive), got {eval_fraction}."
-        )
+    check_eval_fraction(eval_fraction)
     hashes = row_hashes(table).to_numpy()
     is_eval = (hashes % _BUCKETS) < round(eval_fraction * _BUCKETS)
     train, evaluation = table.filter(pa.array(~is_eval)), table.filter(pa.array(is_eval))
@@ -211,10 +216,7 @@ def ingest(data_uri: str, train_path: str, eval_path: str, eval_fraction: float)
         Row counts, a content fingerprint and the column names.
     """
     logger.info("Ingesting %s (eval_fraction=%s)", data_uri, eval_fraction)
-    if not 0.0 < eval_fraction < 1.0:
-        raise ConfigurationError(
-            f"eval_fraction must be between 0 and 1 (exclusive), got {eval_fraction}."
-        )
+    check_eval_fraction(eval_fraction)
     table = read_table(data_uri)
     train, evaluation, fingerprint = split_table(table, eval_fraction)
     for path, split in ((train_path, train), (eval_path, evaluation)):

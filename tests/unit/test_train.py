@@ -28,6 +28,19 @@ def _serve(model_dir, features):
     }
 
 
+def _train_tiny(tmp_path, columns: dict, train_rows: int, config: core.TrainConfig) -> dict:
+    """Splits ``columns`` at ``train_rows``, then validates, transforms and trains into
+    ``tmp_path/m``; returns the splits."""
+    splits = {
+        "train": write_parquet(tmp_path / "t.pq", {k: v[:train_rows] for k, v in columns.items()}),
+        "eval": write_parquet(tmp_path / "e.pq", {k: v[train_rows:] for k, v in columns.items()}),
+    }
+    schema = validate_core.validate(splits, "y").schema
+    transform_core.run(splits["train"], schema, "y", str(tmp_path / "tf"))
+    core.train(splits["train"], splits["eval"], str(tmp_path / "tf"), str(tmp_path / "m"), config)
+    return splits
+
+
 def test_signature_takes_the_raw_columns(penguins_model):
     signature = tf.saved_model.load(penguins_model).signatures[constants.SERVING_SIGNATURE]
     inputs = signature.structured_input_signature[1]
@@ -86,19 +99,7 @@ def test_regression_predicts_in_label_units(tmp_path):
         + rng.normal(0, 0.5, rows)
     )
     columns = {"x": x.tolist(), "group": group.tolist(), "y": y.tolist()}
-    splits = {
-        "train": write_parquet(tmp_path / "t.pq", {k: v[:500] for k, v in columns.items()}),
-        "eval": write_parquet(tmp_path / "e.pq", {k: v[500:] for k, v in columns.items()}),
-    }
-    schema = validate_core.validate(splits, "y").schema
-    transform_core.run(splits["train"], schema, "y", str(tmp_path / "tf"))
-    core.train(
-        splits["train"],
-        splits["eval"],
-        str(tmp_path / "tf"),
-        str(tmp_path / "m"),
-        core.TrainConfig(epochs=60, hidden_units=(16,)),
-    )
+    splits = _train_tiny(tmp_path, columns, 500, core.TrainConfig(epochs=60, hidden_units=(16,)))
     table = pq.read_table(splits["eval"])
     out = _serve(
         str(tmp_path / "m"),
@@ -156,19 +157,7 @@ def test_integer_labels_are_served_as_integers(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.normal(0.0, 1.0, 300)
     columns = {"x": x.tolist(), "y": (x > 0).astype(int).tolist()}
-    splits = {
-        "train": write_parquet(tmp_path / "t.pq", {k: v[:240] for k, v in columns.items()}),
-        "eval": write_parquet(tmp_path / "e.pq", {k: v[240:] for k, v in columns.items()}),
-    }
-    schema = validate_core.validate(splits, "y").schema
-    transform_core.run(splits["train"], schema, "y", str(tmp_path / "tf"))
-    core.train(
-        splits["train"],
-        splits["eval"],
-        str(tmp_path / "tf"),
-        str(tmp_path / "m"),
-        core.TrainConfig(epochs=30, hidden_units=(8,)),
-    )
+    _train_tiny(tmp_path, columns, 240, core.TrainConfig(epochs=30, hidden_units=(8,)))
     out = _serve(str(tmp_path / "m"), {"x": np.array([-2.0, 2.0], np.float32)})
     assert out["label"].dtype == np.int64
     assert out["label"].tolist() == [0, 1]

@@ -1,0 +1,238 @@
+"""Benchmark the KServe predictor (``python -m serving``) against the SavedModel called in-process.
+
+In one run it measures, on single penguin rows:
+
+* the in-process reference: ``serving_default`` of the same SavedModel, loaded with
+  ``tf.saved_model.load`` and called on prebuilt one-row tensors (p50/p99 of many calls);
+* the latency of one V1 request (``POST /v1/models/NAME:predict``) over a persistent HTTP
+  connection to the real server, started as a subprocess on free loopback ports;
+* throughput (rows/s), latency and errors at 1, 8 and 32 concurrent clients (threads, one
+  session each), and a soak of 32 clients for ``--soak-seconds``.
+
+It prints a table and verdicts against the targets: HTTP p50 <= 5 x in-process p50 + 2 ms, and
+no errors at 32 clients over the soak. Clients and server share this machine's cores.
+
+Run with ``make bench-serving``, or ``.venv-serving/bin/python bench/serving.py --seconds 3``.
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROWS: list[dict[str, Any]] = [  # Real rows of palmerpenguins' penguins.csv, without species.
+    {"island": "Torgersen", "bill_length_mm": 39.1, "bill_depth_mm": 18.7,
+     "flipper_length_mm": 181.0, "body_mass_g": 3750.0, "sex": "male", "year": 2007.0},
+    {"island": "Biscoe", "bill_length_mm": 46.2, "bill_depth_mm": 14.4,
+     "flipper_length_mm": 214.0, "body_mass_g": 4650.0, "sex": None, "year": 2008.0},
+    {"island": "Dream", "bill_length_mm": 50.6, "bill_depth_mm": 19.4,
+     "flipper_length_mm": 193.0, "body_mass_g": 3800.0, "sex": "male", "year": 2007.0},
+]  # fmt: skip
+CLIENTS = (1, 8, 32)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile of ``values`` (NaN when empty)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def in_process_ms(model_dir: str, calls: int, warmup: int = 50) -> list[float]:
+    """Milliseconds per ``serving_default`` call on one row, loaded in this process."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+    specs = signature.structured_input_signature[1]
+    batches = [
+        {
+            name: tf.constant(
+                ["" if row[name] is None else row[name]]
+                if spec.dtype == tf.string
+                else [float("nan") if row[name] is None else row[name]],
+                dtype=spec.dtype,
+            )
+            for name, spec in specs.items()
+        }
+        for row in ROWS
+    ]
+    times = []
+    for i in range(warmup + calls):
+        start = time.perf_counter()
+        {k: v.numpy() for k, v in signature(**batches[i % len(batches)]).items()}
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(registry: str, name: str, log_path: str) -> tuple[subprocess.Popen, str]:
+    """Starts ``python -m serving`` on loopback and waits until it is ready.
+
+    Returns:
+        The process (terminate it) and the base URL.
+
+    Raises:
+        RuntimeError: The server exited or was not ready within 90 s.
+    """
+    http_port, grpc_port = free_port(), free_port()
+    command = [sys.executable, "-m", "serving", "--registry", registry, "--model-name", name]
+    command += ["--version", "1", "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}; see {log_path}")
+        try:
+            if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return process, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    stop(process)
+    raise RuntimeError(f"server not ready within 90 s; see {log_path}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminates the server, and kills it if it does not exit within 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def http_ms(predict: str, requests_: int, warmup: int = 50) -> list[float]:
+    """Milliseconds per single-row V1 request, sequential, over one persistent session."""
+    times = []
+    with requests.Session() as session:
+        for i in range(warmup + requests_):
+            start = time.perf_counter()
+            reply = session.post(predict, json={"instances": [ROWS[i % len(ROWS)]]}, timeout=30)
+            if reply.status_code != 200:
+                raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:300]}")
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def load(predict: str, clients: int, seconds: float) -> dict[str, Any]:
+    """``clients`` threads send single-row V1 requests for ``seconds``; returns the figures."""
+    lock = threading.Lock()
+    times: list[float] = []
+    errors: list[str] = []
+    ready = threading.Barrier(clients + 1)
+    deadline = 0.0
+
+    def client(index: int) -> None:
+        mine, failed = [], []
+        with requests.Session() as session:
+            ready.wait()
+            i = index
+            while time.perf_counter() < deadline:
+                body = {"instances": [ROWS[i % len(ROWS)]]}
+                start = time.perf_counter()
+                try:
+                    reply = session.post(predict, json=body, timeout=30)
+                    if reply.status_code == 200:
+                        mine.append((time.perf_counter() - start) * 1000)
+                    else:
+                        failed.append(f"HTTP {reply.status_code}: {reply.text[:200]}")
+                except requests.RequestException as err:
+                    failed.append(f"{type(err).__name__}: {err}")
+                i += 1
+        with lock:
+            times.extend(mine)
+            errors.extend(failed)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    start = time.perf_counter()
+    deadline = start + seconds
+    ready.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    return {"clients": clients, "rps": len(times) / elapsed, "times": times, "errors": errors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark and prints its figures; 1 when the server cannot start."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registry", default="model-registry", help="model registry folder")
+    parser.add_argument("--model-name", default="penguins")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per concurrency level")
+    parser.add_argument("--soak-seconds", type=float, default=30.0, help="32-client soak")
+    parser.add_argument("--requests", type=int, default=500, help="sequential latency requests")
+    args = parser.parse_args(argv)
+    registry = os.path.abspath(args.registry)
+
+    local = in_process_ms(os.path.join(registry, args.model_name, "1"), args.requests * 4)
+    log_path = os.path.join(tempfile.mkdtemp(prefix="bench-serving-"), "server.log")
+    try:
+        process, url = start_server(registry, args.model_name, log_path)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    try:
+        predict = f"{url}/v1/models/{args.model_name}:predict"
+        remote = http_ms(predict, args.requests)
+        levels = [load(predict, n, args.seconds) for n in CLIENTS]
+        soak = load(predict, CLIENTS[-1], args.soak_seconds)
+    finally:
+        stop(process)
+
+    print(f"server log: {log_path}  ({os.cpu_count()} CPUs shared by server and clients)\n")
+    print(f"{'measure':<34}{'rows/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    lines = [(f"in-process serving_default x{len(local)}", None, local, None)]
+    lines.append((f"HTTP V1 sequential x{len(remote)}", None, remote, None))
+    for level in [*levels, soak]:
+        label = f"{level['clients']} clients x {args.seconds:g} s"
+        if level is soak:
+            label = f"soak {level['clients']} clients x {args.soak_seconds:g} s"
+        lines.append((label, level["rps"], level["times"], len(level["errors"])))
+    for label, rps, times, errors in lines:
+        rate = "" if rps is None else f"{rps:.0f}"
+        count = "" if errors is None else str(errors)
+        p50, p99 = percentile(times, 50), percentile(times, 99)
+        print(f"{label:<34}{rate:>9}{p50:>9.2f}{p99:>9.2f}{count:>8}")
+
+    local_p50, remote_p50 = percentile(local, 50), percentile(remote, 50)
+    budget = 5 * local_p50 + 2
+    print(f"\nHTTP p50 / in-process p50 = {remote_p50 / local_p50:.1f}x")
+    verdict = "PASS" if remote_p50 <= budget else "FAIL"
+    print(f"{verdict}  HTTP p50 {remote_p50:.2f} ms <= 5 x {local_p50:.2f} + 2 = {budget:.2f} ms")
+    verdict = "PASS" if not soak["errors"] else "FAIL"
+    print(f"{verdict}  {len(soak['errors'])} errors at 32 clients over {args.soak_seconds:g} s")
+    for error in sorted(set(soak["errors"] + [e for lv in levels for e in lv["errors"]]))[:5]:
+        print(f"  error: {error}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
