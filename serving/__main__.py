@@ -8,59 +8,12 @@ With ``--registry`` and no ``--model-name`` it serves the model pushed most rece
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-
-
-class BodySizeLimit:
-    """ASGI middleware: a request body over ``max_bytes`` gets 413 before the model sees it."""
-
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
-            return
-        received = 0
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._reject(send)
-
-    async def _reject(self, send) -> None:
-        body = json.dumps(
-            {"error": f"The request body is over {self.max_bytes} bytes; send fewer rows"}
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
+from serving.http import DEFAULT_MAX_BODY_BYTES
 
 
 def latest_model_name(registry: str) -> str:
@@ -107,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grpc-port", type=int, default=8081)
     parser.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
     parser.add_argument("--max-rows", type=int, default=10_000, help="most rows per request")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="larger request bodies get 413",
+    )
     parser.add_argument(
         "--poll-seconds",
         type=float,
@@ -123,7 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import kserve
-        from kserve import model_server
         from kserve.errors import NoModelReady
     except ImportError:
         print(
@@ -132,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    from serving.http import install_body_limit
     from serving.model import ModelSource, ServedModel
 
     # kserve configures only its own loggers; give ours the same destination and level.
@@ -153,9 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = args.model_name
         source = ModelSource(model_dir=args.model_dir, version=args.version)
     serving_logger.info("Serving %r from %s", name, source)
-    model = ServedModel(name, source, args.max_rows, args.poll_seconds)
+    model = ServedModel(name, source, args.max_rows, args.poll_seconds, args.max_body_bytes)
     model.load()
-    model_server.app.add_middleware(BodySizeLimit, max_bytes=args.max_body_bytes)
+    install_body_limit(args.max_body_bytes)
     server = kserve.ModelServer(
         http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers
     )

@@ -21,6 +21,7 @@ from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
 from components import constants
+from serving.http import DEFAULT_MAX_BODY_BYTES, install_body_limit
 from serving.payload import (
     NUMBER,
     STRING,
@@ -121,12 +122,18 @@ class ServedModel(Model):
     """A pipeline-exported model behind KServe's V1 and V2 protocols."""
 
     def __init__(
-        self, name: str, source: ModelSource, max_rows: int = 10_000, poll_seconds: float = 2.0
+        self,
+        name: str,
+        source: ModelSource,
+        max_rows: int = 10_000,
+        poll_seconds: float = 2.0,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         super().__init__(name)
         self.source = source
         self.max_rows = max_rows
         self.poll_seconds = poll_seconds
+        self.max_body_bytes = max_body_bytes
         self._loaded: LoadedModel | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -141,6 +148,7 @@ class ServedModel(Model):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._stop = threading.Event()
+        install_body_limit(self.max_body_bytes)
         if self.ready:
             self.load()
             self.start()
