@@ -7,3 +7,9 @@ The Makefile reads these assignments too (with sed), so keep each on one line as
 REGISTRY = "localhost:5001/mlops-suite"
 TAG = "0.1.0"
 PIPELINE_IMAGE = f"{REGISTRY}/pipeline:{TAG}"
+# The train step's image when the pipeline is compiled with GPUs: TensorFlow's GPU base.
+PIPELINE_GPU_IMAGE = f"{REGISTRY}/pipeline-gpu:{TAG}"
+SERVING_IMAGE = f"{REGISTRY}/serving:{TAG}"
+# Base images, one per variant (images/*/Dockerfile take them as ARG BASE_IMAGE).
+CPU_BASE_IMAGE = "python:3.11.7-slim-bookworm"
+GPU_BASE_IMAGE = "tensorflow/tensorflow:2.16.2-gpu"

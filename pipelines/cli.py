@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="compile the pipeline to KFP IR YAML")
     compile_.add_argument("--output", default=DEFAULT_OUTPUT)
     compile_.add_argument("--schema", help="curated schema URI to build into the pipeline")
+    compile_.add_argument(
+        "--gpus",
+        type=int,
+        default=0,
+        help="GPUs for the train step: nvidia.com/gpu limit, GPU image, GPU-node toleration",
+    )
     return parser
 
 
@@ -259,7 +265,9 @@ def command_compile(args: argparse.Namespace) -> int:
     from pipelines.training import build_training_pipeline
 
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    compiler.Compiler().compile(build_training_pipeline(args.schema), args.output)
+    if args.gpus < 0:
+        raise PipelineInputError(f"--gpus must be 0 or more, got {args.gpus}.")
+    compiler.Compiler().compile(build_training_pipeline(args.schema, args.gpus), args.output)
     print(f"wrote {args.output}")
     return 0
 

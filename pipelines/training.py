@@ -13,17 +13,18 @@ reads the blessing itself, as TFX's Pusher does.
 
 from typing import Dict, List, NamedTuple, Optional
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, Dataset, Metrics, Model
 
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.ingest.component import ingest
-from components.train.component import train
+from components.train.component import train, train_gpu
 from components.transform.component import transform
 from components.validate.component import validate
 
 PIPELINE_NAME = "mlops-training"
+GPU_RESOURCE = "nvidia.com/gpu"
 
 
 class TrainingOutputs(NamedTuple):
@@ -38,14 +39,19 @@ class TrainingOutputs(NamedTuple):
     push_result: Artifact
 
 
-def build_training_pipeline(schema_uri: Optional[str] = None):
+def build_training_pipeline(schema_uri: Optional[str] = None, gpus: int = 0):
     """Returns the training pipeline function.
 
     Args:
         schema_uri: A curated TFDV schema to validate against; inferred from train when None.
             It is fixed when the pipeline is built, as TFX's ImportSchemaGen does, because
             ``kfp.local`` cannot take an absent value for a run-time parameter.
+        gpus: GPUs for the train step (on a cluster): its pod asks for that many
+            ``nvidia.com/gpu``, runs TensorFlow's GPU image and tolerates GPU-node taints.
+            0 trains on CPU.
     """
+    if gpus < 0:
+        raise ValueError(f"gpus must be >= 0, got {gpus}")
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -98,7 +104,7 @@ def build_training_pipeline(schema_uri: Optional[str] = None):
         )
         transform_task.set_display_name("Transform: fit preprocessing")
 
-        train_task = train(
+        train_task = (train_gpu if gpus else train)(
             train_data=train_data,
             eval_data=eval_data,
             transform_graph=transform_task.outputs["transform_graph"],
@@ -111,7 +117,12 @@ def build_training_pipeline(schema_uri: Optional[str] = None):
             seed=seed,
             cpu_devices=cpu_devices,
         )
-        train_task.set_display_name("Train: Keras")
+        train_task.set_display_name(f"Train: Keras on {gpus} GPU(s)" if gpus else "Train: Keras")
+        if gpus:
+            train_task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(gpus)
+            kubernetes.add_toleration(
+                train_task, key=GPU_RESOURCE, operator="Exists", effect="NoSchedule"
+            )
 
         evaluate_task = evaluate(
             eval_data=eval_data,

@@ -5,7 +5,7 @@ from typing import List
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
 
-from components.images import PIPELINE_IMAGE
+from components.images import PIPELINE_GPU_IMAGE, PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
@@ -69,3 +69,9 @@ def train(
     model.metadata["epochs_run"] = result.epochs_run
     model.metadata["replicas"] = result.replicas
     model.metadata["strategy"] = result.strategy
+
+
+# The same step in TensorFlow's GPU image, for pipelines compiled with GPUs.
+train_gpu = dsl.component(base_image=PIPELINE_GPU_IMAGE, install_kfp_package=False)(
+    train.python_func
+)

@@ -7,7 +7,7 @@ from kfp import compiler
 
 from components.images import PIPELINE_IMAGE
 from pipelines import training
-from pipelines.cli import DEFAULT_OUTPUT
+from pipelines.cli import DEFAULT_OUTPUT, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = ["ingest", "validate", "transform", "train", "evaluate", "deploy"]
@@ -47,3 +47,27 @@ def test_curated_schema_is_built_into_the_pipeline(tmp_path):
     ir, _ = _compile(tmp_path, training.build_training_pipeline("gs://bucket/schema.pbtxt"))
     validate = ir["root"]["dag"]["tasks"]["validate"]["inputs"]["parameters"]
     assert validate["schema_uri"]["runtimeValue"]["constant"] == "gs://bucket/schema.pbtxt"
+
+
+def test_gpu_pipeline_asks_for_gpus_in_the_gpu_image_with_a_toleration(tmp_path):
+    from components.images import PIPELINE_GPU_IMAGE
+
+    path = tmp_path / "gpu.yaml"
+    assert main(["compile", "--gpus", "2", "--output", str(path)]) == 0
+    documents = list(yaml.safe_load_all(path.read_text()))
+    ir, platform = documents[0], documents[1]
+    executor = ir["deploymentSpec"]["executors"]["exec-train"]["container"]
+    assert executor["image"] == PIPELINE_GPU_IMAGE
+    accelerator = executor["resources"]["accelerator"]
+    assert accelerator["resourceType"] == "nvidia.com/gpu"
+    assert accelerator["resourceCount"] == "2"
+    others = {
+        e["container"]["image"]
+        for n, e in ir["deploymentSpec"]["executors"].items()
+        if n != "exec-train"
+    }
+    assert others == {PIPELINE_IMAGE}
+    tolerations = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"][
+        "tolerations"
+    ]
+    assert tolerations == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
