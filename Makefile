@@ -6,12 +6,22 @@ SERVING_VENV := .venv-serving
 SERVING_LOCK := requirements/serving.lock
 SERVING_BIN := $(SERVING_VENV)/bin
 REGISTRY ?= model-registry
+TOOLS_VENV := .venv-tools
+TOOLS_LOCK := requirements/tools.lock
+TOOLS_BIN := $(TOOLS_VENV)/bin
 UV_VERSION := 0.13.9
 BIN := $(VENV)/bin
 ARGS ?=
 
+# Image names and tags: components/images.py is the one place they are set.
+$(foreach setting,$(shell python3 components/images.py),$(eval $(setting)))
+CLUSTER ?= mlops
+
+# $(call need,TOOL,how to get it): stop with a clear message when a tool is missing.
+need = @command -v $(1) >/dev/null || { echo "error: '$(1)' is not installed; $(2)"; exit 1; }
+
 .DEFAULT_GOAL := help
-.PHONY: help run serve test lint compile lock bench bench-serving clean
+.PHONY: help run serve test lint compile lock bench bench-serving clean images load-images cluster down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,15 +43,21 @@ $(SERVING_BIN)/.installed: $(SERVING_LOCK) pyproject.toml
 	$(SERVING_BIN)/uv pip install --quiet --python $(SERVING_BIN)/python --no-deps -e .
 	@touch $@
 
+$(TOOLS_BIN)/.installed: $(TOOLS_LOCK)
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(TOOLS_BIN)/uv pip install --quiet --python $(TOOLS_BIN)/python -r $(TOOLS_LOCK)
+	@touch $@
+
 run: $(BIN)/.installed ## Run the training pipeline locally (kfp.local) on the bundled penguins data; ARGS='--epochs 5' passes options
 	$(BIN)/mlops run --local $(ARGS)
 
 serve: $(SERVING_BIN)/.installed ## Serve the latest model in ./model-registry on localhost:8080 (V1+V2 HTTP) and :8081 (gRPC)
 	$(SERVING_BIN)/mlops-serve --registry $(REGISTRY) $(ARGS)
 
-test: $(BIN)/.installed $(SERVING_BIN)/.installed ## Run the test suite: lint, pipeline tests in .venv, serving tests in .venv-serving
+test: $(BIN)/.installed $(SERVING_BIN)/.installed $(TOOLS_BIN)/.installed ## Run the test suite: lint, pipeline and static tests in .venv, serving tests in .venv-serving
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --ignore=tests/serving $(ARGS)
+	MLOPS_TOOLS_BIN=$(abspath $(TOOLS_BIN)) $(BIN)/python -m pytest --ignore=tests/serving $(ARGS)
 	MLOPS_PIPELINE_PYTHON=$(abspath $(BIN)/python) $(SERVING_BIN)/python -m pytest tests/serving $(ARGS)
 
 lint: $(BIN)/.installed ## ruff lint and format check
@@ -60,6 +76,25 @@ bench-serving: $(SERVING_BIN)/.installed ## Benchmark the predictor (V1 HTTP, 1/
 lock: ## Re-resolve both lock files from requirements/*.in (needs uv)
 	uv pip compile requirements/pipeline.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(LOCK)
 	uv pip compile requirements/serving.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(SERVING_LOCK)
+	uv pip compile requirements/tools.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(TOOLS_LOCK)
+
+images: ## docker build the pipeline (CPU and GPU) and serving images from images/
+	$(call need,docker,see https://docs.docker.com/engine/install/)
+	docker build -f images/pipeline/Dockerfile --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) -t $(PIPELINE_IMAGE) .
+	docker build -f images/pipeline/Dockerfile --build-arg BASE_IMAGE=$(GPU_BASE_IMAGE) -t $(PIPELINE_GPU_IMAGE) .
+	docker build -f images/serving/Dockerfile --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) -t $(SERVING_IMAGE) .
+
+cluster: ## Create the kind cluster from kind-config.yaml
+	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
+	kind create cluster --name $(CLUSTER) --config kind-config.yaml
+
+load-images: ## kind load docker-image for each image
+	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
+	kind load docker-image --name $(CLUSTER) $(PIPELINE_IMAGE) $(SERVING_IMAGE)
+
+down: ## Delete the kind cluster
+	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
+	kind delete cluster --name $(CLUSTER)
 
 clean: ## Remove the venv, local runs and the local model registry
-	rm -rf $(VENV) $(SERVING_VENV) runs model-registry
+	rm -rf $(VENV) $(SERVING_VENV) $(TOOLS_VENV) runs model-registry

@@ -13,3 +13,14 @@ SERVING_IMAGE = f"{REGISTRY}/serving:{TAG}"
 # Base images, one per variant (images/*/Dockerfile take them as ARG BASE_IMAGE).
 CPU_BASE_IMAGE = "python:3.11.7-slim-bookworm"
 GPU_BASE_IMAGE = "tensorflow/tensorflow:2.16.2-gpu"
+
+
+def as_make_variables() -> str:
+    """``NAME=value`` lines of every image setting, for the Makefile."""
+    return "\n".join(
+        f"{name}={value}" for name, value in sorted(globals().items()) if name.isupper()
+    )
+
+
+if __name__ == "__main__":
+    print(as_make_variables())

@@ -230,7 +230,7 @@ def summary(report: Any) -> str:
     for label, path in link_views(report.run_dir).items():
         lines.append(f"  {label:<10} {_shown(path)}")
     lines += [
-        f"  log        {report.log_path}",
+        f"  log        {_shown(report.log_path)}",
         f"  wall time  {times} · total {report.total_seconds:.1f} s",
     ]
     return "\n".join(lines)

@@ -44,11 +44,19 @@ def _version(text: str) -> int | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``mlops-serve`` argument parser."""
-    parser = argparse.ArgumentParser(prog="mlops-serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mlops-serve",
+        description=__doc__.splitlines()[0],
+        epilog="Each --flag-name also answers to --flag_name, the spelling KServe runtimes use.",
+    )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--registry", help="model registry folder (TensorFlow Serving layout)")
-    where.add_argument("--model-dir", help="a SavedModel, or a folder of version folders")
-    parser.add_argument("--model-name", help="model name (default: the last one pushed)")
+    where.add_argument(
+        "--model-dir", "--model_dir", help="a SavedModel, or a folder of version folders"
+    )
+    parser.add_argument(
+        "--model-name", "--model_name", help="model name (default: the last one pushed)"
+    )
     parser.add_argument(
         "--version",
         type=_version,
@@ -56,10 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|latest",
         help="version to serve; 'latest' (default) follows new pushes",
     )
-    parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--grpc-port", type=int, default=8081)
+    parser.add_argument("--http-port", "--http_port", type=int, default=8080)
+    parser.add_argument("--grpc-port", "--grpc_port", type=int, default=8081)
     parser.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
-    parser.add_argument("--max-rows", type=int, default=10_000, help="most rows per request")
+    parser.add_argument(
+        "--max-rows", "--max_rows", type=int, default=10_000, help="most rows per request"
+    )
     parser.add_argument(
         "--max-body-bytes",
         type=int,

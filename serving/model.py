@@ -54,6 +54,10 @@ class ModelSource:
     version: int | None = None
     model_dir: str | None = None
 
+    def __str__(self) -> str:
+        version = "latest" if self.version is None else f"version {self.version}"
+        return f"{self._versions_root()} ({version})"
+
     @property
     def follows_latest(self) -> bool:
         """True when a newer version should replace the served one."""
