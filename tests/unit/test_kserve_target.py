@@ -1,0 +1,113 @@
+"""The KServe deploy target through the real kubernetes client, over real HTTP, against the
+InferenceService stand-in in tests/k8s_standin.py."""
+
+import pytest
+from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
+
+from components.deploy import kserve
+from components.errors import ConfigurationError
+from tests.k8s_standin import InferenceServiceStandIn
+
+NS = "models"
+
+
+def _api(standin) -> CustomObjectsApi:
+    return CustomObjectsApi(ApiClient(Configuration(host=standin.host)))
+
+
+def _spec(uri: str, **overrides) -> kserve.InferenceServiceSpec:
+    return kserve.InferenceServiceSpec(name="penguins", namespace=NS, storage_uri=uri, **overrides)
+
+
+def _fails_when_broken(obj):
+    uri = obj["spec"]["predictor"]["model"]["storageUri"]
+    if "broken" in uri:
+        return False, "ModelLoadFailed", f"failed to load model from {uri}"
+    return True, "", ""
+
+
+def test_new_service_is_created_and_becomes_ready():
+    with InferenceServiceStandIn() as standin:
+        result = kserve.rollout(_api(standin), _spec("s3://reg/penguins/1"), 30, poll_seconds=0.01)
+        stored = standin.objects[(NS, "penguins")]
+    assert result.url == "http://penguins.models.example.com"
+    assert result.revision == "penguins-predictor-00001"
+    assert result.previous_storage_uri is None
+    model = stored["spec"]["predictor"]["model"]
+    assert model["modelFormat"] == {"name": "tensorflow"}
+    assert model["storageUri"] == "s3://reg/penguins/1"
+    assert model["runtime"] == kserve.TF_SERVING_RUNTIME
+    assert stored["metadata"]["annotations"][kserve.DEPLOYMENT_MODE_ANNOTATION] == "RawDeployment"
+
+
+def test_update_reports_the_previous_model():
+    with InferenceServiceStandIn() as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec("s3://reg/penguins/1"), 30, poll_seconds=0.01)
+        result = kserve.rollout(api, _spec("s3://reg/penguins/2"), 30, poll_seconds=0.01)
+        stored = standin.objects[(NS, "penguins")]
+    assert result.previous_storage_uri == "s3://reg/penguins/1"
+    assert result.revision == "penguins-predictor-00002"
+    assert stored["metadata"]["generation"] == 2
+
+
+def test_revision_that_never_becomes_ready_is_rolled_back():
+    with InferenceServiceStandIn(_fails_when_broken) as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec("s3://reg/penguins/1"), 30, poll_seconds=0.01)
+        with pytest.raises(kserve.RolloutFailed) as err:
+            kserve.rollout(api, _spec("s3://reg/penguins/broken"), 0.2, poll_seconds=0.01)
+        stored = standin.objects[(NS, "penguins")]
+    assert "ModelLoadFailed" in str(err.value)
+    assert "failed to load model from s3://reg/penguins/broken" in str(err.value)
+    assert "previous spec (s3://reg/penguins/1) was restored" in str(err.value)
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == "s3://reg/penguins/1"
+
+
+def test_new_service_that_never_becomes_ready_is_deleted():
+    with InferenceServiceStandIn(_fails_when_broken) as standin:
+        with pytest.raises(kserve.RolloutFailed, match="was deleted"):
+            kserve.rollout(_api(standin), _spec("s3://reg/broken"), 0.2, poll_seconds=0.01)
+        assert standin.objects == {}
+
+
+def test_canary_needs_knative_mode():
+    with pytest.raises(ConfigurationError, match="Knative"):
+        _spec("s3://reg/penguins/2", canary_traffic_percent=10)
+
+
+def test_canary_then_promotion_in_knative_mode():
+    with InferenceServiceStandIn() as standin:
+        api = _api(standin)
+        serverless = {"deployment_mode": "Serverless"}
+        kserve.rollout(api, _spec("s3://reg/penguins/1", **serverless), 30, poll_seconds=0.01)
+        canary = _spec("s3://reg/penguins/2", canary_traffic_percent=10, **serverless)
+        kserve.rollout(api, canary, 30, poll_seconds=0.01)
+        assert standin.objects[(NS, "penguins")]["spec"]["predictor"]["canaryTrafficPercent"] == 10
+        kserve.promote(api, NS, "penguins")
+        assert "canaryTrafficPercent" not in standin.objects[(NS, "penguins")]["spec"]["predictor"]
+
+
+def test_project_runtime_speaks_v2():
+    body = _spec("s3://x/1", runtime=kserve.PROJECT_RUNTIME).to_body()
+    assert body["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
+
+
+@pytest.mark.parametrize(
+    ("artifact", "expected"),
+    [
+        (
+            "minio://mlpipeline/v2/artifacts/run/train/model",
+            "s3://mlpipeline/v2/artifacts/run/train/model",
+        ),
+        ("gs://bucket/model", "gs://bucket/model"),
+        ("s3://bucket/model", "s3://bucket/model"),
+    ],
+)
+def test_kfp_artifact_uris_become_storage_uris(artifact, expected):
+    assert kserve.storage_uri_for(artifact) == expected
+
+
+def test_local_artifact_uri_is_rejected():
+    with pytest.raises(ConfigurationError, match="object store"):
+        kserve.storage_uri_for("/tmp/model")
