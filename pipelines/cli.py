@@ -16,6 +16,7 @@ from typing import Any
 
 from components import constants
 from components.errors import PipelineInputError
+from pipelines.training import OBJECT_STORE_SECRET
 
 _THRESHOLD = re.compile(r"^\s*(\w+)\s*(>=|<=)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
 DEFAULT_OUTPUT = os.path.join("pipelines", "compiled", "training.yaml")
@@ -127,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="compile the pipeline to KFP IR YAML")
     compile_.add_argument("--output", default=DEFAULT_OUTPUT)
     compile_.add_argument("--schema", help="curated schema URI to build into the pipeline")
+    compile_.add_argument(
+        "--object-store-secret",
+        default=OBJECT_STORE_SECRET,
+        help="Kubernetes Secret with the object-store keys for ingest, evaluate and deploy "
+        f"(default: {OBJECT_STORE_SECRET}, from manifests/); 'none' to use none",
+    )
     compile_.add_argument(
         "--gpus",
         type=int,
@@ -267,7 +274,9 @@ def command_compile(args: argparse.Namespace) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     if args.gpus < 0:
         raise PipelineInputError(f"--gpus must be 0 or more, got {args.gpus}.")
-    compiler.Compiler().compile(build_training_pipeline(args.schema, args.gpus), args.output)
+    secret = None if args.object_store_secret == "none" else args.object_store_secret
+    pipeline = build_training_pipeline(args.schema, args.gpus, secret)
+    compiler.Compiler().compile(pipeline, args.output)
     print(f"wrote {args.output}")
     return 0
 

@@ -25,6 +25,9 @@ from components.validate.component import validate
 
 PIPELINE_NAME = "mlops-training"
 GPU_RESOURCE = "nvidia.com/gpu"
+# Keys of the object-store Secret (manifests/base/pipeline-credentials.yaml), read by pyarrow.
+OBJECT_STORE_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+OBJECT_STORE_SECRET = "mlops-s3-credentials"
 
 
 class TrainingOutputs(NamedTuple):
@@ -39,7 +42,9 @@ class TrainingOutputs(NamedTuple):
     push_result: Artifact
 
 
-def build_training_pipeline(schema_uri: Optional[str] = None, gpus: int = 0):
+def build_training_pipeline(
+    schema_uri: Optional[str] = None, gpus: int = 0, object_store_secret: Optional[str] = None
+):
     """Returns the training pipeline function.
 
     Args:
@@ -49,6 +54,9 @@ def build_training_pipeline(schema_uri: Optional[str] = None, gpus: int = 0):
         gpus: GPUs for the train step (on a cluster): its pod asks for that many
             ``nvidia.com/gpu``, runs TensorFlow's GPU image and tolerates GPU-node taints.
             0 trains on CPU.
+        object_store_secret: On a cluster, the Kubernetes Secret whose ``AWS_ACCESS_KEY_ID``
+            and ``AWS_SECRET_ACCESS_KEY`` the steps that read or write the object store
+            (ingest, evaluate, deploy) get as environment variables; never pipeline parameters.
     """
     if gpus < 0:
         raise ValueError(f"gpus must be >= 0, got {gpus}")
@@ -78,6 +86,13 @@ def build_training_pipeline(schema_uri: Optional[str] = None, gpus: int = 0):
         min_improvement: float = 0.0,
         deploy_target: str = "local",
         beam_pipeline_args: List[str] = [],  # noqa: B006 - as above.
+        serving_namespace: str = "mlops-models",
+        serving_runtime: str = "kserve-tensorflow-serving",
+        predictor_cpu: str = "500m",
+        predictor_memory: str = "1Gi",
+        deployment_mode: str = "RawDeployment",
+        canary_traffic_percent: int = 100,
+        rollout_timeout_seconds: int = 600,
     ) -> TrainingOutputs:
         ingest_task = ingest(data_uri=data_uri, eval_fraction=eval_fraction)
         ingest_task.set_display_name("Ingest: read and split")
@@ -143,8 +158,23 @@ def build_training_pipeline(schema_uri: Optional[str] = None, gpus: int = 0):
             registry=registry,
             model_name=model_name,
             target=deploy_target,
+            serving_namespace=serving_namespace,
+            serving_runtime=serving_runtime,
+            predictor_cpu=predictor_cpu,
+            predictor_memory=predictor_memory,
+            deployment_mode=deployment_mode,
+            canary_traffic_percent=canary_traffic_percent,
+            rollout_timeout_seconds=rollout_timeout_seconds,
         )
         deploy_task.set_display_name("Deploy: push if blessed")
+
+        if object_store_secret:
+            for task in (ingest_task, evaluate_task, deploy_task):
+                kubernetes.use_secret_as_env(
+                    task,
+                    secret_name=object_store_secret,
+                    secret_key_to_env={key: key for key in OBJECT_STORE_KEYS},
+                )
 
         return TrainingOutputs(
             train_data=train_data,

@@ -16,6 +16,13 @@ def deploy(
     model_name: str,
     push_result: Output[Artifact],
     target: str = "local",
+    serving_namespace: str = "mlops-models",
+    serving_runtime: str = "kserve-tensorflow-serving",
+    predictor_cpu: str = "500m",
+    predictor_memory: str = "1Gi",
+    deployment_mode: str = "RawDeployment",
+    canary_traffic_percent: int = 100,
+    rollout_timeout_seconds: int = 600,
 ) -> None:
     """Pushes a blessed model to the target; writes nothing for an unblessed one.
 
@@ -27,24 +34,40 @@ def deploy(
         registry: The registry's location.
         model_name: The model's name.
         push_result: Whether and where the model went (metadata and JSON).
-        target: The deploy target; ``local`` is the filesystem registry.
+        target: ``local`` (the filesystem registry) or ``kserve`` (a registry in the object
+            store, served by an InferenceService).
+        serving_namespace: kserve: the InferenceService's namespace.
+        serving_runtime: kserve: ``kserve-tensorflow-serving`` or ``mlops-predictor``.
+        predictor_cpu: kserve: the predictor's CPU request (the limit is twice it).
+        predictor_memory: kserve: the predictor's memory request (the limit is twice it).
+        deployment_mode: kserve: ``RawDeployment`` or ``Serverless`` (Knative).
+        canary_traffic_percent: kserve: traffic for the new revision; 100 rolls out fully,
+            less needs Serverless mode.
+        rollout_timeout_seconds: kserve: how long to wait for Ready before rolling back.
     """
     import dataclasses
     import json
 
     from components import constants
-    from components.deploy import core
+    from components.deploy import core, kserve
     from components.errors import step
 
     with step("deploy"):
         with open(schema.path) as f:
             schema_text = f.read()
+        settings = core.KServeSettings(
+            namespace=serving_namespace,
+            runtime=serving_runtime,
+            resources=kserve.Resources.scaled(predictor_cpu, predictor_memory),
+            deployment_mode=deployment_mode,
+            canary_traffic_percent=canary_traffic_percent,
+            timeout_seconds=rollout_timeout_seconds,
+        )
         result = core.deploy(
             model.path,
             bool(blessing.metadata[constants.BLESSED]),
             list(blessing.metadata[constants.REASONS]),
-            target,
-            registry,
+            core.make_target(target, registry, settings),
             model_name,
             {
                 "metrics": blessing.metadata.get("metrics", {}),
@@ -60,3 +83,6 @@ def deploy(
     push_result.metadata[constants.REASON] = result.reason
     push_result.metadata[constants.VERSION] = result.version
     push_result.metadata[constants.DESTINATION] = result.destination
+    push_result.metadata["url"] = result.url
+    push_result.metadata["revision"] = result.revision
+    push_result.metadata["previous_destination"] = result.previous_destination

@@ -1,15 +1,17 @@
 """Deploy [TFX Pusher]: push a blessed model to a deploy target; do nothing for an unblessed one.
 
-Targets share one interface, :class:`DeployTarget`; ``local`` writes to the filesystem model
-registry. A cluster target (KServe) slots in beside it in :data:`TARGETS`.
+Targets share one interface, :class:`DeployTarget`: ``local`` writes to the filesystem model
+registry; ``kserve`` writes to a registry in the object store and rolls an InferenceService out
+to serve that version (:mod:`components.deploy.kserve`).
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from components import constants
+from components.deploy import kserve
 from components.errors import ConfigurationError
 from components.registry import ModelRegistry
 
@@ -24,6 +26,9 @@ class PushResult:
     reason: str
     version: int | None = None
     destination: str | None = None
+    url: str | None = None
+    revision: str | None = None
+    previous_destination: str | None = None
 
 
 class DeployTarget(Protocol):
@@ -57,15 +62,92 @@ class LocalRegistryTarget:
         )
 
 
-TARGETS = {"local": LocalRegistryTarget}
+@dataclass(frozen=True)
+class KServeSettings:
+    """How the ``kserve`` target serves a version (see :class:`kserve.InferenceServiceSpec`)."""
+
+    namespace: str = "mlops-models"
+    runtime: str = kserve.TF_SERVING_RUNTIME
+    resources: kserve.Resources = field(default_factory=kserve.Resources)
+    deployment_mode: str = "RawDeployment"
+    canary_traffic_percent: int = 100
+    timeout_seconds: float = 600.0
+    poll_seconds: float = 5.0
+
+
+class KServeTarget:
+    """A registry version in the object store, served by a KServe InferenceService.
+
+    A version whose rollout fails is discarded from the registry again, so it never becomes the
+    baseline; the previous InferenceService spec keeps serving.
+    """
+
+    def __init__(self, registry_root: str, settings: KServeSettings, api: Any = None) -> None:
+        self.registry = ModelRegistry(registry_root)
+        if self.registry.is_local:
+            raise ConfigurationError(
+                f"The kserve target needs the registry in an object store KServe can read "
+                f"(s3://..., gs://...), not the local path {registry_root!r}."
+            )
+        self.settings = settings
+        self._api = api
+
+    def _custom_objects(self) -> Any:
+        if self._api is None:
+            from kubernetes import client, config
+
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            self._api = client.CustomObjectsApi()
+        return self._api
+
+    def push(
+        self, model_dir: str, model_name: str, metadata: dict[str, Any], schema_text: str
+    ) -> PushResult:
+        """Pushes the next version and rolls the InferenceService out to it."""
+        settings = self.settings
+        canary = settings.canary_traffic_percent
+        spec = kserve.InferenceServiceSpec(
+            name=model_name,
+            namespace=settings.namespace,
+            storage_uri="",
+            runtime=settings.runtime,
+            resources=settings.resources,
+            deployment_mode=settings.deployment_mode,
+            canary_traffic_percent=None if canary == 100 else canary,
+        )  # Checks the settings before anything is written.
+        version = self.registry.push(
+            model_name, model_dir, metadata, {constants.REGISTRY_SCHEMA_FILE: schema_text}
+        )
+        storage_uri = self.registry.path(model_name, version)
+        try:
+            result = kserve.rollout(
+                self._custom_objects(),
+                kserve.replace_storage_uri(spec, storage_uri),
+                settings.timeout_seconds,
+                settings.poll_seconds,
+            )
+        except BaseException:
+            self.registry.discard(model_name, version)
+            raise
+        return PushResult(
+            pushed=True,
+            reason=f"version {version} is serving at {result.url}",
+            version=version,
+            destination=storage_uri,
+            url=result.url,
+            revision=result.revision,
+            previous_destination=result.previous_storage_uri,
+        )
 
 
 def deploy(
     model_dir: str,
     blessed: bool,
     blessing_reasons: list[str],
-    target: str,
-    registry_root: str,
+    target: DeployTarget,
     model_name: str,
     metadata: dict[str, Any],
     schema_text: str,
@@ -76,8 +158,7 @@ def deploy(
         model_dir: The SavedModel to push.
         blessed: The evaluation's decision.
         blessing_reasons: Why it was (not) blessed; kept with the model and in the result.
-        target: A key of :data:`TARGETS`.
-        registry_root: The registry's location.
+        target: Where a blessed model goes (:func:`make_target`).
         model_name: The model's name.
         metadata: Written beside the model (metrics, data fingerprint, task).
         schema_text: The TFDV schema (text format), written beside the model.
@@ -85,17 +166,7 @@ def deploy(
     Returns:
         Whether and where the model went.
     """
-    logger.info(
-        "Deploying %s as %r to %s %s (blessed=%s)",
-        model_dir,
-        model_name,
-        target,
-        registry_root,
-        blessed,
-    )
-    if target not in TARGETS:
-        raise ConfigurationError(f"Unknown deploy target {target!r}; known: {', '.join(TARGETS)}.")
-    destination = TARGETS[target](registry_root)
+    logger.info("Deploying %s as %r to %s (blessed=%s)", model_dir, model_name, target, blessed)
     if not blessed:
         reason = "not pushed: the model was not blessed (" + "; ".join(blessing_reasons) + ")"
         logger.info("%s", reason)
@@ -107,6 +178,22 @@ def deploy(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "schema": constants.REGISTRY_SCHEMA_FILE,
     }
-    result = destination.push(model_dir, model_name, record, schema_text)
+    result = target.push(model_dir, model_name, record, schema_text)
     logger.info("%s: %s", result.reason, result.destination)
     return result
+
+
+TARGETS = ("local", "kserve")
+
+
+def make_target(name: str, registry_root: str, settings: KServeSettings) -> DeployTarget:
+    """The deploy target called ``name``; checks its settings before anything is pushed.
+
+    Raises:
+        ConfigurationError: An unknown target, or settings the target cannot use.
+    """
+    if name == "local":
+        return LocalRegistryTarget(registry_root)
+    if name == "kserve":
+        return KServeTarget(registry_root, settings)
+    raise ConfigurationError(f"Unknown deploy target {name!r}; known: {', '.join(TARGETS)}.")

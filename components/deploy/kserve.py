@@ -8,7 +8,9 @@ model keeps serving.
 """
 
 import copy
+import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,12 +45,26 @@ class Resources:
     cpu_limit: str = "1"
     memory_limit: str = "2Gi"
 
+    @classmethod
+    def scaled(cls, cpu: str, memory: str) -> "Resources":
+        """Requests as given, limits at twice them (``500m`` → ``1000m``, ``1Gi`` → ``2Gi``)."""
+        return cls(cpu, memory, _twice(cpu), _twice(memory))
+
     def to_body(self) -> dict[str, Any]:
         """The Kubernetes ``resources`` block."""
         return {
             "requests": {"cpu": self.cpu, "memory": self.memory},
             "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
         }
+
+
+def _twice(quantity: str) -> str:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Za-z]*)", quantity)
+    if not match:
+        raise ConfigurationError(f"{quantity!r} is not a Kubernetes quantity such as 500m or 1Gi.")
+    number, unit = match.groups()
+    doubled = float(number) * 2
+    return f"{doubled:g}{unit}"
 
 
 @dataclass(frozen=True)
@@ -138,25 +154,9 @@ class RolloutResult:
     previous_storage_uri: str | None
 
 
-def storage_uri_for(artifact_uri: str) -> str:
-    """KFP's artifact URI as KServe's storage initializer reads it.
-
-    KFP writes ``minio://bucket/key`` for its MinIO (and SeaweedFS) store, which the storage
-    initializer reads as ``s3://bucket/key`` with the S3 endpoint from its ServiceAccount;
-    ``gs://`` and ``s3://`` pass through.
-
-    Raises:
-        ConfigurationError: A scheme the storage initializer cannot read.
-    """
-    scheme, _, rest = artifact_uri.partition("://")
-    if scheme == "minio":
-        return f"s3://{rest}"
-    if scheme in ("s3", "gs", "pvc", "https"):
-        return artifact_uri
-    raise ConfigurationError(
-        f"KServe cannot read the model from {artifact_uri!r}: the pipeline's artifact store "
-        "must be an object store (minio://, s3://, gs://)."
-    )
+def replace_storage_uri(spec: InferenceServiceSpec, storage_uri: str) -> InferenceServiceSpec:
+    """The same spec serving another model."""
+    return dataclasses.replace(spec, storage_uri=storage_uri)
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:

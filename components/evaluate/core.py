@@ -7,6 +7,7 @@ registry, scored on the same eval rows) by more than ``min_improvement``.
 
 import logging
 import math
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,9 +242,9 @@ def evaluate(
         )
     failures += _check_thresholds(evaluation.metrics, config)
     if baseline_version is not None:
-        failures += _compare_with_baseline(
-            evaluation, spec, registry.path(model_name, baseline_version), features, y, config
-        )
+        with tempfile.TemporaryDirectory() as scratch:
+            baseline_dir = registry.local_copy(model_name, baseline_version, scratch)
+            failures += _compare_with_baseline(evaluation, spec, baseline_dir, features, y, config)
     evaluation.blessed = not failures
     evaluation.reasons = failures or [_blessing_reason(evaluation)]
     logger.info("Blessed: %s (%s)", evaluation.blessed, "; ".join(evaluation.reasons))

@@ -20,7 +20,8 @@ def _compile(tmp_path, pipeline=training.training_pipeline) -> dict:
 
 
 def test_committed_ir_is_up_to_date(tmp_path):
-    _, text = _compile(tmp_path)
+    assert main(["compile", "--output", str(tmp_path / "training.yaml")]) == 0
+    text = (tmp_path / "training.yaml").read_text()
     with open(os.path.join(ROOT, DEFAULT_OUTPUT)) as committed:
         assert committed.read() == text, (
             "pipelines/compiled/training.yaml is stale: run make compile"
@@ -71,3 +72,19 @@ def test_gpu_pipeline_asks_for_gpus_in_the_gpu_image_with_a_toleration(tmp_path)
         "tolerations"
     ]
     assert tolerations == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_object_store_keys_come_from_a_secret_not_parameters(tmp_path):
+    path = tmp_path / "cluster.yaml"
+    assert main(["compile", "--output", str(path)]) == 0
+    ir, platform = list(yaml.safe_load_all(path.read_text()))
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for step in ("exec-ingest", "exec-evaluate", "exec-deploy"):
+        secret = executors[step]["secretAsEnv"][0]
+        assert secret["secretName"] == "mlops-s3-credentials"
+        keys = {item["secretKey"] for item in secret["keyToEnv"]}
+        assert keys == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert "exec-train" not in executors
+    assert not any(
+        "SECRET" in name.upper() for name in ir["root"]["inputDefinitions"]["parameters"]
+    )

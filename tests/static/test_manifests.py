@@ -75,7 +75,9 @@ def test_nothing_cluster_wide_is_granted(rendered):
 
 def test_storage_credentials_carry_the_kserve_s3_annotations(rendered):
     secret = next(
-        d for d in yaml.safe_load_all(rendered.read_text()) if d and d["kind"] == "Secret"
+        d
+        for d in yaml.safe_load_all(rendered.read_text())
+        if d and d["kind"] == "Secret" and d["metadata"]["namespace"] == "mlops-models"
     )
     annotations = secret["metadata"]["annotations"]
     assert {"serving.kserve.io/s3-endpoint", "serving.kserve.io/s3-usehttps"} <= set(annotations)

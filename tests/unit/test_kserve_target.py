@@ -4,8 +4,10 @@ InferenceService stand-in in tests/k8s_standin.py."""
 import pytest
 from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
 
+from components.deploy import core as deploy_core
 from components.deploy import kserve
 from components.errors import ConfigurationError
+from components.registry import ModelRegistry
 from tests.k8s_standin import InferenceServiceStandIn
 
 NS = "models"
@@ -93,21 +95,54 @@ def test_project_runtime_speaks_v2():
     assert body["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
 
 
-@pytest.mark.parametrize(
-    ("artifact", "expected"),
-    [
-        (
-            "minio://mlpipeline/v2/artifacts/run/train/model",
-            "s3://mlpipeline/v2/artifacts/run/train/model",
-        ),
-        ("gs://bucket/model", "gs://bucket/model"),
-        ("s3://bucket/model", "s3://bucket/model"),
-    ],
-)
-def test_kfp_artifact_uris_become_storage_uris(artifact, expected):
-    assert kserve.storage_uri_for(artifact) == expected
+def _fake_saved_model(folder) -> str:
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    return str(folder)
 
 
-def test_local_artifact_uri_is_rejected():
+def _target(standin, registry: str, timeout: float = 30) -> deploy_core.KServeTarget:
+    settings = deploy_core.KServeSettings(namespace=NS, timeout_seconds=timeout, poll_seconds=0.01)
+    return deploy_core.KServeTarget(registry, settings, api=_api(standin))
+
+
+def test_kserve_target_serves_the_pushed_registry_version(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    registry = f"file://{tmp_path}/store"
+    with InferenceServiceStandIn() as standin:
+        first = _target(standin, registry).push(model, "penguins", {}, "schema")
+        second = _target(standin, registry).push(model, "penguins", {}, "schema")
+        stored = standin.objects[(NS, "penguins")]
+    assert (first.version, second.version) == (1, 2)
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/penguins/2"
+    assert second.previous_destination == f"{registry}/penguins/1"
+    assert second.url == "http://penguins.models.example.com"
+
+
+def test_kserve_target_discards_a_version_that_does_not_serve(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    registry = f"file://{tmp_path}/store"
+
+    def second_revision_fails(obj):
+        return obj["metadata"]["generation"] == 1, "ModelLoadFailed", "bad model"
+
+    with InferenceServiceStandIn(second_revision_fails) as standin:
+        _target(standin, registry).push(model, "penguins", {}, "schema")
+        with pytest.raises(kserve.RolloutFailed, match="bad model"):
+            _target(standin, registry, timeout=0.2).push(model, "penguins", {}, "schema")
+        stored = standin.objects[(NS, "penguins")]
+    assert ModelRegistry(registry).versions("penguins") == [1]
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/penguins/1"
+
+
+def test_kserve_target_needs_an_object_store_registry(tmp_path):
     with pytest.raises(ConfigurationError, match="object store"):
-        kserve.storage_uri_for("/tmp/model")
+        deploy_core.make_target("kserve", str(tmp_path), deploy_core.KServeSettings())
+
+
+def test_resources_limits_are_twice_the_requests():
+    body = kserve.Resources.scaled("500m", "1Gi").to_body()
+    assert body == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "1000m", "memory": "2Gi"},
+    }

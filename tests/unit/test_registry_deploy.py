@@ -57,9 +57,8 @@ def test_invalid_model_names_are_rejected(name):
 
 def test_unblessed_model_is_not_pushed(tmp_path):
     model = _fake_saved_model(tmp_path / "model")
-    result = deploy_core.deploy(
-        model, False, ["accuracy 0.3 is below 0.9"], "local", str(tmp_path / "reg"), "m", {}, ""
-    )
+    target = deploy_core.LocalRegistryTarget(str(tmp_path / "reg"))
+    result = deploy_core.deploy(model, False, ["accuracy 0.3 is below 0.9"], target, "m", {}, "")
     assert not result.pushed
     assert "accuracy 0.3 is below 0.9" in result.reason
     assert not os.path.exists(tmp_path / "reg")
@@ -71,8 +70,7 @@ def test_blessed_model_is_pushed_with_its_metadata(tmp_path):
         model,
         True,
         ["beats"],
-        "local",
-        str(tmp_path / "reg"),
+        deploy_core.LocalRegistryTarget(str(tmp_path / "reg")),
         "m",
         {"metrics": {"accuracy": 1}},
         'feature { name: "x" }',
@@ -90,4 +88,25 @@ def test_blessed_model_is_pushed_with_its_metadata(tmp_path):
 
 def test_unknown_target_is_rejected(tmp_path):
     with pytest.raises(ConfigurationError, match="Unknown deploy target"):
-        deploy_core.deploy(str(tmp_path), True, [], "moon", str(tmp_path), "m", {}, "")
+        deploy_core.make_target("moon", str(tmp_path), deploy_core.KServeSettings())
+
+
+def test_object_store_registry_counts_a_version_once_its_metadata_is_written(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    registry = ModelRegistry(f"file://{tmp_path}/store")
+    assert registry.push("penguins", model, {"v": 1}, {"schema.pbtxt": "s"}) == 1
+    # An interrupted push: the model's files but no metadata file yet.
+    shutil.copytree(model, tmp_path / "store" / "penguins" / "2")
+    assert registry.versions("penguins") == [1]
+    assert registry.push("penguins", model, {"v": 3}) == 3
+    assert registry.versions("penguins") == [1, 3]
+    assert registry.metadata("penguins", 3) == {"v": 3}
+    assert registry.path("penguins", 3) == f"file://{tmp_path}/store/penguins/3"
+    copy = registry.local_copy("penguins", 1, str(tmp_path / "scratch"))
+    assert os.path.isfile(os.path.join(copy, "saved_model.pb"))
+    assert os.path.isfile(os.path.join(copy, "schema.pbtxt"))
+
+
+def test_registry_uri_options_stay_out_of_model_paths():
+    registry = ModelRegistry("s3://mlpipeline/registry?endpoint_override=localhost:9&scheme=http")
+    assert registry.path("penguins", 3) == "s3://mlpipeline/registry/penguins/3"
