@@ -16,15 +16,25 @@ ARGS ?=
 # Image names and tags: components/images.py is the one place they are set.
 $(foreach setting,$(shell python3 components/images.py),$(eval $(setting)))
 CLUSTER ?= mlops
+OVERLAY ?= kind
+# Upstream releases `make platform` installs (see README and ../shared notes for why these).
+CERT_MANAGER_VERSION := v1.16.5
+KSERVE_VERSION := v0.15.2
+KFP_VERSION := 2.5.0
+KSERVE_RELEASE := https://github.com/kserve/kserve/releases/download/$(KSERVE_VERSION)
+KFP_MANIFESTS := github.com/kubeflow/pipelines/manifests/kustomize
+# Port-forwards to the KFP API (make port-forward) that upload and submit talk to.
+KFP_HOST ?= http://localhost:8888
+KFP_UI ?= http://localhost:8080
 
 # $(call need,TOOL,how to get it): stop with a clear message when a tool is missing.
 need = @command -v $(1) >/dev/null || { echo "error: '$(1)' is not installed; $(2)"; exit 1; }
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve test lint compile lock bench bench-serving clean images load-images cluster down
+.PHONY: help run serve test lint compile lock bench bench-serving clean images load-images cluster down platform gpu-plugin port-forward upload submit e2e
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: $(LOCK) pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -91,6 +101,38 @@ cluster: ## Create the kind cluster from kind-config.yaml
 load-images: ## kind load docker-image for each image
 	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
 	kind load docker-image --name $(CLUSTER) $(PIPELINE_IMAGE) $(SERVING_IMAGE)
+
+platform: ## Install cert-manager, KServe (RawDeployment), Kubeflow Pipelines and manifests/overlays/$(OVERLAY); waits until ready
+	$(call need,kubectl,see https://kubernetes.io/docs/tasks/tools/)
+	kubectl apply -f https://github.com/cert-manager/cert-manager/releases/download/$(CERT_MANAGER_VERSION)/cert-manager.yaml
+	kubectl wait --for=condition=Available --timeout=300s -n cert-manager deployment/cert-manager deployment/cert-manager-webhook deployment/cert-manager-cainjector
+	kubectl apply --server-side -f $(KSERVE_RELEASE)/kserve.yaml
+	kubectl wait --for=condition=Available --timeout=300s -n kserve deployment/kserve-controller-manager
+	@# The runtimes go through KServe's webhook, which may answer a little after its deployment is Available.
+	for attempt in 1 2 3 4 5 6; do kubectl apply --server-side -f $(KSERVE_RELEASE)/kserve-cluster-resources.yaml && break; sleep 10; done
+	kubectl patch configmap/inferenceservice-config -n kserve --type=strategic -p '{"data": {"deploy": "{\"defaultDeploymentMode\": \"RawDeployment\"}"}}'
+	kubectl apply -k "$(KFP_MANIFESTS)/cluster-scoped-resources?ref=$(KFP_VERSION)"
+	kubectl wait --for condition=established --timeout=60s crd/applications.app.k8s.io
+	kubectl apply -k "$(KFP_MANIFESTS)/env/platform-agnostic?ref=$(KFP_VERSION)"
+	kubectl wait pods -l application-crd-id=kubeflow-pipelines -n kubeflow --for condition=Ready --timeout=1800s
+	kubectl apply -k manifests/overlays/$(OVERLAY)
+
+gpu-plugin: ## Install NVIDIA's device plugin (GPU nodes; on kind, a cluster made by nvkind)
+	$(call need,kubectl,see https://kubernetes.io/docs/tasks/tools/)
+	kubectl apply -k manifests/gpu
+
+port-forward: ## Forward the KFP API (:8888) and dashboard (:8080) to localhost; Ctrl-C stops
+	$(call need,kubectl,see https://kubernetes.io/docs/tasks/tools/)
+	kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888 & kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80
+
+upload: compile ## Upload the compiled pipeline to KFP at $(KFP_HOST) (a new version when it changed)
+	$(BIN)/mlops upload --host $(KFP_HOST)
+
+submit: $(BIN)/.installed ## Start a training run on the cluster; prints the run's dashboard URL
+	$(BIN)/mlops submit --host $(KFP_HOST) --ui-host $(KFP_UI) $(ARGS)
+
+e2e: cluster platform images load-images ## All of the above on kind, then tests/e2e: upload, submit, wait, query the InferenceService
+	MLOPS_E2E=1 $(BIN)/python -m pytest tests/e2e -v
 
 down: ## Delete the kind cluster
 	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
