@@ -72,12 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-body-bytes",
+        "--max_body_bytes",
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
         help="larger request bodies get 413",
     )
     parser.add_argument(
         "--poll-seconds",
+        "--poll_seconds",
         type=float,
         default=2.0,
         help="how often --version latest looks for a new version",

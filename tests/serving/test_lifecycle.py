@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.serving.conftest import ROOT, copy_version, read_log, start_server
+from tests.serving.conftest import ROOT, copy_version, free_port, read_log, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +97,48 @@ def test_several_http_workers_serve_and_keep_the_body_limit(trained, tmp_path):
         server.stop()
     assert [response.status_code for response in small] == [200] * 6
     assert large.status_code == 413
+
+
+@pytest.mark.parametrize("layout", ["saved_model", "versions"])
+def test_model_dir_as_kserve_mounts_it(trained, tmp_path, layout):
+    # KServe's storage initializer puts the storageUri's content in /mnt/models: for a registry
+    # version that is the SavedModel itself; for a model folder, its numeric versions.
+    source = os.path.join(trained["registry"], "penguins", "1")
+    mount = tmp_path / "mnt" / "models"
+    shutil.copytree(source, mount if layout == "saved_model" else mount / "3")
+    http_port = str(free_port())
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "--model_dir",
+            str(mount),
+            "--model_name",
+            "penguins",
+            "--http_port",
+            http_port,
+            "--grpc_port",
+            str(free_port()),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{http_port}/v1/models/penguins"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        response = requests.post(
+            f"{url}:predict", json={"instances": trained["rows"][:2]}, timeout=30
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == 2
