@@ -86,9 +86,13 @@ class ModelRegistry:
         versions = self.versions(name)
         return versions[-1] if versions else None
 
+    def model_uri(self, name: str) -> str:
+        """Where a model's versions are: a local folder or a URI (``s3://bucket/prefix/name``)."""
+        return f"{self._uri_root}/{check_model_name(name)}"
+
     def path(self, name: str, version: int) -> str:
         """Where one version is: a local folder, or a URI (``s3://bucket/prefix/name/3``)."""
-        return f"{self._uri_root}/{check_model_name(name)}/{version}"
+        return f"{self.model_uri(name)}/{version}"
 
     def metadata(self, name: str, version: int) -> dict[str, Any]:
         """The metadata written beside a version."""

@@ -358,7 +358,7 @@ CLUSTER_DEFAULTS = {
     # The bundled data inside the pipeline image, and the registry in KFP's MinIO.
     "data_uri": "/opt/venv/lib/python3.11/site-packages/palmerpenguins/data/penguins.csv",
     "registry": "s3://mlpipeline/model-registry?endpoint_override=minio-service.kubeflow:9000"
-    "&scheme=http",
+    "&scheme=http&region=us-east-1",
     "deploy_target": "kserve",
 }
 

@@ -121,25 +121,39 @@ class KServeTarget:
         version = self.registry.push(
             model_name, model_dir, metadata, {constants.REGISTRY_SCHEMA_FILE: schema_text}
         )
-        storage_uri = self.registry.path(model_name, version)
+        discarded = []
+
+        def discard() -> None:
+            # A version that never served must not become the baseline, nor be downloaded by
+            # the previous revision when it restarts.
+            if not discarded:
+                self.registry.discard(model_name, version)
+                discarded.append(version)
+
+        storage_uri = self.registry.model_uri(model_name)
         try:
             result = kserve.rollout(
                 self._custom_objects(),
-                kserve.replace_storage_uri(spec, storage_uri),
+                kserve.for_version(spec, storage_uri, version),
                 settings.timeout_seconds,
                 settings.poll_seconds,
+                before_rollback=discard,
             )
         except BaseException:
-            self.registry.discard(model_name, version)
+            discard()
             raise
         return PushResult(
             pushed=True,
             reason=f"version {version} is serving at {result.url}",
             version=version,
-            destination=storage_uri,
+            destination=self.registry.path(model_name, version),
             url=result.url,
             revision=result.revision,
-            previous_destination=result.previous_storage_uri,
+            previous_destination=(
+                None
+                if result.previous_model_version is None
+                else self.registry.path(model_name, result.previous_model_version)
+            ),
         )
 
 

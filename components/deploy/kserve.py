@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+# Set on the predictor: which registry version a revision was rolled out for. Changing it makes a
+# new revision, whose storage initializer downloads the model folder again.
+MODEL_VERSION_ANNOTATION = "mlops-suite/model-version"
 # KServe's TensorFlow Serving runtime (image tensorflow/serving; V1 REST on 8080, gRPC 9000).
 TF_SERVING_RUNTIME = "kserve-tensorflow-serving"
 # This project's predictor (images/serving), registered as a ServingRuntime by the manifests.
@@ -74,7 +77,10 @@ class InferenceServiceSpec:
     Attributes:
         name: The InferenceService's name (the model name).
         namespace: The serving namespace.
-        storage_uri: Where the storage initializer reads the model (``s3://``, ``gs://``).
+        storage_uri: Where the storage initializer reads the model (``s3://``, ``gs://``): the
+            registry's folder of the model, holding its numeric versions, as TensorFlow
+            Serving's ``--model_base_path`` wants; the runtime serves the newest.
+        model_version: The registry version this rollout is for.
         runtime: :data:`TF_SERVING_RUNTIME` or :data:`PROJECT_RUNTIME`.
         service_account: Carries the object-store credentials for the storage initializer.
         resources: Predictor requests and limits.
@@ -88,6 +94,7 @@ class InferenceServiceSpec:
     name: str
     namespace: str
     storage_uri: str
+    model_version: int | None = None
     runtime: str = TF_SERVING_RUNTIME
     service_account: str = "mlops-model-reader"
     resources: Resources = field(default_factory=Resources)
@@ -131,6 +138,8 @@ class InferenceServiceSpec:
         }
         if self.canary_traffic_percent is not None:
             predictor["canaryTrafficPercent"] = self.canary_traffic_percent
+        if self.model_version is not None:
+            predictor["annotations"] = {MODEL_VERSION_ANNOTATION: str(self.model_version)}
         return {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "InferenceService",
@@ -150,23 +159,24 @@ class RolloutResult:
 
     url: str
     revision: str | None
-    storage_uri: str
-    previous_storage_uri: str | None
+    model_version: int | None
+    previous_model_version: int | None
 
 
-def replace_storage_uri(spec: InferenceServiceSpec, storage_uri: str) -> InferenceServiceSpec:
-    """The same spec serving another model."""
-    return dataclasses.replace(spec, storage_uri=storage_uri)
+def for_version(spec: InferenceServiceSpec, storage_uri: str, version: int) -> InferenceServiceSpec:
+    """The same spec serving ``version`` of the model at ``storage_uri``."""
+    return dataclasses.replace(spec, storage_uri=storage_uri, model_version=version)
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return next((c for c in status.get("conditions", []) if c.get("type") == kind), None)
 
 
-def _storage_uri(body: dict[str, Any] | None) -> str | None:
+def _model_version(body: dict[str, Any] | None) -> int | None:
     if body is None:
         return None
-    return body["spec"]["predictor"].get("model", {}).get("storageUri")
+    version = body["spec"]["predictor"].get("annotations", {}).get(MODEL_VERSION_ANNOTATION)
+    return int(version) if version else None
 
 
 class InferenceServices:
@@ -253,8 +263,17 @@ def rollout(
     spec: InferenceServiceSpec,
     timeout_seconds: float = 600.0,
     poll_seconds: float = 2.0,
+    before_rollback: Callable[[], None] | None = None,
 ) -> RolloutResult:
     """Creates or updates the InferenceService and waits for it; rolls back if it fails.
+
+    Args:
+        api: The Kubernetes custom-objects API.
+        spec: What to serve.
+        timeout_seconds: How long the new revision has to become ready.
+        poll_seconds: How often to read its status.
+        before_rollback: Called when the revision failed, before the previous spec goes back
+            (e.g. to take the failed version out of the registry the runtime downloads).
 
     Raises:
         RolloutFailed: The new revision was not ready in time; the previous spec is back.
@@ -264,11 +283,12 @@ def rollout(
     previous = services.get(spec.name)
     annotations = body["metadata"]["annotations"]
     logger.info(
-        "Rolling out %s/%s: %s (previous: %s)",
+        "Rolling out %s/%s: %s version %s (previous version: %s)",
         spec.namespace,
         spec.name,
         spec.storage_uri,
-        _storage_uri(previous) or "none",
+        spec.model_version,
+        _model_version(previous) or "none",
     )
     if previous is None:
         applied = services.create(body)
@@ -278,12 +298,14 @@ def rollout(
     ready, current = wait_ready(services, spec.name, generation, timeout_seconds, poll_seconds)
     if not ready:
         reason = _reason(current)
+        if before_rollback is not None:
+            before_rollback()
         if previous is None:
             services.delete(spec.name)
             restored = "the new InferenceService was deleted"
         else:
             services.replace_spec(services.get(spec.name) or previous, previous["spec"], {})
-            restored = f"the previous spec ({_storage_uri(previous)}) was restored"
+            restored = f"the previous spec (version {_model_version(previous)}) was restored"
         raise RolloutFailed(
             f"InferenceService {spec.namespace}/{spec.name} did not become ready within "
             f"{timeout_seconds:.0f} s: {reason}; {restored}."
@@ -293,8 +315,8 @@ def rollout(
     return RolloutResult(
         url=status.get("url", ""),
         revision=predictor.get("latestReadyRevision"),
-        storage_uri=spec.storage_uri,
-        previous_storage_uri=_storage_uri(previous),
+        model_version=spec.model_version,
+        previous_model_version=_model_version(previous),
     )
 
 

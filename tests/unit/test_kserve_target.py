@@ -17,27 +17,37 @@ def _api(standin) -> CustomObjectsApi:
     return CustomObjectsApi(ApiClient(Configuration(host=standin.host)))
 
 
-def _spec(uri: str, **overrides) -> kserve.InferenceServiceSpec:
-    return kserve.InferenceServiceSpec(name="penguins", namespace=NS, storage_uri=uri, **overrides)
+ROOT = "s3://reg/penguins"
+BROKEN = 13
+
+
+def _spec(version: int, **overrides) -> kserve.InferenceServiceSpec:
+    return kserve.InferenceServiceSpec(
+        name="penguins", namespace=NS, storage_uri=ROOT, model_version=version, **overrides
+    )
+
+
+def _version(stored) -> str:
+    return stored["spec"]["predictor"]["annotations"][kserve.MODEL_VERSION_ANNOTATION]
 
 
 def _fails_when_broken(obj):
-    uri = obj["spec"]["predictor"]["model"]["storageUri"]
-    if "broken" in uri:
-        return False, "ModelLoadFailed", f"failed to load model from {uri}"
+    if _version(obj) == str(BROKEN):
+        return False, "ModelLoadFailed", f"failed to load version {BROKEN}"
     return True, "", ""
 
 
 def test_new_service_is_created_and_becomes_ready():
     with InferenceServiceStandIn() as standin:
-        result = kserve.rollout(_api(standin), _spec("s3://reg/penguins/1"), 30, poll_seconds=0.01)
+        result = kserve.rollout(_api(standin), _spec(1), 30, poll_seconds=0.01)
         stored = standin.objects[(NS, "penguins")]
     assert result.url == "http://penguins.models.example.com"
     assert result.revision == "penguins-predictor-00001"
-    assert result.previous_storage_uri is None
+    assert result.previous_model_version is None
     model = stored["spec"]["predictor"]["model"]
     assert model["modelFormat"] == {"name": "tensorflow"}
-    assert model["storageUri"] == "s3://reg/penguins/1"
+    assert model["storageUri"] == ROOT
+    assert _version(stored) == "1"
     assert model["runtime"] == kserve.TF_SERVING_RUNTIME
     assert stored["metadata"]["annotations"][kserve.DEPLOYMENT_MODE_ANNOTATION] == "RawDeployment"
 
@@ -45,10 +55,10 @@ def test_new_service_is_created_and_becomes_ready():
 def test_update_reports_the_previous_model():
     with InferenceServiceStandIn() as standin:
         api = _api(standin)
-        kserve.rollout(api, _spec("s3://reg/penguins/1"), 30, poll_seconds=0.01)
-        result = kserve.rollout(api, _spec("s3://reg/penguins/2"), 30, poll_seconds=0.01)
+        kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
+        result = kserve.rollout(api, _spec(2), 30, poll_seconds=0.01)
         stored = standin.objects[(NS, "penguins")]
-    assert result.previous_storage_uri == "s3://reg/penguins/1"
+    assert (result.model_version, result.previous_model_version) == (2, 1)
     assert result.revision == "penguins-predictor-00002"
     assert stored["metadata"]["generation"] == 2
 
@@ -56,34 +66,38 @@ def test_update_reports_the_previous_model():
 def test_revision_that_never_becomes_ready_is_rolled_back():
     with InferenceServiceStandIn(_fails_when_broken) as standin:
         api = _api(standin)
-        kserve.rollout(api, _spec("s3://reg/penguins/1"), 30, poll_seconds=0.01)
+        kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
+        calls = []
         with pytest.raises(kserve.RolloutFailed) as err:
-            kserve.rollout(api, _spec("s3://reg/penguins/broken"), 0.2, poll_seconds=0.01)
+            kserve.rollout(
+                api, _spec(BROKEN), 0.2, poll_seconds=0.01, before_rollback=lambda: calls.append(1)
+            )
         stored = standin.objects[(NS, "penguins")]
     assert "ModelLoadFailed" in str(err.value)
-    assert "failed to load model from s3://reg/penguins/broken" in str(err.value)
-    assert "previous spec (s3://reg/penguins/1) was restored" in str(err.value)
-    assert stored["spec"]["predictor"]["model"]["storageUri"] == "s3://reg/penguins/1"
+    assert f"failed to load version {BROKEN}" in str(err.value)
+    assert "previous spec (version 1) was restored" in str(err.value)
+    assert _version(stored) == "1"
+    assert calls == [1]
 
 
 def test_new_service_that_never_becomes_ready_is_deleted():
     with InferenceServiceStandIn(_fails_when_broken) as standin:
         with pytest.raises(kserve.RolloutFailed, match="was deleted"):
-            kserve.rollout(_api(standin), _spec("s3://reg/broken"), 0.2, poll_seconds=0.01)
+            kserve.rollout(_api(standin), _spec(BROKEN), 0.2, poll_seconds=0.01)
         assert standin.objects == {}
 
 
 def test_canary_needs_knative_mode():
     with pytest.raises(ConfigurationError, match="Knative"):
-        _spec("s3://reg/penguins/2", canary_traffic_percent=10)
+        _spec(2, canary_traffic_percent=10)
 
 
 def test_canary_then_promotion_in_knative_mode():
     with InferenceServiceStandIn() as standin:
         api = _api(standin)
         serverless = {"deployment_mode": "Serverless"}
-        kserve.rollout(api, _spec("s3://reg/penguins/1", **serverless), 30, poll_seconds=0.01)
-        canary = _spec("s3://reg/penguins/2", canary_traffic_percent=10, **serverless)
+        kserve.rollout(api, _spec(1, **serverless), 30, poll_seconds=0.01)
+        canary = _spec(2, canary_traffic_percent=10, **serverless)
         kserve.rollout(api, canary, 30, poll_seconds=0.01)
         assert standin.objects[(NS, "penguins")]["spec"]["predictor"]["canaryTrafficPercent"] == 10
         kserve.promote(api, NS, "penguins")
@@ -91,7 +105,7 @@ def test_canary_then_promotion_in_knative_mode():
 
 
 def test_project_runtime_speaks_v2():
-    body = _spec("s3://x/1", runtime=kserve.PROJECT_RUNTIME).to_body()
+    body = _spec(1, runtime=kserve.PROJECT_RUNTIME).to_body()
     assert body["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
 
 
@@ -114,7 +128,9 @@ def test_kserve_target_serves_the_pushed_registry_version(tmp_path):
         second = _target(standin, registry).push(model, "penguins", {}, "schema")
         stored = standin.objects[(NS, "penguins")]
     assert (first.version, second.version) == (1, 2)
-    assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/penguins/2"
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/penguins"
+    assert _version(stored) == "2"
+    assert second.destination == f"{registry}/penguins/2"
     assert second.previous_destination == f"{registry}/penguins/1"
     assert second.url == "http://penguins.models.example.com"
 
@@ -132,7 +148,7 @@ def test_kserve_target_discards_a_version_that_does_not_serve(tmp_path):
             _target(standin, registry, timeout=0.2).push(model, "penguins", {}, "schema")
         stored = standin.objects[(NS, "penguins")]
     assert ModelRegistry(registry).versions("penguins") == [1]
-    assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/penguins/1"
+    assert _version(stored) == "1"
 
 
 def test_kserve_target_needs_an_object_store_registry(tmp_path):
