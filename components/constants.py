@@ -36,6 +36,10 @@ BLESSED = "blessed"
 REASONS = "reasons"
 PRIMARY_METRIC = "primary_metric"
 BASELINE_VERSION = "baseline_version"
+METRICS = "metrics"
+EPOCHS_RUN = "epochs_run"
+REPLICAS = "replicas"
+STRATEGY = "strategy"
 
 # Metadata keys of the deploy step's output.
 PUSHED = "pushed"

@@ -253,30 +253,30 @@ def _shown(path: str) -> str:
 def summary(report: Any) -> str:
     """The human summary of a finished run."""
     out = report.outputs
+    c = constants
     train, evaluation = out["train_data"].metadata, out["eval_data"].metadata
-    anomalies = out["anomalies"].metadata.get("anomalies", [])
+    anomalies = out["anomalies"].metadata.get(c.ANOMALIES, [])
     blessing, pushed = out["blessing"].metadata, out["push_result"].metadata
     values = out["metrics"].metadata
-    order = constants.CLASSIFICATION_METRICS + constants.REGRESSION_METRICS
+    order = c.CLASSIFICATION_METRICS + c.REGRESSION_METRICS
     metrics = " · ".join(f"{name} {values[name]:.4f}" for name in order if name in values)
     model = out["model"].metadata
     times = " · ".join(f"{name} {secs:.1f} s" for name, secs in report.times.seconds.items())
+    train_rows, eval_rows = int(train[c.NUM_ROWS]), int(evaluation[c.NUM_ROWS])
     lines = [
         "",
         "Summary",
-        f"  data       {int(train['num_rows'] + evaluation['num_rows'])} rows: "
-        f"{int(train['num_rows'])} train, {int(evaluation['num_rows'])} eval "
-        f"(fingerprint {train['fingerprint']})",
-        f"  anomalies  {'none' if not anomalies else '; '.join(anomalies)}",
-        f"  training   {int(model['epochs_run'])} epochs, {model['strategy']} strategy with "
-        f"{int(model['replicas'])} replica(s), task {model['task']}",
+        f"  data       {train_rows + eval_rows} rows: {train_rows} train, {eval_rows} eval "
+        f"(fingerprint {train[c.FINGERPRINT]})",
+        f"  anomalies  {'; '.join(anomalies) if anomalies else 'none'}",
+        f"  training   {int(model[c.EPOCHS_RUN])} epochs, {model[c.STRATEGY]} strategy with "
+        f"{int(model[c.REPLICAS])} replica(s), task {model[c.TASK]}",
         f"  metrics    {metrics} (eval split)",
-        f"  blessed    {'yes' if blessing['blessed'] else 'no'}: {'; '.join(blessing['reasons'])}",
+        f"  blessed    {'yes' if blessing[c.BLESSED] else 'no'}: {'; '.join(blessing[c.REASONS])}",
     ]
-    if pushed["pushed"]:
-        lines.append(
-            f"  model      pushed as version {int(pushed['version'])}: {pushed['destination']}"
-        )
+    if pushed[c.PUSHED]:
+        version, destination = int(pushed[c.VERSION]), pushed[c.DESTINATION]
+        lines.append(f"  model      pushed as version {version}: {destination}")
     else:
         lines.append("  model      not pushed (not blessed); the registry is unchanged")
     for label, path in link_views(report.run_dir).items():

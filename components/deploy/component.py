@@ -70,19 +70,14 @@ def deploy(
             core.make_target(target, registry, settings),
             model_name,
             {
-                "metrics": blessing.metadata.get("metrics", {}),
+                constants.METRICS: blessing.metadata.get(constants.METRICS, {}),
                 "data_fingerprint": train_data.metadata.get(constants.FINGERPRINT),
                 "task": model.metadata.get(constants.TASK),
                 "classes": model.metadata.get(constants.CLASSES),
             },
             schema_text,
         )
+    outcome = dataclasses.asdict(result)  # keys: constants.PUSHED, VERSION, DESTINATION, ...
     with open(push_result.path, "w") as f:
-        json.dump(dataclasses.asdict(result), f, indent=2)
-    push_result.metadata[constants.PUSHED] = result.pushed
-    push_result.metadata[constants.REASON] = result.reason
-    push_result.metadata[constants.VERSION] = result.version
-    push_result.metadata[constants.DESTINATION] = result.destination
-    push_result.metadata["url"] = result.url
-    push_result.metadata["revision"] = result.revision
-    push_result.metadata["previous_destination"] = result.previous_destination
+        json.dump(outcome, f, indent=2)
+    push_result.metadata.update(outcome)

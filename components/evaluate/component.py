@@ -82,4 +82,4 @@ def evaluate(
     blessing.metadata[constants.REASONS] = result.reasons
     blessing.metadata[constants.PRIMARY_METRIC] = result.primary_metric
     blessing.metadata[constants.BASELINE_VERSION] = result.baseline_version
-    blessing.metadata["metrics"] = result.metrics
+    blessing.metadata[constants.METRICS] = result.metrics

@@ -66,9 +66,9 @@ def train(
         f.write(core.markdown_report(result, config))
     model.metadata[constants.TASK] = transform_graph.metadata.get(constants.TASK)
     model.metadata[constants.CLASSES] = transform_graph.metadata.get(constants.CLASSES)
-    model.metadata["epochs_run"] = result.epochs_run
-    model.metadata["replicas"] = result.replicas
-    model.metadata["strategy"] = result.strategy
+    model.metadata[constants.EPOCHS_RUN] = result.epochs_run
+    model.metadata[constants.REPLICAS] = result.replicas
+    model.metadata[constants.STRATEGY] = result.strategy
 
 
 # The same step in TensorFlow's GPU image, for pipelines compiled with GPUs.
