@@ -14,12 +14,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from kubernetes.client import CustomObjectsApi
-from kubernetes.client.exceptions import ApiException
+from typing import TYPE_CHECKING, Any
 
 from components.errors import ConfigurationError, PipelineInputError
+
+if TYPE_CHECKING:  # The kubernetes client costs ~1.5 s to import; only the kserve target needs it.
+    from kubernetes.client import CustomObjectsApi
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +182,13 @@ def _model_version(body: dict[str, Any] | None) -> int | None:
 class InferenceServices:
     """The InferenceService calls this target makes, through the Kubernetes API."""
 
-    def __init__(self, api: CustomObjectsApi, namespace: str) -> None:
+    def __init__(self, api: "CustomObjectsApi", namespace: str) -> None:
         self.api, self.namespace = api, namespace
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The object, or None when there is none."""
+        from kubernetes.client.exceptions import ApiException
+
         try:
             return self.api.get_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, name
@@ -259,7 +261,7 @@ def _reason(current: dict[str, Any]) -> str:
 
 
 def rollout(
-    api: CustomObjectsApi,
+    api: "CustomObjectsApi",
     spec: InferenceServiceSpec,
     timeout_seconds: float = 600.0,
     poll_seconds: float = 2.0,
@@ -320,7 +322,7 @@ def rollout(
     )
 
 
-def promote(api: CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+def promote(api: "CustomObjectsApi", namespace: str, name: str) -> dict[str, Any]:
     """Sends all traffic to the canary revision (removes ``canaryTrafficPercent``)."""
     services = InferenceServices(api, namespace)
     current = services.get(name)
