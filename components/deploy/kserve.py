@@ -32,7 +32,13 @@ MODEL_VERSION_ANNOTATION = "mlops-suite/model-version"
 TF_SERVING_RUNTIME = "kserve-tensorflow-serving"
 # This project's predictor (images/serving), registered as a ServingRuntime by the manifests.
 PROJECT_RUNTIME = "mlops-predictor"
-RUNTIMES = {TF_SERVING_RUNTIME: "v1", PROJECT_RUNTIME: "v2"}
+# Runtime → (protocol, image tag). KServe 0.15's TF Serving runtime ships tensorflow/serving
+# 2.6.2, which cannot load what TF 2.16 saves (its graphs use ops such as DisableCopyOnRead,
+# added after 2.6), so the matching TF Serving release is asked for with runtimeVersion.
+RUNTIMES: dict[str, tuple[str, str | None]] = {
+    TF_SERVING_RUNTIME: ("v1", "2.16.1"),
+    PROJECT_RUNTIME: ("v2", None),
+}
 
 
 class RolloutFailed(PipelineInputError):
@@ -131,11 +137,13 @@ class InferenceServiceSpec:
             "model": {
                 "modelFormat": {"name": "tensorflow"},
                 "runtime": self.runtime,
-                "protocolVersion": RUNTIMES[self.runtime],
+                "protocolVersion": RUNTIMES[self.runtime][0],
                 "storageUri": self.storage_uri,
                 "resources": self.resources.to_body(),
             },
         }
+        if (runtime_version := RUNTIMES[self.runtime][1]) is not None:
+            predictor["model"]["runtimeVersion"] = runtime_version
         if self.canary_traffic_percent is not None:
             predictor["canaryTrafficPercent"] = self.canary_traffic_percent
         if self.model_version is not None:

@@ -49,6 +49,7 @@ def test_new_service_is_created_and_becomes_ready():
     assert model["storageUri"] == ROOT
     assert _version(stored) == "1"
     assert model["runtime"] == kserve.TF_SERVING_RUNTIME
+    assert model["runtimeVersion"] == "2.16.1"  # TF Serving matching TF 2.16, not KServe's 2.6.2
     assert stored["metadata"]["annotations"][kserve.DEPLOYMENT_MODE_ANNOTATION] == "RawDeployment"
 
 
@@ -105,8 +106,9 @@ def test_canary_then_promotion_in_knative_mode():
 
 
 def test_project_runtime_speaks_v2():
-    body = _spec(1, runtime=kserve.PROJECT_RUNTIME).to_body()
-    assert body["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
+    model = _spec(1, runtime=kserve.PROJECT_RUNTIME).to_body()["spec"]["predictor"]["model"]
+    assert model["protocolVersion"] == "v2"
+    assert "runtimeVersion" not in model
 
 
 def _fake_saved_model(folder) -> str:
