@@ -6,6 +6,7 @@ the pipeline's libraries: everything here imports them inside the fixture that n
 
 import importlib.resources
 import os
+import sys
 
 import pytest
 
@@ -71,3 +72,24 @@ def write_parquet(path, columns: dict) -> str:
 
     pq.write_table(pa.table(columns), str(path))
     return str(path)
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config) -> None:
+    """Leaves with pytest's own exit status, skipping the interpreter's module teardown.
+
+    TensorFlow (with gRPC and tf.data's Python generators) sometimes segfaults while the
+    interpreter tears its modules down after every test has passed and the summary is printed;
+    that crash says nothing about the code under test but would turn the run red.
+    """
+    if _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])

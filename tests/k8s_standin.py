@@ -28,8 +28,9 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.loopback import JsonHandler, LoopbackServer
 
 _PATH = re.compile(
     r"^/apis/serving\.kserve\.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices(?:/(?P<name>[^/?]+))?"
@@ -47,7 +48,7 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
-class InferenceServiceStandIn:
+class InferenceServiceStandIn(LoopbackServer):
     """The stand-in server. ``revision_ready(obj) -> (ready, reason, message)`` decides how a
     revision ends; by default every revision becomes ready."""
 
@@ -58,20 +59,7 @@ class InferenceServiceStandIn:
         self.requests: list[tuple[str, str]] = []
         self._version = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def host(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> "InferenceServiceStandIn":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__()
 
     def _next_version(self) -> str:
         self._version += 1
@@ -109,20 +97,9 @@ class InferenceServiceStandIn:
     def _handler(self):
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def _send(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _body(self) -> dict:
-                return json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                return json.loads(self._raw())
 
             def _route(self, method: str) -> None:
                 match = _PATH.match(self.path)

@@ -20,16 +20,16 @@ Not reproduced: authentication, namespaces (single-user mode), pagination, run e
 
 import email.parser
 import json
-import threading
 import urllib.parse
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.loopback import JsonHandler, LoopbackServer
 
 PREFIX = "/apis/v2beta1"
 
 
-class KfpStandIn:
+class KfpStandIn(LoopbackServer):
     """The stand-in server; ``pipelines``, ``versions``, ``experiments``, ``runs`` hold state."""
 
     def __init__(self) -> None:
@@ -39,20 +39,7 @@ class KfpStandIn:
         self.experiments: dict[str, dict[str, Any]] = {}
         self.runs: list[dict[str, Any]] = []
         self._clock = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def host(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> "KfpStandIn":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__()
 
     def _tick(self) -> str:
         self._clock += 1
@@ -72,21 +59,7 @@ class KfpStandIn:
     def _handler(self):
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _raw(self) -> bytes:
-                return self.rfile.read(int(self.headers.get("Content-Length", 0)))
-
+        class Handler(JsonHandler):
             def _upload(self) -> bytes:
                 head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
                 message = email.parser.BytesParser().parsebytes(head + self._raw())
