@@ -18,20 +18,18 @@ from serving.http import DEFAULT_MAX_BODY_BYTES
 
 def latest_model_name(registry: str) -> str:
     """The model in ``registry`` whose newest version was pushed last."""
-    newest: tuple[float, str] | None = None
-    if os.path.isdir(registry):
-        for name in os.listdir(registry):
-            folder = os.path.join(registry, name)
-            for version in os.listdir(folder) if os.path.isdir(folder) else []:
-                model = os.path.join(folder, version, "saved_model.pb")
-                if version.isdigit() and os.path.isfile(model):
-                    stamp = os.path.getmtime(model)
-                    newest = max(newest or (stamp, name), (stamp, name))
-    if newest is None:
+    from serving.model import version_folders
+
+    pushed = [
+        (os.path.getmtime(os.path.join(registry, name, str(versions[-1]))), name)
+        for name in (os.listdir(registry) if os.path.isdir(registry) else [])
+        if (versions := version_folders(os.path.join(registry, name)))
+    ]
+    if not pushed:
         raise SystemExit(
             f"error: no model in {registry!r}; train one first (make run) or pass --registry"
         )
-    return newest[1]
+    return max(pushed)[1]
 
 
 def _version(text: str) -> int | None:

@@ -40,6 +40,18 @@ class ModelNotFound(Exception):
     """No loadable model where the source points."""
 
 
+def version_folders(root: str) -> list[int]:
+    """The numeric version folders under ``root`` that hold a SavedModel, oldest first
+    (TensorFlow Serving's layout; the pipeline's registry writes it)."""
+    if not os.path.isdir(root):
+        return []
+    return sorted(
+        int(entry)
+        for entry in os.listdir(root)
+        if entry.isdigit() and os.path.isfile(os.path.join(root, entry, "saved_model.pb"))
+    )
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where the model comes from.
@@ -79,11 +91,7 @@ class ModelSource:
             return None, root
         if not os.path.isdir(root):
             raise ModelNotFound(f"{root!r} does not exist")
-        versions = sorted(
-            int(entry)
-            for entry in os.listdir(root)
-            if entry.isdigit() and os.path.isfile(os.path.join(root, entry, "saved_model.pb"))
-        )
+        versions = version_folders(root)
         if not versions:
             raise ModelNotFound(f"{root!r} holds no version folder with a saved_model.pb")
         version = versions[-1] if self.version is None else self.version

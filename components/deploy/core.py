@@ -74,6 +74,27 @@ class KServeSettings:
     timeout_seconds: float = 600.0
     poll_seconds: float = 5.0
 
+    def __post_init__(self) -> None:
+        kserve.check_options(self.runtime, self.deployment_mode, self.canary)
+
+    @property
+    def canary(self) -> int | None:
+        """``canaryTrafficPercent``, or None for a full rollout (100)."""
+        return None if self.canary_traffic_percent == 100 else self.canary_traffic_percent
+
+    def spec(self, name: str, storage_uri: str, version: int) -> kserve.InferenceServiceSpec:
+        """The InferenceService serving ``version`` of the model at ``storage_uri``."""
+        return kserve.InferenceServiceSpec(
+            name=name,
+            namespace=self.namespace,
+            storage_uri=storage_uri,
+            model_version=version,
+            runtime=self.runtime,
+            resources=self.resources,
+            deployment_mode=self.deployment_mode,
+            canary_traffic_percent=self.canary,
+        )
+
 
 class KServeTarget:
     """A registry version in the object store, served by a KServe InferenceService.
@@ -108,16 +129,6 @@ class KServeTarget:
     ) -> PushResult:
         """Pushes the next version and rolls the InferenceService out to it."""
         settings = self.settings
-        canary = settings.canary_traffic_percent
-        spec = kserve.InferenceServiceSpec(
-            name=model_name,
-            namespace=settings.namespace,
-            storage_uri="",
-            runtime=settings.runtime,
-            resources=settings.resources,
-            deployment_mode=settings.deployment_mode,
-            canary_traffic_percent=None if canary == 100 else canary,
-        )  # Checks the settings before anything is written.
         version = self.registry.push(
             model_name, model_dir, metadata, {constants.REGISTRY_SCHEMA_FILE: schema_text}
         )
@@ -134,7 +145,7 @@ class KServeTarget:
         try:
             result = kserve.rollout(
                 self._custom_objects(),
-                kserve.for_version(spec, storage_uri, version),
+                settings.spec(model_name, storage_uri, version),
                 settings.timeout_seconds,
                 settings.poll_seconds,
                 before_rollback=discard,

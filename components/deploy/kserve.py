@@ -8,7 +8,6 @@ model keeps serving.
 """
 
 import copy
-import dataclasses
 import logging
 import re
 import time
@@ -76,6 +75,26 @@ def _twice(quantity: str) -> str:
     return f"{doubled:g}{unit}"
 
 
+def check_options(runtime: str, deployment_mode: str, canary_traffic_percent: int | None) -> None:
+    """Raises ConfigurationError for serving options KServe would reject or silently ignore."""
+    if runtime not in RUNTIMES:
+        raise ConfigurationError(
+            f"Unknown serving runtime {runtime!r}; use one of {', '.join(RUNTIMES)}."
+        )
+    if deployment_mode not in ("RawDeployment", "Serverless"):
+        raise ConfigurationError(
+            f"Unknown deployment mode {deployment_mode!r}; use RawDeployment or Serverless."
+        )
+    canary = canary_traffic_percent
+    if canary is not None and not 0 <= canary <= 100:
+        raise ConfigurationError(f"canary_traffic_percent must be 0..100, got {canary}.")
+    if canary is not None and deployment_mode == "RawDeployment":
+        raise ConfigurationError(
+            "A canary needs KServe's Knative (Serverless) mode; RawDeployment ignores "
+            "canaryTrafficPercent. Deploy without a canary or use Serverless mode."
+        )
+
+
 @dataclass(frozen=True)
 class InferenceServiceSpec:
     """What to serve and how.
@@ -110,22 +129,11 @@ class InferenceServiceSpec:
     deployment_mode: str = "RawDeployment"
 
     def __post_init__(self) -> None:
-        if self.runtime not in RUNTIMES:
-            raise ConfigurationError(
-                f"Unknown serving runtime {self.runtime!r}; use one of {', '.join(RUNTIMES)}."
-            )
+        check_options(self.runtime, self.deployment_mode, self.canary_traffic_percent)
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise ConfigurationError(
                 f"Replicas must satisfy 1 <= min ({self.min_replicas}) "
                 f"<= max ({self.max_replicas})."
-            )
-        canary = self.canary_traffic_percent
-        if canary is not None and not 0 <= canary <= 100:
-            raise ConfigurationError(f"canary_traffic_percent must be 0..100, got {canary}.")
-        if canary is not None and self.deployment_mode == "RawDeployment":
-            raise ConfigurationError(
-                "A canary needs KServe's Knative (Serverless) mode; RawDeployment ignores "
-                "canaryTrafficPercent. Deploy without a canary or use Serverless mode."
             )
 
     def to_body(self) -> dict[str, Any]:
@@ -169,11 +177,6 @@ class RolloutResult:
     revision: str | None
     model_version: int | None
     previous_model_version: int | None
-
-
-def for_version(spec: InferenceServiceSpec, storage_uri: str, version: int) -> InferenceServiceSpec:
-    """The same spec serving ``version`` of the model at ``storage_uri``."""
-    return dataclasses.replace(spec, storage_uri=storage_uri, model_version=version)
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:

@@ -214,13 +214,14 @@ def evaluate(
         f"version {baseline_version}" if baseline_version else "none",
     )
     features, labels = read_split(eval_path, spec)
-    y = spec.label.encode(labels)
-    if task == constants.CLASSIFICATION and (unknown := int(np.sum(y < 0))):
-        logger.warning("Ignoring %d eval rows whose class the train split never had", unknown)
-        keep = y >= 0
-        features, y = {name: values[keep] for name, values in features.items()}, y[keep]
     if task == constants.REGRESSION:
-        y = labels.astype(np.float64)
+        y = labels.astype(np.float64)  # metrics in the label's own units
+    else:
+        y = spec.label.encode(labels)
+        if unknown := int(np.sum(y < 0)):
+            logger.warning("Ignoring %d eval rows whose class the train split never had", unknown)
+            keep = y >= 0
+            features, y = {name: values[keep] for name, values in features.items()}, y[keep]
     scored = _score(spec, model_dir, features, y)
     evaluation = Evaluation(
         task=task,
