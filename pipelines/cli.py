@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ui-host", default=DEFAULT_KFP_UI, help="KFP dashboard, for the run's URL"
     )
     submit.add_argument("--name", default=PIPELINE_NAME, help="pipeline name on the server")
+    submit.add_argument(
+        "--package",
+        default=DEFAULT_OUTPUT,
+        help="compiled pipeline whose uploaded version to run (make compile; make upload)",
+    )
     submit.add_argument("--experiment", default="mlops", help="experiment to run in")
     submit.add_argument(
         "--param",
@@ -171,8 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument(
         "--service-account",
-        default="mlops-deployer",
-        help="the run's Kubernetes ServiceAccount (manifests/base/deployer-rbac.yaml)",
+        default=None,
+        help="the run's Kubernetes ServiceAccount (default: KFP's pipeline-runner, as for runs "
+        "started from the dashboard; manifests/base/deployer-rbac.yaml grants it the deploy "
+        "rights)",
     )
     return parser
 
@@ -326,7 +333,7 @@ def command_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(host: str) -> Any:
+def _client(host: str, ui_host: str | None = None) -> Any:
     import requests
 
     from pipelines import cluster
@@ -339,7 +346,7 @@ def _client(host: str) -> Any:
             f"Cannot reach the Kubeflow Pipelines API at {host} ({type(err).__name__}). On kind: "
             "kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888, or pass --host."
         ) from err
-    return cluster.connect(host)
+    return cluster.connect(host, ui_host)
 
 
 def command_upload(args: argparse.Namespace) -> int:
@@ -367,9 +374,19 @@ def command_submit(args: argparse.Namespace) -> int:
     """``mlops submit``."""
     from pipelines import cluster
 
+    if not os.path.isfile(args.package):
+        raise PipelineInputError(
+            f"No compiled pipeline at {args.package!r}; run `make compile` and `make upload`."
+        )
     params = {**CLUSTER_DEFAULTS, **dict(args.param)}
     _, url = cluster.submit(
-        _client(args.host), args.name, args.experiment, params, args.ui_host, args.service_account
+        _client(args.host, args.ui_host),
+        args.name,
+        args.package,
+        args.experiment,
+        params,
+        args.ui_host,
+        args.service_account,
     )
     print(url)
     return 0

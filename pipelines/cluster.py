@@ -1,11 +1,22 @@
 """Upload the compiled pipeline to Kubeflow Pipelines and start runs, with the KFP client.
 
-The first upload creates the pipeline (KFP names its first version after the pipeline). Later
-uploads add a version named after the content of the compiled IR (``v-<sha256 prefix>``) unless
-a version of that name exists, so a changed IR is a new version and the same IR is not repeated.
+Each version is named after the content of the compiled IR (``v-<sha256 prefix>``), so a changed
+IR is a new version, the same IR is not repeated, and ``submit`` starts exactly the version that
+matches the local package. What KFP 2.5.0's API does, and the code relies on:
+
+- ``POST /apis/v2beta1/pipelines`` creates a pipeline without a version
+  (backend/src/apiserver/server/pipeline_server.go:204-206), whereas the upload endpoint names
+  the first version after the pipeline (pipeline_upload_server.go:128-131), which would leave a
+  version whose name says nothing of its content.
+- Versions filter on ``display_name`` (the ``Name`` column) and sort on ``created_at``, which is
+  stored in whole seconds (backend/src/apiserver/model/pipeline_version.go:71-72): "newest"
+  cannot tell apart two uploads in the same second, so versions are found by name only.
 """
 
+import contextlib
 import hashlib
+import io
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -31,20 +42,44 @@ def version_name_for(package_path: str) -> str:
         return "v-" + hashlib.sha256(handle.read()).hexdigest()[:12]
 
 
-def connect(host: str) -> Any:
-    """A ``kfp.Client`` for the KFP API at ``host`` (e.g. http://localhost:8888)."""
+def connect(host: str, ui_host: str | None = None) -> Any:
+    """A ``kfp.Client`` for the KFP API at ``host`` (e.g. http://localhost:8888); links it
+    makes point at the dashboard ``ui_host``."""
     import kfp
 
-    return kfp.Client(host=host)
+    return kfp.Client(host=host, ui_host=ui_host)
 
 
-def _versions(client: Any, pipeline_id: str) -> list[Any]:
-    response = client.list_pipeline_versions(pipeline_id, page_size=100, sort_by="created_at desc")
-    return list(response.pipeline_versions or [])
+@contextlib.contextmanager
+def _quiet_client():
+    """The KFP client prints its own "details" links; the commands print theirs, once."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        yield
+    if printed.getvalue().strip():
+        logger.debug("kfp client: %s", printed.getvalue().strip())
+
+
+def _find_version(client: Any, pipeline_id: str, name: str) -> Any | None:
+    predicate = {"operation": "EQUALS", "key": "display_name", "stringValue": name}
+    response = client.list_pipeline_versions(
+        pipeline_id, page_size=1, filter=json.dumps({"predicates": [predicate]})
+    )
+    versions = list(response.pipeline_versions or [])
+    return versions[0] if versions else None
+
+
+def _create_pipeline(client: Any, pipeline_name: str) -> str:
+    import kfp_server_api
+
+    # kfp.Client has no call for a pipeline without a version; its generated API has.
+    body = kfp_server_api.V2beta1Pipeline(display_name=pipeline_name)
+    return client._pipelines_api.pipeline_service_create_pipeline(body=body).pipeline_id
 
 
 def upload(client: Any, package_path: str, pipeline_name: str) -> Uploaded:
-    """Uploads ``package_path`` as ``pipeline_name``, or as a new version of it.
+    """Uploads ``package_path`` as the version of ``pipeline_name`` named after its content,
+    creating the pipeline when there is none.
 
     Returns:
         Where the package went, and whether anything was created.
@@ -52,54 +87,55 @@ def upload(client: Any, package_path: str, pipeline_name: str) -> Uploaded:
     version_name = version_name_for(package_path)
     pipeline_id = client.get_pipeline_id(pipeline_name)
     if pipeline_id is None:
-        pipeline = client.upload_pipeline(package_path, pipeline_name=pipeline_name)
-        version = _versions(client, pipeline.pipeline_id)[0]
-        return Uploaded(
-            pipeline.pipeline_id, version.pipeline_version_id, version.display_name, True
+        pipeline_id = _create_pipeline(client, pipeline_name)
+    elif (version := _find_version(client, pipeline_id, version_name)) is not None:
+        return Uploaded(pipeline_id, version.pipeline_version_id, version_name, False)
+    with _quiet_client():
+        version = client.upload_pipeline_version(
+            package_path, pipeline_version_name=version_name, pipeline_id=pipeline_id
         )
-    for version in _versions(client, pipeline_id):
-        if version.display_name == version_name:
-            return Uploaded(pipeline_id, version.pipeline_version_id, version_name, False)
-    version = client.upload_pipeline_version(
-        package_path, pipeline_version_name=version_name, pipeline_id=pipeline_id
-    )
     return Uploaded(pipeline_id, version.pipeline_version_id, version_name, True)
 
 
 def submit(
     client: Any,
     pipeline_name: str,
+    package_path: str,
     experiment: str,
     params: dict[str, Any],
     ui_host: str,
     service_account: str | None = None,
 ) -> tuple[str, str]:
-    """Starts a run of the newest version of ``pipeline_name`` in ``experiment``.
+    """Starts a run, in ``experiment``, of the uploaded version matching ``package_path``.
 
     Returns:
         The run's id and its dashboard URL.
 
     Raises:
-        ConfigurationError: The pipeline has not been uploaded.
+        ConfigurationError: The pipeline, or this package's version of it, is not uploaded.
     """
+    version_name = version_name_for(package_path)
     pipeline_id = client.get_pipeline_id(pipeline_name)
-    if pipeline_id is None:
+    version = None if pipeline_id is None else _find_version(client, pipeline_id, version_name)
+    if version is None:
         raise ConfigurationError(
-            f"No pipeline {pipeline_name!r} on the KFP server; run `mlops upload` first."
+            f"Pipeline {pipeline_name!r} has no version {version_name} (the content of "
+            f"{package_path}) on the KFP server; run `mlops upload` (or `make upload`) first."
         )
-    version = _versions(client, pipeline_id)[0]
     try:
         experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
     except ValueError:
-        experiment_id = client.create_experiment(experiment).experiment_id
-    run = client.run_pipeline(
-        experiment_id=experiment_id,
-        job_name=f"{pipeline_name} {version.display_name}",
-        params=params,
-        pipeline_id=pipeline_id,
-        version_id=version.pipeline_version_id,
-        service_account=service_account,
-    )
+        with _quiet_client():
+            experiment_id = client.create_experiment(experiment).experiment_id
+    with _quiet_client():
+        run = client.run_pipeline(
+            experiment_id=experiment_id,
+            job_name=f"{pipeline_name} {version_name}",
+            params=params,
+            pipeline_id=pipeline_id,
+            version_id=version.pipeline_version_id,
+            service_account=service_account,
+        )
     url = f"{ui_host.rstrip('/')}/#/runs/details/{run.run_id}"
     logger.info("Started run %s: %s", run.run_id, url)
     return run.run_id, url

@@ -95,7 +95,8 @@ def build_training_pipeline(
         rollout_timeout_seconds: int = 600,
     ) -> TrainingOutputs:
         ingest_task = ingest(data_uri=data_uri, eval_fraction=eval_fraction)
-        ingest_task.set_display_name("Ingest: read and split")
+        # The cache key sees the URI string, not the data behind it.
+        ingest_task.set_caching_options(False)
         train_data = ingest_task.outputs["train_data"]
         eval_data = ingest_task.outputs["eval_data"]
 
@@ -107,7 +108,9 @@ def build_training_pipeline(
             beam_pipeline_args=beam_pipeline_args,
             **validate_args,
         )
-        validate_task.set_display_name("Validate: TFDV statistics, schema, anomalies")
+        if schema_uri:
+            # The curated schema is read from its URI, which the cache key cannot see into.
+            validate_task.set_caching_options(False)
 
         transform_task = transform(
             train_data=train_data,
@@ -117,7 +120,6 @@ def build_training_pipeline(
             max_vocab_size=max_vocab_size,
             num_oov_buckets=num_oov_buckets,
         )
-        transform_task.set_display_name("Transform: fit preprocessing")
 
         train_task = (train_gpu if gpus else train)(
             train_data=train_data,
@@ -132,7 +134,6 @@ def build_training_pipeline(
             seed=seed,
             cpu_devices=cpu_devices,
         )
-        train_task.set_display_name(f"Train: Keras on {gpus} GPU(s)" if gpus else "Train: Keras")
         if gpus:
             train_task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(gpus)
             kubernetes.add_toleration(
@@ -148,7 +149,8 @@ def build_training_pipeline(
             thresholds=thresholds,
             min_improvement=min_improvement,
         )
-        evaluate_task.set_display_name("Evaluate: metrics and blessing")
+        # The baseline is read from the registry, an input KFP cannot see.
+        evaluate_task.set_caching_options(False)
 
         deploy_task = deploy(
             model=train_task.outputs["model"],
@@ -166,7 +168,8 @@ def build_training_pipeline(
             canary_traffic_percent=canary_traffic_percent,
             rollout_timeout_seconds=rollout_timeout_seconds,
         )
-        deploy_task.set_display_name("Deploy: push if blessed")
+        # Deploy changes the registry and the cluster: a cached push would deploy nothing.
+        deploy_task.set_caching_options(False)
 
         if object_store_secret:
             for task in (ingest_task, evaluate_task, deploy_task):

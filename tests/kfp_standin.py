@@ -1,21 +1,27 @@
 """A Kubeflow Pipelines API stand-in on loopback, for the upload and submit commands.
 
-API behaviour it reproduces (KFP backend 2.5, REST ``/apis/v2beta1``), as ``kfp.Client`` 2.13
-calls it:
+API behaviour it reproduces, as the KFP backend at tag 2.5.0 implements it (paths under
+backend/src/apiserver/ of kubeflow/pipelines@2.5.0) and as ``kfp.Client`` 2.13 calls it (REST
+``/apis/v2beta1``):
 
 - ``GET /healthz`` answers ``{"multi_user": false}``.
 - ``GET /pipelines?filter=`` with a ``display_name`` EQUALS predicate lists matching pipelines.
+- ``POST /pipelines`` creates a pipeline with no version (server/pipeline_server.go:204-228).
 - ``POST /pipelines/upload?name=`` (multipart ``uploadfile``) creates a pipeline and its first
-  version, named like the pipeline.
-- ``POST /pipelines/upload_version?name=&pipelineid=`` adds a version; 409 when the pipeline
-  already has a version of that name.
-- ``GET /pipelines/{id}/versions`` lists versions, newest first.
+  version, named like the pipeline (server/pipeline_upload_server.go:120-131).
+- ``POST /pipelines/upload_version?name=&pipelineid=`` adds a version; a name the pipeline
+  already has is refused with AlreadyExists, 409 (storage/pipeline_store.go:755-757).
+- ``GET /pipelines/{id}/versions`` filters on ``display_name`` (the ``Name`` column) and sorts on
+  ``created_at``, stored in whole seconds (model/pipeline_version.go:60-72); ties are ordered by
+  the version's UUID, in the same direction (list/list.go:225-231); ``page_size`` caps the
+  answer. The stand-in's clock stands still unless a test moves it, so uploads share a second,
+  as quick uploads do on a real server.
 - ``GET /experiments?filter=`` lists experiments by ``display_name``; ``POST /experiments``
   creates one.
 - ``POST /runs`` records the run (pipeline version reference, parameters, service account) and
   answers with a ``run_id``.
 
-Not reproduced: authentication, namespaces (single-user mode), pagination, run execution.
+Not reproduced: authentication, namespaces (single-user mode), page tokens, run execution.
 """
 
 import email.parser
@@ -29,6 +35,14 @@ from tests.loopback import JsonHandler, LoopbackServer
 PREFIX = "/apis/v2beta1"
 
 
+def _matches(query: dict[str, str], item: dict[str, Any]) -> bool:
+    if "filter" not in query:
+        return True
+    (predicate,) = json.loads(query["filter"])["predicates"]
+    assert predicate["key"] == "display_name", predicate
+    return item["display_name"] == predicate["stringValue"]
+
+
 class KfpStandIn(LoopbackServer):
     """The stand-in server; ``pipelines``, ``versions``, ``experiments``, ``runs`` hold state."""
 
@@ -38,23 +52,41 @@ class KfpStandIn(LoopbackServer):
         self.packages: dict[str, bytes] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
         self.runs: list[dict[str, Any]] = []
-        self._clock = 0
+        self.seconds = 0
         super().__init__()
 
-    def _tick(self) -> str:
-        self._clock += 1
-        return f"2026-01-01T00:00:{self._clock:02d}Z"
+    def _now(self) -> str:
+        return f"2026-01-01T00:00:{self.seconds:02d}Z"
 
     def _add_version(self, pipeline_id: str, name: str, package: bytes) -> dict[str, Any]:
         version = {
             "pipeline_id": pipeline_id,
             "pipeline_version_id": str(uuid.uuid4()),
             "display_name": name,
-            "created_at": self._tick(),
+            "created_at": self._now(),
         }
-        self.versions.setdefault(pipeline_id, []).insert(0, version)
+        self.versions.setdefault(pipeline_id, []).append(version)
         self.packages[version["pipeline_version_id"]] = package
         return version
+
+    def _add_pipeline(self, name: str) -> dict[str, Any]:
+        pipeline = {
+            "pipeline_id": str(uuid.uuid4()),
+            "display_name": name,
+            "created_at": self._now(),
+        }
+        self.pipelines[pipeline["pipeline_id"]] = pipeline
+        self.versions[pipeline["pipeline_id"]] = []
+        return pipeline
+
+    def _list_versions(self, pipeline_id: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        found = [v for v in self.versions.get(pipeline_id, []) if _matches(query, v)]
+        field, _, order = query.get("sort_by", "created_at").partition(" ")
+        assert field == "created_at", field
+        found.sort(key=lambda v: (v["created_at"], v["pipeline_version_id"]))
+        if order == "desc":
+            found.reverse()
+        return found[: int(query["page_size"])] if "page_size" in query else found
 
     def _handler(self):
         standin = self
@@ -71,21 +103,18 @@ class KfpStandIn(LoopbackServer):
                 path = url.path.removeprefix(PREFIX)
                 if path == "/healthz":
                     return self._send(200, {"multi_user": False})
-                name = None
-                if "filter" in query:
-                    name = json.loads(query["filter"])["predicates"][0]["stringValue"]
                 if path == "/pipelines":
-                    found = [p for p in standin.pipelines.values() if p["display_name"] == name]
+                    found = [p for p in standin.pipelines.values() if _matches(query, p)]
                     return self._send(
                         200, {"pipelines": found, "total_size": len(found)} if found else {}
                     )
                 if path.startswith("/pipelines/") and path.endswith("/versions"):
-                    versions = standin.versions.get(path.split("/")[2], [])
+                    versions = standin._list_versions(path.split("/")[2], query)
                     return self._send(
                         200, {"pipeline_versions": versions, "total_size": len(versions)}
                     )
                 if path == "/experiments":
-                    found = [e for e in standin.experiments.values() if e["display_name"] == name]
+                    found = [e for e in standin.experiments.values() if _matches(query, e)]
                     return self._send(
                         200, {"experiments": found, "total_size": len(found)} if found else {}
                     )
@@ -97,12 +126,7 @@ class KfpStandIn(LoopbackServer):
                 path = url.path.removeprefix(PREFIX)
                 if path == "/pipelines/upload":
                     package = self._upload()
-                    pipeline = {
-                        "pipeline_id": str(uuid.uuid4()),
-                        "display_name": query["name"],
-                        "created_at": standin._tick(),
-                    }
-                    standin.pipelines[pipeline["pipeline_id"]] = pipeline
+                    pipeline = standin._add_pipeline(query["name"])
                     standin._add_version(pipeline["pipeline_id"], query["name"], package)
                     return self._send(200, pipeline)
                 if path == "/pipelines/upload_version":
@@ -115,6 +139,8 @@ class KfpStandIn(LoopbackServer):
                         200, standin._add_version(pipeline_id, query["name"], package)
                     )
                 body = json.loads(self._raw())
+                if path == "/pipelines":
+                    return self._send(200, standin._add_pipeline(body["display_name"]))
                 if path == "/experiments":
                     experiment = {
                         "experiment_id": str(uuid.uuid4()),

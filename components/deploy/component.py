@@ -51,6 +51,7 @@ def deploy(
     from components import constants
     from components.deploy import core, kserve
     from components.errors import step
+    from components.metadata import record
 
     with step("deploy"):
         with open(schema.path) as f:
@@ -80,4 +81,4 @@ def deploy(
     outcome = dataclasses.asdict(result)  # keys: constants.PUSHED, VERSION, DESTINATION, ...
     with open(push_result.path, "w") as f:
         json.dump(outcome, f, indent=2)
-    push_result.metadata.update(outcome)
+    record(push_result, outcome)  # url, revision, ... are None for an unpushed model

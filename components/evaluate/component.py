@@ -52,6 +52,7 @@ def evaluate(
     from components import constants
     from components.errors import step
     from components.evaluate import core
+    from components.metadata import record
     from components.transform.core import load_spec
 
     with step("evaluate"):
@@ -78,8 +79,13 @@ def evaluate(
         f.write(core.markdown_report(result))
     with open(blessing.path, "w") as f:
         json.dump(dataclasses.asdict(result), f, indent=2)
-    blessing.metadata[constants.BLESSED] = result.blessed
-    blessing.metadata[constants.REASONS] = result.reasons
-    blessing.metadata[constants.PRIMARY_METRIC] = result.primary_metric
-    blessing.metadata[constants.BASELINE_VERSION] = result.baseline_version
-    blessing.metadata[constants.METRICS] = result.metrics
+    record(
+        blessing,
+        {
+            constants.BLESSED: result.blessed,
+            constants.REASONS: result.reasons,
+            constants.PRIMARY_METRIC: result.primary_metric,
+            constants.BASELINE_VERSION: result.baseline_version,  # None without a baseline
+            constants.METRICS: result.metrics,
+        },
+    )

@@ -23,6 +23,7 @@ def ingest(
     """
     from components import constants
     from components.errors import step
+    from components.metadata import record
     from components.ingest import core
 
     with step("ingest"):
@@ -31,7 +32,12 @@ def ingest(
         (train_data, constants.TRAIN_SPLIT, result.train_rows),
         (eval_data, constants.EVAL_SPLIT, result.eval_rows),
     ):
-        artifact.metadata[constants.SPLIT] = split
-        artifact.metadata[constants.NUM_ROWS] = rows
-        artifact.metadata[constants.FINGERPRINT] = result.fingerprint
-        artifact.metadata[constants.COLUMNS] = result.columns
+        record(
+            artifact,
+            {
+                constants.SPLIT: split,
+                constants.NUM_ROWS: rows,
+                constants.FINGERPRINT: result.fingerprint,
+                constants.COLUMNS: result.columns,
+            },
+        )

@@ -45,6 +45,7 @@ def train(
     """
     from components import constants
     from components.errors import step
+    from components.metadata import record
     from components.train import core
 
     with step("train"):
@@ -64,11 +65,16 @@ def train(
         )
     with open(training_report.path, "w") as f:
         f.write(core.markdown_report(result, config))
-    model.metadata[constants.TASK] = transform_graph.metadata.get(constants.TASK)
-    model.metadata[constants.CLASSES] = transform_graph.metadata.get(constants.CLASSES)
-    model.metadata[constants.EPOCHS_RUN] = result.epochs_run
-    model.metadata[constants.REPLICAS] = result.replicas
-    model.metadata[constants.STRATEGY] = result.strategy
+    record(
+        model,
+        {
+            constants.TASK: transform_graph.metadata.get(constants.TASK),
+            constants.CLASSES: transform_graph.metadata.get(constants.CLASSES),
+            constants.EPOCHS_RUN: result.epochs_run,
+            constants.REPLICAS: result.replicas,
+            constants.STRATEGY: result.strategy,
+        },
+    )
 
 
 # The same step in TensorFlow's GPU image, for pipelines compiled with GPUs.

@@ -29,6 +29,7 @@ def transform(
     """
     from components import constants
     from components.errors import step
+    from components.metadata import record
     from components.transform import core
 
     with step("transform"):
@@ -40,6 +41,11 @@ def transform(
             task,
             core.TransformConfig(max_vocab_size, num_oov_buckets),
         )
-    transform_graph.metadata[constants.LABEL] = label
-    transform_graph.metadata[constants.TASK] = spec.label.task
-    transform_graph.metadata[constants.CLASSES] = spec.label.classes
+    record(
+        transform_graph,
+        {
+            constants.LABEL: label,
+            constants.TASK: spec.label.task,
+            constants.CLASSES: spec.label.classes,  # None for regression
+        },
+    )

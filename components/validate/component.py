@@ -41,6 +41,7 @@ def validate(
 
     from components import constants
     from components.errors import step
+    from components.metadata import record
     from components.validate import core
 
     with step("validate"):
@@ -65,8 +66,13 @@ def validate(
             f.write(text_format.MessageToString(result.schema))
         with open(statistics_view.path, "w") as f:
             f.write(core.statistics_html(result.statistics))
-        anomalies.metadata[constants.ANOMALY_COUNT] = len(result.found)
-        anomalies.metadata[constants.ANOMALIES] = [str(item) for item in result.found]
-        schema.metadata["source"] = schema_uri or "inferred from the train split"
+        record(
+            anomalies,
+            {
+                constants.ANOMALY_COUNT: len(result.found),
+                constants.ANOMALIES: [str(item) for item in result.found],
+            },
+        )
+        record(schema, {"source": schema_uri or "inferred from the train split"})
         if fail_on_anomalies:
             core.raise_for_anomalies(result.found, anomalies.path)

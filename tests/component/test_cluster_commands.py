@@ -1,9 +1,10 @@
 """mlops upload and submit through the real kfp.Client, over real HTTP, against the KFP API
-stand-in in tests/kfp_standin.py."""
+stand-in in tests/kfp_standin.py (which follows the KFP 2.5.0 API server)."""
 
 import yaml
 
 from pipelines.cli import main
+from pipelines.cluster import version_name_for
 from tests.kfp_standin import KfpStandIn
 
 
@@ -13,69 +14,88 @@ def _compiled(tmp_path, *extra) -> str:
     return str(path)
 
 
-def test_upload_creates_then_versions_by_content(tmp_path, capsys):
-    package = _compiled(tmp_path)
+def _gpu_package(tmp_path) -> str:
     (tmp_path / "gpu").mkdir()
-    gpu = _compiled(tmp_path / "gpu", "--gpus", "1")
+    return _compiled(tmp_path / "gpu", "--gpus", "1")
+
+
+def _submit(kfp, package, *extra) -> int:
+    return main(
+        ["submit", "--host", kfp.host, "--ui-host", "http://ui:8080", "--package", package]
+        + list(extra)
+    )
+
+
+def test_upload_names_every_version_after_its_content(tmp_path, capsys):
+    package, gpu = _compiled(tmp_path), _gpu_package(tmp_path)
     with KfpStandIn() as kfp:
-        for path in (package, package, package, gpu):
+        for path in (package, package, gpu):
             assert main(["upload", "--host", kfp.host, "--package", path]) == 0
         (pipeline,) = kfp.pipelines.values()
         versions = kfp.versions[pipeline["pipeline_id"]]
-        newest = kfp.packages[versions[0]["pipeline_version_id"]]
+        packages = [kfp.packages[v["pipeline_version_id"]] for v in versions]
     printed = [
         line for line in capsys.readouterr().out.splitlines() if line.startswith("mlops-training ")
     ]
     outcomes = [line.split(": ", 1)[1].split(" (")[0] for line in printed]
-    assert outcomes == ["uploaded", "uploaded", "already there", "uploaded"]
-    names = [version["display_name"] for version in reversed(versions)]
-    assert names[0] == "mlops-training" and names[1].startswith("v-") and len(names) == 3
-    assert "nvidia.com/gpu" in newest.decode()
+    assert outcomes == ["uploaded", "already there", "uploaded"]
+    assert [v["display_name"] for v in versions] == [version_name_for(package), version_name_for(gpu)]
+    assert "nvidia.com/gpu" not in packages[0].decode()
+    assert "nvidia.com/gpu" in packages[1].decode()
 
 
-def test_submit_runs_the_newest_version_with_cluster_defaults(tmp_path, capsys):
-    package = _compiled(tmp_path)
+def test_submit_runs_the_version_of_the_local_package_not_the_newest(tmp_path, capsys):
+    package, gpu = _compiled(tmp_path), _gpu_package(tmp_path)
     with KfpStandIn() as kfp:
         assert main(["upload", "--host", kfp.host, "--package", package]) == 0
-        status = main(
-            [
-                "submit",
-                "--host",
-                kfp.host,
-                "--ui-host",
-                "http://ui:8080",
-                "--experiment",
-                "nightly",
-                "--param",
-                "epochs=3",
-                "--param",
-                "label=species",
-            ]
-        )
+        kfp.seconds += 1
+        assert main(["upload", "--host", kfp.host, "--package", gpu]) == 0
+        # Uploading the CPU package again finds its version and moves nothing.
+        assert main(["upload", "--host", kfp.host, "--package", package]) == 0
+        assert _submit(kfp, package, "--experiment", "nightly", "--param", "epochs=3") == 0
         (run,) = kfp.runs
         (experiment,) = kfp.experiments.values()
-        (pipeline,) = kfp.pipelines.values()
-    assert status == 0
-    assert (
-        capsys.readouterr().out.strip().endswith(f"http://ui:8080/#/runs/details/{run['run_id']}")
-    )
-    assert (
-        run["experiment_id"] == experiment["experiment_id"]
-        and experiment["display_name"] == "nightly"
-    )
-    assert run["pipeline_version_reference"]["pipeline_id"] == pipeline["pipeline_id"]
-    assert run["service_account"] == "mlops-deployer"
+        version_id = run["pipeline_version_reference"]["pipeline_version_id"]
+        ran = kfp.packages[version_id]
+    assert "nvidia.com/gpu" not in ran.decode()
+    assert run["display_name"].endswith(version_name_for(package))
+    assert experiment["display_name"] == "nightly"
+    assert run["experiment_id"] == experiment["experiment_id"]
     params = run["runtime_config"]["parameters"]
     assert params["epochs"] == 3 and params["deploy_target"] == "kserve"
     assert params["registry"].startswith("s3://mlpipeline/")
+    # Runs started here use KFP's default account, as runs from the dashboard do.
+    assert "service_account" not in run or not run["service_account"]
 
 
-def test_submit_before_upload_says_what_to_do(capsys):
+def test_submit_prints_one_run_link_on_the_dashboard(tmp_path, capsys):
+    package = _compiled(tmp_path)
     with KfpStandIn() as kfp:
-        assert main(["submit", "--host", kfp.host]) == 1
-    assert "run `mlops upload` first" in capsys.readouterr().err
+        assert main(["upload", "--host", kfp.host, "--package", package]) == 0
+        capsys.readouterr()
+        assert _submit(kfp, package) == 0
+        (run,) = kfp.runs
+    printed = capsys.readouterr().out
+    assert printed.strip() == f"http://ui:8080/#/runs/details/{run['run_id']}"
+    assert kfp.host not in printed
 
 
-def test_compiled_ir_is_valid_yaml_for_upload(tmp_path):
+def test_submit_of_a_package_that_is_not_uploaded_says_what_to_do(tmp_path, capsys):
+    package, gpu = _compiled(tmp_path), _gpu_package(tmp_path)
+    with KfpStandIn() as kfp:
+        assert _submit(kfp, package) == 1
+        assert main(["upload", "--host", kfp.host, "--package", package]) == 0
+        assert _submit(kfp, gpu) == 1
+        assert kfp.runs == []
+    err = capsys.readouterr().err
+    assert err.count("run `mlops upload` (or `make upload`) first") == 2
+    assert version_name_for(gpu) in err
+
+
+def test_compiled_ir_is_a_pipeline_spec_and_a_platform_spec(tmp_path):
     with open(_compiled(tmp_path)) as handle:
-        assert yaml.safe_load_all(handle)
+        documents = list(yaml.safe_load_all(handle))
+    assert len(documents) == 2
+    assert {"components", "deploymentSpec", "root"} <= set(documents[0])
+    assert set(documents[1]) == {"platforms"}
+    assert documents[0]["pipelineInfo"]["name"] == "mlops-training"
