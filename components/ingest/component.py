@@ -23,8 +23,8 @@ def ingest(
     """
     from components import constants
     from components.errors import step
-    from components.metadata import record
     from components.ingest import core
+    from components.metadata import record
 
     with step("ingest"):
         result = core.ingest(data_uri, train_data.path, eval_data.path, eval_fraction)

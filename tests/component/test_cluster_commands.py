@@ -21,8 +21,7 @@ def _gpu_package(tmp_path) -> str:
 
 def _submit(kfp, package, *extra) -> int:
     return main(
-        ["submit", "--host", kfp.host, "--ui-host", "http://ui:8080", "--package", package]
-        + list(extra)
+        ["submit", "--host", kfp.host, "--ui-host", "http://ui:8080", "--package", package, *extra]
     )
 
 
@@ -39,7 +38,8 @@ def test_upload_names_every_version_after_its_content(tmp_path, capsys):
     ]
     outcomes = [line.split(": ", 1)[1].split(" (")[0] for line in printed]
     assert outcomes == ["uploaded", "already there", "uploaded"]
-    assert [v["display_name"] for v in versions] == [version_name_for(package), version_name_for(gpu)]
+    names = [version["display_name"] for version in versions]
+    assert names == [version_name_for(package), version_name_for(gpu)]
     assert "nvidia.com/gpu" not in packages[0].decode()
     assert "nvidia.com/gpu" in packages[1].decode()
 

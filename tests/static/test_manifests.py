@@ -106,7 +106,12 @@ def test_runs_from_the_dashboard_may_deploy(rendered):
         {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}
     ]
     role = _one(rendered, "Role", binding["roleRef"]["name"])
-    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    granted = {
+        (group, resource)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
     assert {("serving.kserve.io", "inferenceservices"), ("apps", "deployments")} <= granted
     assert not any(resource == "secrets" for _, resource in granted)
 
@@ -139,9 +144,7 @@ def test_no_credentials_are_committed():
 
 
 def test_serving_namespace_enforces_the_restricted_pod_security_profile(rendered):
-    labels = next(
-        d for d in _documents(rendered) if d["kind"] == "Namespace"
-    )["metadata"]["labels"]
+    labels = next(d for d in _documents(rendered) if d["kind"] == "Namespace")["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
