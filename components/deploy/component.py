@@ -51,7 +51,7 @@ def deploy(
     from components import constants
     from components.deploy import core, kserve
     from components.errors import step
-    from components.metadata import record
+    from components.metadata import read, record, without_nulls
 
     with step("deploy"):
         with open(schema.path) as f:
@@ -66,16 +66,18 @@ def deploy(
         )
         result = core.deploy(
             model.path,
-            bool(blessing.metadata[constants.BLESSED]),
-            list(blessing.metadata[constants.REASONS]),
+            bool(read(blessing, constants.BLESSED)),
+            list(read(blessing, constants.REASONS)),
             core.make_target(target, registry, settings),
             model_name,
-            {
-                constants.METRICS: blessing.metadata.get(constants.METRICS, {}),
-                "data_fingerprint": train_data.metadata.get(constants.FINGERPRINT),
-                "task": model.metadata.get(constants.TASK),
-                "classes": model.metadata.get(constants.CLASSES),
-            },
+            without_nulls(
+                {
+                    constants.METRICS: read(blessing, constants.METRICS, {}),
+                    "data_fingerprint": read(train_data, constants.FINGERPRINT),
+                    "task": read(model, constants.TASK),
+                    "classes": read(model, constants.CLASSES),
+                }
+            ),
             schema_text,
         )
     outcome = dataclasses.asdict(result)  # keys: constants.PUSHED, VERSION, DESTINATION, ...

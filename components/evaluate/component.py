@@ -65,8 +65,7 @@ def evaluate(
             model_name,
             config,
         )
-    for name, value in result.metrics.items():
-        metrics.log_metric(name, value)
+    record(metrics, result.metrics)  # what Metrics.log_metric does, without NaN
     if result.confusion_matrix:
         classification_metrics.log_confusion_matrix(
             [str(name) for name in result.classes], result.confusion_matrix

@@ -45,7 +45,7 @@ def train(
     """
     from components import constants
     from components.errors import step
-    from components.metadata import record
+    from components.metadata import read, record
     from components.train import core
 
     with step("train"):
@@ -68,8 +68,8 @@ def train(
     record(
         model,
         {
-            constants.TASK: transform_graph.metadata.get(constants.TASK),
-            constants.CLASSES: transform_graph.metadata.get(constants.CLASSES),
+            constants.TASK: read(transform_graph, constants.TASK),
+            constants.CLASSES: read(transform_graph, constants.CLASSES),
             constants.EPOCHS_RUN: result.epochs_run,
             constants.REPLICAS: result.replicas,
             constants.STRATEGY: result.strategy,
