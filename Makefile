@@ -5,6 +5,7 @@ LOCK := requirements/pipeline.lock
 SERVING_VENV := .venv-serving
 SERVING_LOCK := requirements/serving.lock
 SERVING_BIN := $(SERVING_VENV)/bin
+# The model registry folder that `make serve` and `make bench-serving` read (`make run` pushes there).
 REGISTRY ?= model-registry
 TOOLS_VENV := .venv-tools
 TOOLS_LOCK := requirements/tools.lock
@@ -13,10 +14,14 @@ UV_VERSION := 0.13.9
 BIN := $(VENV)/bin
 ARGS ?=
 
-# Image names and tags: components/images.py is the one place they are set.
+# Image names and tags: components/images.py is the one place they are set. Every name it prints
+# becomes a make variable, so none may be a name this Makefile uses for something else
+# (tests/static/test_makefile.py checks).
 $(foreach setting,$(shell python3 components/images.py),$(eval $(setting)))
 CLUSTER ?= mlops
 OVERLAY ?= kind
+# The overlay's object store credentials, untracked; `make credentials` writes it on kind.
+OBJECT_STORE_ENV = manifests/overlays/$(OVERLAY)/object-store.env
 # Upstream releases `make platform` installs (see README and ../shared notes for why these).
 CERT_MANAGER_VERSION := v1.16.5
 KSERVE_VERSION := v0.15.2
@@ -31,10 +36,10 @@ KFP_UI ?= http://localhost:8080
 need = @command -v $(1) >/dev/null || { echo "error: '$(1)' is not installed; $(2)"; exit 1; }
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve test lint compile lock bench bench-serving clean images load-images cluster down platform gpu-plugin port-forward upload submit e2e
+.PHONY: help run serve test lint compile lock bench bench-serving clean images images-cpu image-gpu load-images load-images-cpu load-image-gpu cluster down platform credentials gpu-plugin port-forward upload submit e2e
 
 help: ## List the targets
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: $(LOCK) pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -88,34 +93,58 @@ lock: ## Re-resolve both lock files from requirements/*.in (needs uv)
 	uv pip compile requirements/serving.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(SERVING_LOCK)
 	uv pip compile requirements/tools.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(TOOLS_LOCK)
 
-images: ## docker build the pipeline (CPU and GPU) and serving images from images/
+images: images-cpu image-gpu ## docker build the pipeline (CPU and GPU) and serving images from images/
+
+images-cpu: ## docker build the pipeline (CPU) and serving images, all a CPU cluster and `make e2e` need
 	$(call need,docker,see https://docs.docker.com/engine/install/)
 	docker build -f images/pipeline/Dockerfile --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) -t $(PIPELINE_IMAGE) .
-	docker build -f images/pipeline/Dockerfile --build-arg BASE_IMAGE=$(GPU_BASE_IMAGE) -t $(PIPELINE_GPU_IMAGE) .
 	docker build -f images/serving/Dockerfile --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) -t $(SERVING_IMAGE) .
+
+image-gpu: ## docker build the pipeline's GPU image (the train step of `mlops compile --gpus N`)
+	$(call need,docker,see https://docs.docker.com/engine/install/)
+	docker build -f images/pipeline/Dockerfile --build-arg BASE_IMAGE=$(GPU_BASE_IMAGE) -t $(PIPELINE_GPU_IMAGE) .
 
 cluster: ## Create the kind cluster from kind-config.yaml
 	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
 	kind create cluster --name $(CLUSTER) --config kind-config.yaml
 
-load-images: ## kind load docker-image for each image
+# Images go to the worker nodes only (hack/kind-load.sh says why).
+load-images: load-images-cpu load-image-gpu ## kind load docker-image: the pipeline (CPU and GPU) and serving images
+
+load-images-cpu: ## kind load docker-image: the pipeline (CPU) and serving images
 	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
-	kind load docker-image --name $(CLUSTER) $(PIPELINE_IMAGE) $(SERVING_IMAGE)
+	hack/kind-load.sh $(CLUSTER) $(PIPELINE_IMAGE) $(SERVING_IMAGE)
+
+load-image-gpu: ## kind load docker-image: the pipeline's GPU image
+	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
+	hack/kind-load.sh $(CLUSTER) $(PIPELINE_GPU_IMAGE)
 
 platform: ## Install cert-manager, KServe (RawDeployment), Kubeflow Pipelines and manifests/overlays/$(OVERLAY); waits until ready
 	$(call need,kubectl,see https://kubernetes.io/docs/tasks/tools/)
+	@# Off kind nothing in the cluster holds the credentials: stop now, not after the installs.
+	@[ "$(OVERLAY)" = kind ] || $(MAKE) --no-print-directory credentials
 	kubectl apply -f https://github.com/cert-manager/cert-manager/releases/download/$(CERT_MANAGER_VERSION)/cert-manager.yaml
 	kubectl wait --for=condition=Available --timeout=300s -n cert-manager deployment/cert-manager deployment/cert-manager-webhook deployment/cert-manager-cainjector
 	kubectl apply --server-side -f $(KSERVE_RELEASE)/kserve.yaml
 	kubectl wait --for=condition=Available --timeout=300s -n kserve deployment/kserve-controller-manager
 	@# The runtimes go through KServe's webhook, which may answer a little after its deployment is Available.
-	for attempt in 1 2 3 4 5 6; do kubectl apply --server-side -f $(KSERVE_RELEASE)/kserve-cluster-resources.yaml && break; sleep 10; done
+	hack/retry.sh 6 10 kubectl apply --server-side -f $(KSERVE_RELEASE)/kserve-cluster-resources.yaml
 	kubectl patch configmap/inferenceservice-config -n kserve --type=strategic -p '{"data": {"deploy": "{\"defaultDeploymentMode\": \"RawDeployment\"}"}}'
+	@# KServe's storage-initializer init container has no securityContext of its own (0.15.2
+	@# pkg/webhook/admission/pod/storage_initializer_injector.go:377-396), and the default
+	@# ClusterStorageContainer, merged into it (:509-514), sets none: give it what the restricted
+	@# Pod Security profile of the mlops-models namespace requires of every container.
+	kubectl patch clusterstoragecontainer/default --type=merge -p '{"spec": {"container": {"securityContext": {"allowPrivilegeEscalation": false, "runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}}}}'
 	kubectl apply -k "$(KFP_MANIFESTS)/cluster-scoped-resources?ref=$(KFP_VERSION)"
 	kubectl wait --for condition=established --timeout=60s crd/applications.app.k8s.io
 	kubectl apply -k "$(KFP_MANIFESTS)/env/platform-agnostic?ref=$(KFP_VERSION)"
 	kubectl wait pods -l application-crd-id=kubeflow-pipelines -n kubeflow --for condition=Ready --timeout=1800s
+	$(MAKE) --no-print-directory credentials
 	kubectl apply -k manifests/overlays/$(OVERLAY)
+
+credentials: ## Make sure manifests/overlays/$(OVERLAY)/object-store.env exists (never overwritten); on kind, written from KFP's MinIO Secret
+	$(call need,kubectl,see https://kubernetes.io/docs/tasks/tools/)
+	hack/object-store-env.sh $(OVERLAY) $(OBJECT_STORE_ENV)
 
 gpu-plugin: ## Install NVIDIA's device plugin (GPU nodes; on kind, a cluster made by nvkind)
 	$(call need,kubectl,see https://kubernetes.io/docs/tasks/tools/)
@@ -131,7 +160,9 @@ upload: compile ## Upload the compiled pipeline to KFP at $(KFP_HOST) (a new ver
 submit: $(BIN)/.installed ## Start a training run on the cluster; prints the run's dashboard URL
 	$(BIN)/mlops submit --host $(KFP_HOST) --ui-host $(KFP_UI) $(ARGS)
 
-e2e: cluster platform images load-images ## All of the above on kind, then tests/e2e: upload, submit, wait, query the InferenceService
+# The CPU images only: the e2e pipeline trains on CPU, and the GPU image alone would not fit the
+# disk of a hosted CI runner beside the others.
+e2e: $(BIN)/.installed cluster platform images-cpu load-images-cpu ## .venv, then cluster, platform, CPU images on kind; then tests/e2e: upload, submit, wait, query both serving runtimes
 	MLOPS_E2E=1 $(BIN)/python -m pytest tests/e2e -v
 
 down: ## Delete the kind cluster

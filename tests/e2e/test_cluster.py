@@ -1,34 +1,61 @@
-"""End to end on a real cluster: upload, submit, wait for the run, query the InferenceService.
+"""End to end on a real cluster: upload, submit, wait for the runs, query the InferenceServices.
 
 Runs when MLOPS_E2E=1 and kubectl reaches a cluster where `make platform` installed Kubeflow
-Pipelines and KServe and the images are loaded (`make e2e` does all of it on kind). The KFP API
-and the predictor are reached through `kubectl port-forward`s this test starts itself.
+Pipelines and KServe and the CPU images are loaded (`make e2e` does all of it on kind). Two runs
+of the training pipeline start together, one per serving runtime: KServe's TensorFlow Serving
+runtime, queried over V1, and this project's predictor (images/serving, ServingRuntime
+``mlops-predictor``), queried over V1 and V2. Each run deploys its own model name, fresh for each
+session, so a model is always compared against no baseline and blessed when it beats the trivial
+model. The KFP API and the predictors are reached through `kubectl port-forward`s this test
+starts itself.
 """
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
 
 import pytest
 import requests
 
+from components.deploy.kserve import GROUP, PLURAL, PROJECT_RUNTIME, TF_SERVING_RUNTIME, VERSION
 from pipelines import cluster
-from pipelines.cli import main
+from pipelines.cli import CLUSTER_DEFAULTS, main
 
+RUN_TIMEOUT_SECONDS = 3600
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
         os.environ.get("MLOPS_E2E") != "1" or shutil.which("kubectl") is None,
         reason="needs a Kubernetes cluster with KFP and KServe: run `make e2e` (sets MLOPS_E2E=1)",
     ),
+    # The first test waits for the runs; pyproject's 900 s default is shorter than a run.
+    pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 600),
 ]
 
+PIPELINE = "mlops-e2e"
+EXPERIMENT = "mlops-e2e"
 NAMESPACE = "mlops-models"
-MODEL = "penguins-e2e"
+SERVICE_ACCOUNT = "mlops-deployer"
+# The run states after which a run never changes (KFP 2.5.0 backend/api/v2beta1/run.proto:221-249,
+# RuntimeState). kfp 2.13's Client.wait_for_run_completion does not stop on CANCELED.
+TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
+ROW = {
+    "island": "Biscoe",
+    "bill_length_mm": 47.0,
+    "bill_depth_mm": 15.0,
+    "flipper_length_mm": 220.0,
+    "body_mass_g": 5200.0,
+    "sex": "male",
+    "year": 2008.0,
+}
 
 
 def _free_port() -> int:
@@ -37,72 +64,226 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _text(stream: IO[str]) -> str:
+    stream.seek(0)
+    return stream.read().strip() or "(kubectl printed nothing)"
+
+
 @contextmanager
-def port_forward(namespace: str, target: str, remote: int) -> Iterator[str]:
-    """``kubectl port-forward`` to a loopback port; yields the local URL."""
+def port_forward(namespace: str, target: str, remote: int, timeout: float = 60) -> Iterator[str]:
+    """``kubectl port-forward`` to a loopback port; yields the local URL once the port is open.
+
+    Fails with kubectl's stderr when kubectl exits or the port does not open within ``timeout``.
+    """
     local = _free_port()
-    process = subprocess.Popen(
-        ["kubectl", "port-forward", "-n", namespace, target, f"{local}:{remote}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", local)) == 0:
-                    break
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{local}"
-    finally:
-        process.terminate()
-
-
-def test_training_run_deploys_a_model_that_answers(tmp_path):
-    package = str(tmp_path / "training.yaml")
-    assert main(["compile", "--output", package]) == 0
-    with port_forward("kubeflow", "svc/ml-pipeline", 8888) as host:
-        assert main(["upload", "--host", host, "--package", package, "--name", "mlops-e2e"]) == 0
-        client = cluster.connect(host)
-        run_id, _ = cluster.submit(
-            client,
-            "mlops-e2e",
-            "mlops-e2e",
-            {**_cluster_params(), "model_name": MODEL, "epochs": 10},
-            ui_host=host,
-            service_account="mlops-deployer",
+    what = f"-n {namespace} {target} {local}:{remote}"
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(
+            ["kubectl", "port-forward", "-n", namespace, target, f"{local}:{remote}"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
         )
-        run = client.wait_for_run_completion(run_id, timeout=3600)
-    assert run.state == "SUCCEEDED", f"run {run_id} ended {run.state}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(
+                        f"kubectl port-forward {what} exited {process.returncode}: {_text(stderr)}"
+                    )
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", local)) == 0:
+                        break
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"kubectl port-forward {what} did not open the port in {timeout:.0f} s: "
+                        f"{_text(stderr)}"
+                    )
+                time.sleep(0.5)
+            yield f"http://127.0.0.1:{local}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
-    from kubernetes import client as k8s
-    from kubernetes import config
+
+def wait_for_run(client: Any, run_id: str, timeout: float, poll_seconds: float = 10) -> Any:
+    """Polls the run until it reaches a terminal state; fails when ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = client.get_run(run_id)
+        if run.state in TERMINAL_STATES:
+            return run
+        if time.monotonic() > deadline:
+            pytest.fail(f"run {run_id} is still {run.state} after {timeout:.0f} s")
+        time.sleep(poll_seconds)
+
+
+def failed_tasks(run: Any) -> str:
+    """The tasks of a run that failed, with their error messages."""
+    tasks = (run.run_details.task_details if run.run_details else None) or []
+    failed = [
+        f"{task.display_name}: {task.error.message if task.error else 'no message'}"
+        for task in tasks
+        if task.state == "FAILED"
+    ]
+    return "; ".join(failed) or "no task reports a failure"
+
+
+def _custom_objects() -> Any:
+    from kubernetes import client, config
 
     config.load_kube_config()
-    service = k8s.CustomObjectsApi().get_namespaced_custom_object(
-        "serving.kserve.io", "v1beta1", NAMESPACE, "inferenceservices", MODEL
-    )
-    ready = next(c for c in service["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "True"
-    row = {
-        "island": "Biscoe",
-        "bill_length_mm": 47.0,
-        "bill_depth_mm": 15.0,
-        "flipper_length_mm": 220.0,
-        "body_mass_g": 5200.0,
-        "sex": "male",
-        "year": 2008.0,
-    }
-    with port_forward(NAMESPACE, f"svc/{MODEL}-predictor", 80) as predictor:
-        response = requests.post(
-            f"{predictor}/v1/models/{MODEL}:predict", json={"instances": [row]}, timeout=60
+    return client.CustomObjectsApi()
+
+
+def inference_service(name: str) -> dict[str, Any] | None:
+    """The InferenceService ``name`` in the serving namespace, or None when there is none."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return _custom_objects().get_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, name
         )
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+def delete_inference_service(name: str) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        _custom_objects().delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    except ApiException as err:
+        if err.status != 404:
+            raise
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The runs started for this session: runtime → model name, runtime → run id."""
+
+    client: Any
+    ui_host: str
+    models: dict[str, str]
+    run_ids: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def submitted(request, tmp_path_factory) -> Iterator[Submitted]:
+    """Compiles and uploads the pipeline, then starts one run per serving runtime."""
+    package = str(tmp_path_factory.mktemp("e2e") / "training.yaml")
+    assert main(["compile", "--output", package]) == 0
+    token = secrets.token_hex(3)
+    # Neither name is a prefix of the other: KServe's storage initializer lists S3 by prefix.
+    models = {TF_SERVING_RUNTIME: f"e2e-tfs-{token}", PROJECT_RUNTIME: f"e2e-mlops-{token}"}
+    with port_forward("kubeflow", "svc/ml-pipeline", 8888) as host:
+        assert main(["upload", "--host", host, "--package", package, "--name", PIPELINE]) == 0
+        client = cluster.connect(host)
+        run_ids = {}
+        for runtime, model in models.items():
+            params = {
+                **CLUSTER_DEFAULTS,
+                "model_name": model,
+                "serving_runtime": runtime,
+                "epochs": 10,
+            }
+            run_ids[runtime], _ = cluster.submit(
+                client,
+                PIPELINE,
+                package,
+                EXPERIMENT,
+                params,
+                ui_host=host,
+                service_account=SERVICE_ACCOUNT,
+            )
+        yield Submitted(client, host, models, run_ids)
+    # Left in place when something failed, for `kubectl get inferenceservices -A -o yaml`.
+    if request.session.testsfailed == 0:
+        for model in models.values():
+            delete_inference_service(model)
+
+
+def serving(submitted: Submitted, runtime: str) -> Iterator[str]:
+    """Waits for the runtime's run, checks its model was deployed and is Ready, and yields the
+    predictor's URL through a port-forward."""
+    model, run_id = submitted.models[runtime], submitted.run_ids[runtime]
+    where = f"run {run_id} ({submitted.ui_host}/#/runs/details/{run_id})"
+    run = wait_for_run(submitted.client, run_id, RUN_TIMEOUT_SECONDS)
+    if run.state != "SUCCEEDED":
+        error = run.error.message if run.error else "no run error"
+        pytest.fail(f"{where} ended {run.state}: {error}; failed tasks: {failed_tasks(run)}")
+    service = inference_service(model)
+    if service is None:
+        pytest.fail(
+            f"{where} succeeded but there is no InferenceService {NAMESPACE}/{model}: the model "
+            "was not blessed by evaluate, or deploy did not deploy it; read the evaluate and "
+            "deploy steps' logs in the run"
+        )
+    conditions = service.get("status", {}).get("conditions", [])
+    ready = next((c for c in conditions if c["type"] == "Ready"), {})
+    if ready.get("status") != "True":
+        pytest.fail(f"InferenceService {NAMESPACE}/{model} is not Ready: {conditions}")
+    with port_forward(NAMESPACE, f"svc/{model}-predictor", 80) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def tf_serving(submitted) -> Iterator[str]:
+    """The URL of the model served by KServe's TensorFlow Serving runtime."""
+    yield from serving(submitted, TF_SERVING_RUNTIME)
+
+
+@pytest.fixture(scope="module")
+def mlops_predictor(submitted) -> Iterator[str]:
+    """The URL of the model served by this project's predictor."""
+    yield from serving(submitted, PROJECT_RUNTIME)
+
+
+def v2_body(row: dict[str, Any]) -> dict[str, Any]:
+    """An Open Inference Protocol JSON request with one row: ``BYTES`` for text, ``FP32`` for
+    numbers, one tensor of shape [1] per feature (what serving/payload.py takes)."""
+    return {
+        "inputs": [
+            {
+                "name": name,
+                "datatype": "BYTES" if isinstance(value, str) else "FP32",
+                "shape": [1],
+                "data": [value],
+            }
+            for name, value in row.items()
+        ]
+    }
+
+
+def test_tf_serving_runtime_answers_v1(tf_serving, submitted):
+    model = submitted.models[TF_SERVING_RUNTIME]
+    response = requests.post(
+        f"{tf_serving}/v1/models/{model}:predict", json={"instances": [ROW]}, timeout=60
+    )
     assert response.status_code == 200, response.text
-    prediction = response.json()["predictions"][0]
-    assert prediction["label"] == "Gentoo"
+    assert response.json()["predictions"][0]["label"] == "Gentoo"
 
 
-def _cluster_params() -> dict:
-    from pipelines.cli import CLUSTER_DEFAULTS
+def test_project_predictor_answers_v1(mlops_predictor, submitted):
+    model = submitted.models[PROJECT_RUNTIME]
+    response = requests.post(
+        f"{mlops_predictor}/v1/models/{model}:predict", json={"instances": [ROW]}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0]["label"] == "Gentoo"
 
-    return dict(CLUSTER_DEFAULTS)
+
+def test_project_predictor_answers_v2(mlops_predictor, submitted):
+    model = submitted.models[PROJECT_RUNTIME]
+    response = requests.post(
+        f"{mlops_predictor}/v2/models/{model}/infer", json=v2_body(ROW), timeout=60
+    )
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output for output in response.json()["outputs"]}
+    assert outputs["label"]["data"] == ["Gentoo"]
