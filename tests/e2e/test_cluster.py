@@ -43,7 +43,6 @@ pytestmark = [
 PIPELINE = "mlops-e2e"
 EXPERIMENT = "mlops-e2e"
 NAMESPACE = "mlops-models"
-SERVICE_ACCOUNT = "mlops-deployer"
 # The run states after which a run never changes (KFP 2.5.0 backend/api/v2beta1/run.proto:221-249,
 # RuntimeState). kfp 2.13's Client.wait_for_run_completion does not stop on CANCELED.
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
@@ -199,8 +198,8 @@ def submitted(request, tmp_path_factory) -> Iterator[Submitted]:
                 package,
                 EXPERIMENT,
                 params,
+                # No service account: KFP's pipeline-runner, as for a run from the dashboard.
                 ui_host=host,
-                service_account=SERVICE_ACCOUNT,
             )
         yield Submitted(client, host, models, run_ids)
     # Left in place when something failed, for `kubectl get inferenceservices -A -o yaml`.
