@@ -1,8 +1,8 @@
 """Deploy [TFX Pusher]: push a blessed model to a deploy target; do nothing for an unblessed one.
 
 Targets share one interface, :class:`DeployTarget`: ``local`` writes to the filesystem model
-registry; ``kserve`` writes to a registry in the object store and rolls an InferenceService out
-to serve that version (:mod:`components.deploy.kserve`).
+registry; ``kserve`` writes to a registry in the object store, copies the version into a served
+folder of its own and rolls an InferenceService out to serve it (:mod:`components.deploy.kserve`).
 """
 
 import logging
@@ -99,8 +99,11 @@ class KServeSettings:
 class KServeTarget:
     """A registry version in the object store, served by a KServe InferenceService.
 
-    A version whose rollout fails is discarded from the registry again, so it never becomes the
-    baseline; the previous InferenceService spec keeps serving.
+    The InferenceService reads the version's served folder (:meth:`ModelRegistry.publish`),
+    which holds that version alone and never changes, so the predictor serves exactly what went
+    through this rollout, also after a pod restart. A version whose rollout fails is discarded
+    from the registry again, with its served folder, so it never becomes the baseline; the
+    previous InferenceService spec, pointing at the previous served folder, keeps serving.
     """
 
     def __init__(self, registry_root: str, settings: KServeSettings, api: Any = None) -> None:
@@ -113,7 +116,7 @@ class KServeTarget:
         self.settings = settings
         self._api = api
 
-    def _custom_objects(self) -> Any:
+    def _api_client(self) -> Any:
         if self._api is None:
             from kubernetes import client, config
 
@@ -121,13 +124,13 @@ class KServeTarget:
                 config.load_incluster_config()
             except config.ConfigException:
                 config.load_kube_config()
-            self._api = client.CustomObjectsApi()
+            self._api = client.ApiClient()
         return self._api
 
     def push(
         self, model_dir: str, model_name: str, metadata: dict[str, Any], schema_text: str
     ) -> PushResult:
-        """Pushes the next version and rolls the InferenceService out to it."""
+        """Pushes the next version, publishes it and rolls the InferenceService out to it."""
         settings = self.settings
         version = self.registry.push(
             model_name, model_dir, metadata, {constants.REGISTRY_SCHEMA_FILE: schema_text}
@@ -135,20 +138,19 @@ class KServeTarget:
         discarded = []
 
         def discard() -> None:
-            # A version that never served must not become the baseline, nor be downloaded by
-            # the previous revision when it restarts.
+            # A version that never served must not become the baseline.
             if not discarded:
                 self.registry.discard(model_name, version)
                 discarded.append(version)
 
-        storage_uri = self.registry.model_uri(model_name)
         try:
+            storage_uri = self.registry.publish(model_name, version)
             result = kserve.rollout(
-                self._custom_objects(),
+                self._api_client(),
                 settings.spec(model_name, storage_uri, version),
                 settings.timeout_seconds,
                 settings.poll_seconds,
-                before_rollback=discard,
+                on_rollback=discard,
             )
         except BaseException:
             discard()

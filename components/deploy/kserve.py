@@ -1,13 +1,33 @@
 """The KServe deploy target: create or update an InferenceService, wait for it, roll back.
 
 The InferenceService (``serving.kserve.io/v1beta1``) is built from :class:`InferenceServiceSpec`
-in one place. :func:`rollout` applies it and waits for the ``Ready`` condition; when the new
-revision does not become ready in time it puts the previous spec back (or deletes a service it
-created) and raises :class:`RolloutFailed` with the reason from the conditions, so the previous
+in one place. :func:`rollout` applies it and waits until the new version serves; when it does
+not in time, or its rollout fails, it puts the previous spec back (or deletes a service it
+created) and raises :class:`RolloutFailed` with a reason a user can act on, so the previous
 model keeps serving.
+
+What "serves" means depends on KServe's deployment mode (read at kserve v0.15.2):
+
+- Serverless (Knative): the InferenceService's ``Ready`` condition and ``observedGeneration``
+  are copied from the Knative Service (pkg/apis/serving/v1beta1/inference_service_status.go:
+  487-497 and :510), whose ``Ready`` describes its latest revision once Knative has observed the
+  new spec. Every spec this module writes changes the predictor's annotations, which go into
+  the revision template, so the Knative Service's generation moves with the InferenceService's
+  as long as nothing else edits either; a Knative Service whose generation ran ahead (rewritten
+  by KServe itself, e.g. after an upgrade) could let an old Ready through.
+- RawDeployment: ``Ready`` follows the predictor Deployment's ``Available`` condition
+  (inference_service_status.go:347-352) and ``observedGeneration`` is the Deployment's
+  (:354). A rolling update keeps ``Available`` True while the old ReplicaSet serves, so both
+  say nothing about the new version. This module watches the Deployment's rollout instead, as
+  ``kubectl rollout status`` does (kubernetes/kubectl kubernetes-1.32.2
+  pkg/polymorphichelpers/rollout_status.go:75-91), after checking that KServe has put the new
+  spec into its pod template (the controller updates the Deployment after the InferenceService
+  write, not with it).
 """
 
 import copy
+import dataclasses
+import json
 import logging
 import re
 import time
@@ -18,15 +38,32 @@ from typing import TYPE_CHECKING, Any
 from components.errors import ConfigurationError, PipelineInputError
 
 if TYPE_CHECKING:  # The kubernetes client costs ~1.5 s to import; only the kserve target needs it.
-    from kubernetes.client import CustomObjectsApi
+    from kubernetes.client import ApiClient
 
 logger = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # Set on the predictor: which registry version a revision was rolled out for. Changing it makes a
-# new revision, whose storage initializer downloads the model folder again.
+# new revision, whose storage initializer downloads the model folder again. KServe copies the
+# predictor's annotations into the pod template of the predictor Deployment (kserve v0.15.2
+# pkg/controller/v1beta1/inferenceservice/components/predictor.go:154-156 and :459-463, and
+# reconcilers/deployment/deployment_reconciler.go:141 and :152-153).
 MODEL_VERSION_ANNOTATION = "mlops-suite/model-version"
+# Where KServe writes the storageUri into the pod template for the storage initializer
+# (v0.15.2 pkg/constants/constants.go:116-117, components/predictor.go:264).
+STORAGE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
+# Labels KServe puts on the predictor Deployment (v0.15.2 components/predictor.go:450-458;
+# constants.go:50 and :329). Its name is ``<isvc>-predictor``, or ``<isvc>-predictor-default``
+# for services created before 0.9 (predictor.go:426-442), so it is found by its labels.
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+COMPONENT_LABEL = "component"
+# The Deployment condition reason when a rollout made no progress within
+# spec.progressDeadlineSeconds (600 s as KServe sets it, deployment_reconciler.go:326-329;
+# kubernetes/kubectl kubernetes-1.32.2 pkg/util/deployment/deployment.go:56).
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+# A container waits with these while it is being started, not because it failed.
+_STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 # KServe's TensorFlow Serving runtime (image tensorflow/serving; V1 REST on 8080, gRPC 9000).
 TF_SERVING_RUNTIME = "kserve-tensorflow-serving"
 # This project's predictor (images/serving), registered as a ServingRuntime by the manifests.
@@ -41,7 +78,11 @@ RUNTIMES: dict[str, tuple[str, str | None]] = {
 
 
 class RolloutFailed(PipelineInputError):
-    """The new revision did not become ready; the previous spec was restored."""
+    """The new version did not come to serve; the previous spec was restored.
+
+    Not bad input, but a :class:`PipelineInputError` so the deploy step reports its message on
+    one clean line (components/errors.py ``step``) instead of a traceback.
+    """
 
 
 @dataclass(frozen=True)
@@ -75,6 +116,12 @@ def _twice(quantity: str) -> str:
     return f"{doubled:g}{unit}"
 
 
+# Pod-level settings of the restricted Pod Security profile that a ServingRuntime cannot set
+# (its pod fields are volumes, node selection and pull secrets only: KServe 0.15.2
+# pkg/controller/v1beta1/inferenceservice/utils/utils.go:233-239).
+RESTRICTED_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def check_options(runtime: str, deployment_mode: str, canary_traffic_percent: int | None) -> None:
     """Raises ConfigurationError for serving options KServe would reject or silently ignore."""
     if runtime not in RUNTIMES:
@@ -84,6 +131,12 @@ def check_options(runtime: str, deployment_mode: str, canary_traffic_percent: in
     if deployment_mode not in ("RawDeployment", "Serverless"):
         raise ConfigurationError(
             f"Unknown deployment mode {deployment_mode!r}; use RawDeployment or Serverless."
+        )
+    if runtime == PROJECT_RUNTIME and deployment_mode == "Serverless":
+        raise ConfigurationError(
+            f"The {PROJECT_RUNTIME} runtime serves HTTP and gRPC on two ports, and Knative "
+            "(Serverless) allows one; deploy it in RawDeployment mode, or use "
+            f"{TF_SERVING_RUNTIME} in Serverless mode."
         )
     canary = canary_traffic_percent
     if canary is not None and not 0 <= canary <= 100:
@@ -102,9 +155,10 @@ class InferenceServiceSpec:
     Attributes:
         name: The InferenceService's name (the model name).
         namespace: The serving namespace.
-        storage_uri: Where the storage initializer reads the model (``s3://``, ``gs://``): the
-            registry's folder of the model, holding its numeric versions, as TensorFlow
-            Serving's ``--model_base_path`` wants; the runtime serves the newest.
+        storage_uri: Where the storage initializer reads the model (``s3://``, ``gs://``): a
+            folder of numeric version folders, as TensorFlow Serving's ``--model_base_path``
+            wants, ending with ``/`` (the registry's served folder of one version,
+            :meth:`components.registry.ModelRegistry.served_uri`).
         model_version: The registry version this rollout is for.
         runtime: :data:`TF_SERVING_RUNTIME` or :data:`PROJECT_RUNTIME`.
         service_account: Carries the object-store credentials for the storage initializer.
@@ -142,6 +196,11 @@ class InferenceServiceSpec:
             "serviceAccountName": self.service_account,
             "minReplicas": self.min_replicas,
             "maxReplicas": self.max_replicas,
+            # The serving namespace enforces the restricted Pod Security profile; both runtimes'
+            # containers set the rest of it (KServe 0.15.2 config/runtimes/
+            # kserve-tensorflow-serving.yaml, manifests/base/serving-runtime.yaml), and
+            # `make platform` gives the storage initializer the same.
+            "securityContext": RESTRICTED_POD_SECURITY,
             "model": {
                 "modelFormat": {"name": "tensorflow"},
                 "runtime": self.runtime,
@@ -190,11 +249,25 @@ def _model_version(body: dict[str, Any] | None) -> int | None:
     return int(version) if version else None
 
 
+def _describe(condition: dict[str, Any]) -> str:
+    detail = condition.get("reason", "Unknown")
+    if condition.get("message"):
+        detail += f": {condition['message']}"
+    return f"{condition.get('type')}={condition.get('status')} ({detail})"
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class InferenceServices:
     """The InferenceService calls this target makes, through the Kubernetes API."""
 
-    def __init__(self, api: "CustomObjectsApi", namespace: str) -> None:
-        self.api, self.namespace = api, namespace
+    def __init__(self, api_client: "ApiClient", namespace: str) -> None:
+        from kubernetes.client import CustomObjectsApi
+
+        self.api, self.namespace = CustomObjectsApi(api_client), namespace
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The object, or None when there is none."""
@@ -216,89 +289,333 @@ class InferenceServices:
         )
 
     def replace_spec(
-        self, current: dict[str, Any], spec: dict[str, Any], annotations: dict
+        self, current: dict[str, Any], spec: dict[str, Any], annotations: dict, attempts: int = 5
     ) -> dict:
-        """Puts ``spec`` in place of the current one (optimistic concurrency on resourceVersion)."""
-        body = copy.deepcopy(current)
-        body["spec"] = spec
-        body["metadata"].setdefault("annotations", {}).update(annotations)
-        body.pop("status", None)
-        name = current["metadata"]["name"]
-        return self.api.replace_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name, body
-        )
+        """Puts ``spec`` in place of the current one.
+
+        The write carries the resourceVersion read; KServe's controller writes the status all
+        along, which changes it, so on a 409 Conflict the object is read again and the write
+        retried.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        name, attempt = current["metadata"]["name"], 1
+        while True:
+            body = copy.deepcopy(current)
+            body["spec"] = spec
+            body["metadata"].setdefault("annotations", {}).update(annotations)
+            body.pop("status", None)
+            try:
+                return self.api.replace_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, name, body
+                )
+            except ApiException as err:
+                fresh = self.get(name) if err.status == 409 and attempt < attempts else None
+                if fresh is None:
+                    raise
+                current, attempt = fresh, attempt + 1
 
     def delete(self, name: str) -> None:
         """Deletes it."""
         self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
 
-def wait_ready(
-    services: InferenceServices,
-    name: str,
-    generation: int,
-    timeout_seconds: float,
-    poll_seconds: float = 2.0,
-    clock: Callable[[], float] = time.monotonic,
-) -> tuple[bool, dict[str, Any]]:
-    """Polls until the status describes ``generation`` and says Ready, or the timeout passes.
+class PredictorWorkloads:
+    """What KServe runs for a predictor in RawDeployment mode, read through the Kubernetes API:
+    its Deployment (``apps/v1 deployments``, list) and, to explain a failure, its pods
+    (``v1 pods``, list). Nothing here writes."""
 
-    Returns:
-        Whether it became ready, and the last object seen.
+    def __init__(self, api_client: "ApiClient", namespace: str) -> None:
+        from kubernetes.client import AppsV1Api, CoreV1Api
+
+        self.apps, self.core, self.namespace = (
+            AppsV1Api(api_client),
+            CoreV1Api(api_client),
+            namespace,
+        )
+
+    def deployments(self, service: dict[str, Any]) -> list[dict[str, Any]]:
+        """The predictor Deployments KServe made for ``service``: by KServe's labels, and owned
+        by this very InferenceService (KServe sets itself as controller, predictor.go:695-698),
+        so a leftover of a deleted namesake never counts."""
+        name, uid = service["metadata"]["name"], service["metadata"].get("uid")
+        response = self.apps.list_namespaced_deployment(
+            self.namespace,
+            label_selector=f"{ISVC_LABEL}={name},{COMPONENT_LABEL}=predictor",
+            _preload_content=False,
+        )
+        return [
+            deployment
+            for deployment in json.loads(response.data).get("items", [])
+            if uid is None
+            or any(
+                owner.get("uid") == uid and owner.get("controller")
+                for owner in deployment["metadata"].get("ownerReferences", [])
+            )
+        ]
+
+    def pods(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+        """The pods the Deployment's selector matches, old and new."""
+        match = deployment["spec"]["selector"].get("matchLabels", {})
+        response = self.core.list_namespaced_pod(
+            self.namespace,
+            label_selector=",".join(f"{key}={value}" for key, value in sorted(match.items())),
+            _preload_content=False,
+        )
+        return json.loads(response.data).get("items", [])
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """One look at a rollout: done, failed for good, or still going (and why)."""
+
+    done: bool = False
+    failed: bool = False
+    detail: str = ""
+    deployment: dict[str, Any] | None = None
+    service: dict[str, Any] = field(default_factory=dict)
+
+
+def _template_marker(spec: InferenceServiceSpec) -> dict[str, str]:
+    # What identifies the new spec in the predictor's pod template (and in its pods).
+    if spec.model_version is not None:
+        return {MODEL_VERSION_ANNOTATION: str(spec.model_version)}
+    return {STORAGE_URI_ANNOTATION: spec.storage_uri}
+
+
+def _carries(metadata: dict[str, Any], marker: dict[str, str]) -> bool:
+    annotations = metadata.get("annotations") or {}
+    return all(annotations.get(key) == value for key, value in marker.items())
+
+
+def _deployment_progress(deployment: dict[str, Any], marker: dict[str, str]) -> _Progress:
+    """Whether a predictor Deployment has rolled out the pod template carrying ``marker``.
+
+    Done when KServe has put the new spec into the template, the Deployment controller has
+    observed that generation, every desired replica runs the new template, no old one is left
+    and every new one is available (kubectl's rule, rollout_status.go:75-91). Failed when the
+    ``Progressing`` condition says ``ProgressDeadlineExceeded``.
     """
-    deadline = clock() + timeout_seconds
-    while True:
-        current = services.get(name) or {}
-        status = current.get("status", {})
-        ready = _condition(status, "Ready")
-        current_generation = status.get("observedGeneration", 0) >= generation
-        if current_generation and ready and ready.get("status") == "True":
-            return True, current
-        if clock() >= deadline:
-            return False, current
-        time.sleep(poll_seconds)
-
-
-def _reason(current: dict[str, Any]) -> str:
-    conditions = current.get("status", {}).get("conditions", [])
-    failing = [c for c in conditions if c.get("status") != "True"]
-    if not failing:
-        return "no Ready condition was reported"
-    return "; ".join(
-        f"{c.get('type')}: {c.get('reason', 'Unknown')}"
-        + (f" ({c['message']})" if c.get("message") else "")
-        for c in failing
+    name = deployment["metadata"]["name"]
+    if not _carries(deployment["spec"]["template"].get("metadata", {}), marker):
+        return _Progress(
+            detail=f"KServe has not put the new spec into Deployment {name} yet",
+            deployment=deployment,
+        )
+    status = deployment.get("status") or {}
+    generation = deployment["metadata"].get("generation", 0)
+    if status.get("observedGeneration", 0) < generation:
+        return _Progress(
+            detail=f"Deployment {name} generation {generation} is not observed yet",
+            deployment=deployment,
+        )
+    progressing = _condition(status, "Progressing")
+    if progressing and progressing.get("reason") == PROGRESS_DEADLINE_EXCEEDED:
+        deadline = deployment["spec"].get("progressDeadlineSeconds", 600)
+        return _Progress(
+            failed=True,
+            detail=f"Deployment {name} made no progress within its {deadline} s progress deadline",
+            deployment=deployment,
+        )
+    desired = deployment["spec"].get("replicas", 1)
+    updated = status.get("updatedReplicas", 0)
+    replicas = status.get("replicas", 0)
+    available = status.get("availableReplicas", 0)
+    if updated >= desired and replicas <= updated and available >= updated:
+        return _Progress(done=True, deployment=deployment)
+    return _Progress(
+        detail=f"Deployment {name} has {updated} of {desired} replica(s) on the new version, "
+        f"{available} of {replicas} pod(s) available, {max(replicas - updated, 0)} old pod(s) "
+        "left",
+        deployment=deployment,
     )
 
 
+def _pod_problems(pods: list[dict[str, Any]], marker: dict[str, str], limit: int = 3) -> list[str]:
+    """Why the new pods (those carrying ``marker``) do not run: unschedulable, or a container
+    (the storage initializer or the model server) waiting in a failure state such as
+    ``CrashLoopBackOff`` or ``ImagePullBackOff``, with its last exit. KServe reads the same
+    fields to report a model that failed to load (inference_service_status.go:602-631, :649-663).
+    """
+    problems = []
+    for pod in pods:
+        if not _carries(pod["metadata"], marker):
+            continue  # A pod of the previous version.
+        status = pod.get("status") or {}
+        found = [
+            f"not scheduled ({_describe(condition)})"
+            for condition in status.get("conditions", [])
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False"
+        ]
+        containers = status.get("initContainerStatuses", []) + status.get("containerStatuses", [])
+        for container in containers:
+            state = container.get("state") or {}
+            waiting, terminated = state.get("waiting"), state.get("terminated")
+            if waiting and waiting.get("reason") not in _STARTING:
+                text = f"container {container['name']} {waiting.get('reason')}"
+                if waiting.get("message"):
+                    text += f": {_shorten(waiting['message'])}"
+            elif terminated and terminated.get("exitCode", 0) != 0:
+                text = f"container {container['name']} exited {terminated['exitCode']}"
+                text += f" ({terminated.get('reason', 'Error')})"
+                if terminated.get("message"):
+                    text += f": {_shorten(terminated['message'])}"
+            else:
+                continue
+            last = (container.get("lastState") or {}).get("terminated")
+            if last and not terminated:
+                text += f"; last exit {last.get('exitCode')} ({last.get('reason', 'Error')})"
+                if last.get("message"):
+                    text += f": {_shorten(last['message'])}"
+            found.append(text)
+        if found:
+            problems.append(f"pod {pod['metadata']['name']}: " + ", ".join(found))
+    return problems[:limit]
+
+
+def _poll(
+    look: Callable[[], _Progress],
+    timeout_seconds: float,
+    poll_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> _Progress:
+    deadline = clock() + timeout_seconds
+    while True:
+        progress = look()
+        if progress.done or progress.failed or clock() >= deadline:
+            return progress
+        time.sleep(poll_seconds)
+
+
+def _serverless_look(
+    services: InferenceServices, name: str, generation: int
+) -> Callable[[], _Progress]:
+    def look() -> _Progress:
+        current = services.get(name) or {}
+        status = current.get("status", {})
+        if status.get("observedGeneration", 0) < generation:
+            detail = f"KServe has not reported on generation {generation} yet"
+            return _Progress(detail=detail, service=current)
+        ready = _condition(status, "Ready")
+        if ready and ready.get("status") == "True":
+            return _Progress(done=True, service=current)
+        return _Progress(detail=_service_conditions(current), service=current)
+
+    return look
+
+
+def _raw_look(
+    services: InferenceServices,
+    workloads: PredictorWorkloads,
+    name: str,
+    marker: dict[str, str],
+) -> Callable[[], _Progress]:
+    def look() -> _Progress:
+        current = services.get(name) or {}
+        deployments = workloads.deployments(current) if current else []
+        if not deployments:
+            return _Progress(
+                detail="KServe has not created the predictor Deployment ("
+                + _service_conditions(current)
+                + ")",
+                service=current,
+            )
+        for deployment in deployments:
+            progress = _deployment_progress(deployment, marker)
+            if not progress.done:
+                return dataclasses.replace(progress, service=current)
+        # Rolled out; Ready now also says whether KServe made the ingress.
+        ready = _condition(current.get("status", {}), "Ready")
+        if ready and ready.get("status") == "True":
+            return _Progress(done=True, deployment=deployments[0], service=current)
+        return _Progress(
+            detail="the predictor rolled out but the InferenceService is not Ready ("
+            + _service_conditions(current)
+            + ")",
+            deployment=deployments[0],
+            service=current,
+        )
+
+    return look
+
+
+def _service_conditions(current: dict[str, Any]) -> str:
+    conditions = current.get("status", {}).get("conditions", [])
+    failing = [c for c in conditions if c.get("status") != "True"]
+    if not failing:
+        return "no failing condition was reported"
+    return "; ".join(_describe(c) for c in failing)
+
+
+def _explain_raw(workloads: PredictorWorkloads, progress: _Progress, marker: dict[str, str]) -> str:
+    from kubernetes.client.exceptions import ApiException
+
+    deployment = progress.deployment
+    if deployment is None:
+        return progress.detail
+    name = deployment["metadata"]["name"]
+    conditions = (deployment.get("status") or {}).get("conditions", [])
+    parts = [progress.detail]
+    if conditions:
+        parts.append(f"Deployment {name}: " + "; ".join(_describe(c) for c in conditions))
+    try:
+        problems = _pod_problems(workloads.pods(deployment), marker)
+    except ApiException as err:  # The rollout failed either way; say why pods are not shown.
+        problems = [f"the new pods could not be read ({err.status} {err.reason})"]
+    parts.extend(problems or ["no new pod reports a failure"])
+    parts.append(
+        f"look at `kubectl -n {workloads.namespace} describe deployment {name}` and the logs "
+        "of its newest pods"
+    )
+    return "; ".join(parts)
+
+
+def _revision(deployment: dict[str, Any] | None, status: dict[str, Any]) -> str | None:
+    if deployment is not None:
+        revision = (
+            deployment["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision")
+        )
+        name = deployment["metadata"]["name"]
+        return f"{name} revision {revision}" if revision else name
+    return status.get("components", {}).get("predictor", {}).get("latestReadyRevision")
+
+
 def rollout(
-    api: "CustomObjectsApi",
+    api_client: "ApiClient",
     spec: InferenceServiceSpec,
     timeout_seconds: float = 600.0,
     poll_seconds: float = 2.0,
-    before_rollback: Callable[[], None] | None = None,
+    on_rollback: Callable[[], None] | None = None,
 ) -> RolloutResult:
-    """Creates or updates the InferenceService and waits for it; rolls back if it fails.
+    """Creates or updates the InferenceService, waits until the new version serves, rolls back
+    if it does not.
 
     Args:
-        api: The Kubernetes custom-objects API.
+        api_client: A Kubernetes API client. Calls made: InferenceServices get, create, update
+            (and delete, to undo a create); in RawDeployment mode also apps/v1 Deployments list
+            and, once, when a rollout failed, v1 pods list, in ``spec.namespace``.
         spec: What to serve.
-        timeout_seconds: How long the new revision has to become ready.
-        poll_seconds: How often to read its status.
-        before_rollback: Called when the revision failed, before the previous spec goes back
-            (e.g. to take the failed version out of the registry the runtime downloads).
+        timeout_seconds: How long the new version has to serve.
+        poll_seconds: How often to look.
+        on_rollback: Called when the rollout failed, once the previous spec is back (e.g. to
+            take the failed version out of the registry).
 
     Raises:
-        RolloutFailed: The new revision was not ready in time; the previous spec is back.
+        ConfigurationError: The InferenceService exists in the other deployment mode.
+        RolloutFailed: The new version did not serve in time, or its rollout failed; the
+            previous spec is back.
     """
-    services = InferenceServices(api, spec.namespace)
+    services = InferenceServices(api_client, spec.namespace)
+    workloads = PredictorWorkloads(api_client, spec.namespace)
     body = spec.to_body()
     previous = services.get(spec.name)
+    _check_mode(previous, spec)
     annotations = body["metadata"]["annotations"]
     logger.info(
-        "Rolling out %s/%s: %s version %s (previous version: %s)",
+        "Rolling out %s/%s (%s): %s version %s (previous version: %s)",
         spec.namespace,
         spec.name,
+        spec.deployment_mode,
         spec.storage_uri,
         spec.model_version,
         _model_version(previous) or "none",
@@ -307,35 +624,69 @@ def rollout(
         applied = services.create(body)
     else:
         applied = services.replace_spec(previous, body["spec"], annotations)
-    generation = applied["metadata"].get("generation", 1)
-    ready, current = wait_ready(services, spec.name, generation, timeout_seconds, poll_seconds)
-    if not ready:
-        reason = _reason(current)
-        if before_rollback is not None:
-            before_rollback()
-        if previous is None:
-            services.delete(spec.name)
-            restored = "the new InferenceService was deleted"
+    marker = _template_marker(spec)
+    if spec.deployment_mode == "RawDeployment":
+        look = _raw_look(services, workloads, spec.name, marker)
+    else:
+        look = _serverless_look(services, spec.name, applied["metadata"].get("generation", 1))
+    try:
+        progress = _poll(look, timeout_seconds, poll_seconds)
+        if not progress.done and spec.deployment_mode == "RawDeployment":
+            reason = _explain_raw(workloads, progress, marker)
         else:
-            services.replace_spec(services.get(spec.name) or previous, previous["spec"], {})
-            restored = f"the previous spec (version {_model_version(previous)}) was restored"
-        raise RolloutFailed(
-            f"InferenceService {spec.namespace}/{spec.name} did not become ready within "
-            f"{timeout_seconds:.0f} s: {reason}; {restored}."
+            reason = progress.detail
+    except BaseException:
+        # The rollout cannot be watched (e.g. the API refused a read): do not leave it half done.
+        _restore(services, spec, previous)
+        raise
+    if not progress.done:
+        restored = _restore(services, spec, previous)
+        if on_rollback is not None:
+            on_rollback()
+        outcome = (
+            "failed to roll out"
+            if progress.failed
+            else f"did not serve within {timeout_seconds:g} s"
         )
-    status = current.get("status", {})
-    predictor = status.get("components", {}).get("predictor", {})
+        raise RolloutFailed(
+            f"InferenceService {spec.namespace}/{spec.name} {outcome} version "
+            f"{spec.model_version}: {reason}; {restored}."
+        )
+    status = progress.service.get("status", {})
     return RolloutResult(
         url=status.get("url", ""),
-        revision=predictor.get("latestReadyRevision"),
+        revision=_revision(progress.deployment, status),
         model_version=spec.model_version,
         previous_model_version=_model_version(previous),
     )
 
 
-def promote(api: "CustomObjectsApi", namespace: str, name: str) -> dict[str, Any]:
+def _check_mode(previous: dict[str, Any] | None, spec: InferenceServiceSpec) -> None:
+    # KServe keeps the mode an InferenceService was created in (status.deploymentMode wins,
+    # v0.15.2 pkg/controller/v1beta1/inferenceservice/utils/utils.go:176-180) and its webhook
+    # rejects a change (pkg/apis/serving/v1beta1/inference_service_validation.go:447-457).
+    mode = (previous or {}).get("status", {}).get("deploymentMode")
+    if mode and mode != spec.deployment_mode:
+        raise ConfigurationError(
+            f"InferenceService {spec.namespace}/{spec.name} runs in {mode} mode; KServe does "
+            f"not switch it to {spec.deployment_mode}. Deploy with deployment_mode={mode}, or "
+            "delete the InferenceService first."
+        )
+
+
+def _restore(
+    services: InferenceServices, spec: InferenceServiceSpec, previous: dict[str, Any] | None
+) -> str:
+    if previous is None:
+        services.delete(spec.name)
+        return "the new InferenceService was deleted"
+    services.replace_spec(services.get(spec.name) or previous, previous["spec"], {})
+    return f"the previous spec (version {_model_version(previous)}) was restored"
+
+
+def promote(api_client: "ApiClient", namespace: str, name: str) -> dict[str, Any]:
     """Sends all traffic to the canary revision (removes ``canaryTrafficPercent``)."""
-    services = InferenceServices(api, namespace)
+    services = InferenceServices(api_client, namespace)
     current = services.get(name)
     if current is None:
         raise ConfigurationError(f"No InferenceService {namespace}/{name} to promote.")

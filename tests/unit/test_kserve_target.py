@@ -1,48 +1,59 @@
 """The KServe deploy target through the real kubernetes client, over real HTTP, against the
-InferenceService stand-in in tests/k8s_standin.py."""
+KServe stand-in in tests/k8s_standin.py (KServe v0.15.2's controller, cut down; its docstring
+cites the source of each behaviour)."""
+
+import time
 
 import pytest
-from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
+from kubernetes.client import ApiClient, Configuration
 
 from components.deploy import core as deploy_core
 from components.deploy import kserve
 from components.errors import ConfigurationError
 from components.registry import ModelRegistry
-from tests.k8s_standin import InferenceServiceStandIn
+from tests.k8s_standin import KServeStandIn, PodFailure
 
 NS = "models"
-
-
-def _api(standin) -> CustomObjectsApi:
-    return CustomObjectsApi(ApiClient(Configuration(host=standin.host)))
-
-
-ROOT = "s3://reg/penguins"
+ROOT = "s3://reg/_served/penguins/1/"
 BROKEN = 13
+CRASH = PodFailure(
+    reason="CrashLoopBackOff",
+    message="back-off 40s restarting failed container=kserve-container",
+    exit_message="Failed to load servable penguins version 13",
+)
+
+
+def _api(standin) -> ApiClient:
+    return ApiClient(Configuration(host=standin.host))
 
 
 def _spec(version: int, **overrides) -> kserve.InferenceServiceSpec:
-    return kserve.InferenceServiceSpec(
-        name="penguins", namespace=NS, storage_uri=ROOT, model_version=version, **overrides
-    )
+    fields = {"name": "penguins", "namespace": NS, "storage_uri": ROOT, **overrides}
+    return kserve.InferenceServiceSpec(model_version=version, **fields)
 
 
 def _version(stored) -> str:
     return stored["spec"]["predictor"]["annotations"][kserve.MODEL_VERSION_ANNOTATION]
 
 
-def _fails_when_broken(obj):
-    if _version(obj) == str(BROKEN):
-        return False, "ModelLoadFailed", f"failed to load version {BROKEN}"
-    return True, "", ""
+def _fails_when_broken(failure: PodFailure):
+    def pod_failure(annotations):
+        return failure if annotations.get(kserve.MODEL_VERSION_ANNOTATION) == str(BROKEN) else None
+
+    return pod_failure
 
 
-def test_new_service_is_created_and_becomes_ready():
-    with InferenceServiceStandIn() as standin:
+def _pod_versions(standin) -> list[str]:
+    return [p["metadata"]["annotations"][kserve.MODEL_VERSION_ANNOTATION] for p in standin.pods(NS)]
+
+
+def test_new_service_is_created_and_serves():
+    with KServeStandIn() as standin:
         result = kserve.rollout(_api(standin), _spec(1), 30, poll_seconds=0.01)
         stored = standin.objects[(NS, "penguins")]
-    assert result.url == "http://penguins.models.example.com"
-    assert result.revision == "penguins-predictor-00001"
+        assert _pod_versions(standin) == ["1"]
+    assert result.url == "http://penguins-models.example.com"
+    assert result.revision == "penguins-predictor revision 1"
     assert result.previous_model_version is None
     model = stored["spec"]["predictor"]["model"]
     assert model["modelFormat"] == {"name": "tensorflow"}
@@ -53,39 +64,191 @@ def test_new_service_is_created_and_becomes_ready():
     assert stored["metadata"]["annotations"][kserve.DEPLOYMENT_MODE_ANNOTATION] == "RawDeployment"
 
 
-def test_update_reports_the_previous_model():
-    with InferenceServiceStandIn() as standin:
+def test_raw_update_returns_once_the_old_pods_are_gone():
+    with KServeStandIn() as standin:
         api = _api(standin)
         kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
         result = kserve.rollout(api, _spec(2), 30, poll_seconds=0.01)
-        stored = standin.objects[(NS, "penguins")]
+        assert _pod_versions(standin) == ["2"]
+        deployment = standin.deployments[(NS, "penguins-predictor")]
     assert (result.model_version, result.previous_model_version) == (2, 1)
-    assert result.revision == "penguins-predictor-00002"
-    assert stored["metadata"]["generation"] == 2
+    assert result.revision == "penguins-predictor revision 2"
+    assert deployment["status"]["updatedReplicas"] == deployment["status"]["availableReplicas"] == 1
 
 
-def test_revision_that_never_becomes_ready_is_rolled_back():
-    with InferenceServiceStandIn(_fails_when_broken) as standin:
+def test_standin_raw_mode_reports_ready_while_the_new_version_crashes():
+    # The trap the rollout watch avoids (inference_service_status.go:347-354 at v0.15.2):
+    # Ready and observedGeneration come from the Deployment, whose old ReplicaSet still serves.
+    with KServeStandIn(_fails_when_broken(CRASH)) as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
+        services = kserve.InferenceServices(api, NS)
+        applied = services.replace_spec(
+            services.get("penguins"), _spec(BROKEN).to_body()["spec"], {}
+        )
+        for _ in range(10):
+            current = services.get("penguins")
+        assert sorted(_pod_versions(standin)) == ["1", str(BROKEN)]
+    ready = next(c for c in current["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert current["status"]["observedGeneration"] >= applied["metadata"]["generation"]
+
+
+def test_raw_version_that_never_becomes_available_is_rolled_back():
+    with KServeStandIn(_fails_when_broken(CRASH)) as standin:
         api = _api(standin)
         kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
         calls = []
         with pytest.raises(kserve.RolloutFailed) as err:
             kserve.rollout(
-                api, _spec(BROKEN), 0.2, poll_seconds=0.01, before_rollback=lambda: calls.append(1)
+                api, _spec(BROKEN), 0.3, poll_seconds=0.01, on_rollback=lambda: calls.append(1)
             )
         stored = standin.objects[(NS, "penguins")]
-    assert "ModelLoadFailed" in str(err.value)
-    assert f"failed to load version {BROKEN}" in str(err.value)
-    assert "previous spec (version 1) was restored" in str(err.value)
+        for _ in range(5):  # The Deployment controller rolls the old template back in.
+            kserve.InferenceServices(api, NS).get("penguins")
+        assert _pod_versions(standin) == ["1"]
+    message = str(err.value)
+    assert f"did not serve within 0.3 s version {BROKEN}" in message
+    assert (
+        "Deployment penguins-predictor has 1 of 1 replica(s) on the new version, 1 of 2 pod(s) "
+        "available, 1 old pod(s) left"
+    ) in message
+    assert "container kserve-container CrashLoopBackOff" in message
+    assert "Failed to load servable penguins version 13" in message
+    assert "kubectl -n models describe deployment penguins-predictor" in message
+    assert "previous spec (version 1) was restored" in message
     assert _version(stored) == "1"
     assert calls == [1]
 
 
-def test_new_service_that_never_becomes_ready_is_deleted():
-    with InferenceServiceStandIn(_fails_when_broken) as standin:
+def test_progress_deadline_exceeded_fails_before_the_timeout():
+    # 600 s of cluster time pass in 0.06 s.
+    with KServeStandIn(_fails_when_broken(CRASH), time_scale=10_000) as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
+        start = time.monotonic()
+        with pytest.raises(kserve.RolloutFailed) as err:
+            kserve.rollout(api, _spec(BROKEN), 30, poll_seconds=0.01)
+        elapsed = time.monotonic() - start
+        stored = standin.objects[(NS, "penguins")]
+    assert elapsed < 10
+    message = str(err.value)
+    assert f"failed to roll out version {BROKEN}" in message
+    assert "no progress within its 600 s progress deadline" in message
+    assert "Progressing=False (ProgressDeadlineExceeded" in message
+    assert _version(stored) == "1"
+
+
+def test_deployment_kserve_has_not_updated_is_not_taken_for_the_new_version():
+    # KServe acts long after the write: the Deployment still rolled out the old template.
+    with KServeStandIn(controller_lag=1_000) as standin:
+        api = _api(standin)
+        standin.controller_lag = 0
+        kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
+        standin.controller_lag = 1_000
+        with pytest.raises(kserve.RolloutFailed, match="KServe has not put the new spec"):
+            kserve.rollout(api, _spec(2), 0.2, poll_seconds=0.01)
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (
+            PodFailure("ImagePullBackOff", 'Back-off pulling image "serving:9"'),
+            'container kserve-container ImagePullBackOff: Back-off pulling image "serving:9"',
+        ),
+        (
+            PodFailure(
+                container="storage-initializer",
+                exit_message="RuntimeError: Failed to fetch model. No model found in _served/",
+            ),
+            "container storage-initializer CrashLoopBackOff",
+        ),
+    ],
+)
+def test_failure_names_the_new_pods_waiting_reason(failure, expected):
+    with KServeStandIn(_fails_when_broken(failure)) as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
+        with pytest.raises(kserve.RolloutFailed) as err:
+            kserve.rollout(api, _spec(BROKEN), 0.2, poll_seconds=0.01)
+    assert expected in str(err.value)
+    assert failure.exit_message in str(err.value)
+
+
+def test_new_service_that_never_becomes_available_is_deleted():
+    with KServeStandIn(_fails_when_broken(CRASH)) as standin:
         with pytest.raises(kserve.RolloutFailed, match="was deleted"):
             kserve.rollout(_api(standin), _spec(BROKEN), 0.2, poll_seconds=0.01)
         assert standin.objects == {}
+        assert standin.deployments == {}
+
+
+def test_raw_rollout_api_calls():
+    # What the deployer's ServiceAccount needs in the serving namespace (RBAC).
+    with KServeStandIn(_fails_when_broken(CRASH)) as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
+        with pytest.raises(kserve.RolloutFailed):
+            kserve.rollout(api, _spec(BROKEN), 0.2, poll_seconds=0.01)
+        with pytest.raises(kserve.RolloutFailed):
+            kserve.rollout(api, _spec(BROKEN, name="other"), 0.2, poll_seconds=0.01)
+    assert set(standin.calls) == {
+        ("get", "serving.kserve.io/inferenceservices"),
+        ("create", "serving.kserve.io/inferenceservices"),
+        ("update", "serving.kserve.io/inferenceservices"),
+        ("delete", "serving.kserve.io/inferenceservices"),
+        ("list", "apps/deployments"),
+        ("list", "pods"),
+    }
+
+
+def test_deployment_mode_of_an_existing_service_is_kept():
+    with KServeStandIn() as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
+        with pytest.raises(ConfigurationError, match="deployment_mode=RawDeployment"):
+            kserve.rollout(api, _spec(2, deployment_mode="Serverless"), 30, poll_seconds=0.01)
+        assert _version(standin.objects[(NS, "penguins")]) == "1"
+
+
+def test_spec_write_retries_when_the_controller_wrote_in_between():
+    with KServeStandIn() as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
+        services = kserve.InferenceServices(api, NS)
+        stale = services.get("penguins")
+        services.replace_spec(stale, stale["spec"], {"note": "a status or metadata write"})
+        services.replace_spec(stale, _spec(2).to_body()["spec"], {})
+        assert _version(standin.objects[(NS, "penguins")]) == "2"
+        assert standin.calls.count(("update", "serving.kserve.io/inferenceservices")) == 3
+
+
+SERVERLESS = {"deployment_mode": "Serverless"}
+
+
+def test_serverless_service_serves_its_latest_revision():
+    with KServeStandIn() as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec(1, **SERVERLESS), 30, poll_seconds=0.01)
+        result = kserve.rollout(api, _spec(2, **SERVERLESS), 30, poll_seconds=0.01)
+        assert standin.deployments == {}
+    assert result.revision == "penguins-predictor-00002"
+    assert result.url == "http://penguins.models.example.com"
+    assert (result.model_version, result.previous_model_version) == (2, 1)
+
+
+def test_serverless_revision_that_fails_is_rolled_back():
+    with KServeStandIn(_fails_when_broken(CRASH)) as standin:
+        api = _api(standin)
+        kserve.rollout(api, _spec(1, **SERVERLESS), 30, poll_seconds=0.01)
+        with pytest.raises(kserve.RolloutFailed) as err:
+            kserve.rollout(api, _spec(BROKEN, **SERVERLESS), 0.2, poll_seconds=0.01)
+        stored = standin.objects[(NS, "penguins")]
+    assert "Ready=False (RevisionFailed" in str(err.value)
+    assert "Failed to load servable penguins version 13" in str(err.value)
+    assert "previous spec (version 1) was restored" in str(err.value)
+    assert _version(stored) == "1"
 
 
 def test_canary_needs_knative_mode():
@@ -94,11 +257,10 @@ def test_canary_needs_knative_mode():
 
 
 def test_canary_then_promotion_in_knative_mode():
-    with InferenceServiceStandIn() as standin:
+    with KServeStandIn() as standin:
         api = _api(standin)
-        serverless = {"deployment_mode": "Serverless"}
-        kserve.rollout(api, _spec(1, **serverless), 30, poll_seconds=0.01)
-        canary = _spec(2, canary_traffic_percent=10, **serverless)
+        kserve.rollout(api, _spec(1, **SERVERLESS), 30, poll_seconds=0.01)
+        canary = _spec(2, canary_traffic_percent=10, **SERVERLESS)
         kserve.rollout(api, canary, 30, poll_seconds=0.01)
         assert standin.objects[(NS, "penguins")]["spec"]["predictor"]["canaryTrafficPercent"] == 10
         kserve.promote(api, NS, "penguins")
@@ -114,6 +276,7 @@ def test_project_runtime_speaks_v2():
 def _fake_saved_model(folder) -> str:
     (folder / "variables").mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "variables" / "variables.index").write_bytes(b"index")
     return str(folder)
 
 
@@ -122,35 +285,54 @@ def _target(standin, registry: str, timeout: float = 30) -> deploy_core.KServeTa
     return deploy_core.KServeTarget(registry, settings, api=_api(standin))
 
 
-def test_kserve_target_serves_the_pushed_registry_version(tmp_path):
+def test_kserve_target_serves_the_version_from_its_own_served_folder(tmp_path):
     model = _fake_saved_model(tmp_path / "model")
     registry = f"file://{tmp_path}/store"
-    with InferenceServiceStandIn() as standin:
+    with KServeStandIn() as standin:
         first = _target(standin, registry).push(model, "penguins", {}, "schema")
         second = _target(standin, registry).push(model, "penguins", {}, "schema")
         stored = standin.objects[(NS, "penguins")]
     assert (first.version, second.version) == (1, 2)
-    assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/penguins"
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/_served/penguins/2/"
+    served = tmp_path / "store" / "_served" / "penguins" / "2"
+    assert [p.name for p in served.iterdir()] == ["2"]  # One version, TF Serving's layout.
+    assert (served / "2" / "saved_model.pb").is_file()
+    assert (served / "2" / "variables" / "variables.index").is_file()
     assert _version(stored) == "2"
     assert second.destination == f"{registry}/penguins/2"
     assert second.previous_destination == f"{registry}/penguins/1"
-    assert second.url == "http://penguins.models.example.com"
+    assert second.url == "http://penguins-models.example.com"
 
 
 def test_kserve_target_discards_a_version_that_does_not_serve(tmp_path):
     model = _fake_saved_model(tmp_path / "model")
     registry = f"file://{tmp_path}/store"
 
-    def second_revision_fails(obj):
-        return obj["metadata"]["generation"] == 1, "ModelLoadFailed", "bad model"
+    def second_version_crashes(annotations):
+        return CRASH if annotations.get(kserve.MODEL_VERSION_ANNOTATION) == "2" else None
 
-    with InferenceServiceStandIn(second_revision_fails) as standin:
+    with KServeStandIn(second_version_crashes) as standin:
         _target(standin, registry).push(model, "penguins", {}, "schema")
-        with pytest.raises(kserve.RolloutFailed, match="bad model"):
+        with pytest.raises(kserve.RolloutFailed, match="CrashLoopBackOff"):
             _target(standin, registry, timeout=0.2).push(model, "penguins", {}, "schema")
         stored = standin.objects[(NS, "penguins")]
     assert ModelRegistry(registry).versions("penguins") == [1]
     assert _version(stored) == "1"
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/_served/penguins/1/"
+    served = tmp_path / "store" / "_served" / "penguins"
+    assert [p.name for p in served.iterdir()] == ["1"]
+    assert (served / "1" / "1" / "saved_model.pb").is_file()
+
+
+def test_later_registry_push_does_not_reach_the_served_folder(tmp_path):
+    # E.g. a deploy_target=local run pushing into the same registry.
+    model = _fake_saved_model(tmp_path / "model")
+    registry = f"file://{tmp_path}/store"
+    with KServeStandIn() as standin:
+        _target(standin, registry).push(model, "penguins", {}, "schema")
+    assert ModelRegistry(registry).push("penguins", model, {}) == 2
+    served = tmp_path / "store" / "_served" / "penguins" / "1"
+    assert [p.name for p in served.iterdir()] == ["1"]
 
 
 def test_kserve_target_needs_an_object_store_registry(tmp_path):
@@ -164,3 +346,17 @@ def test_resources_limits_are_twice_the_requests():
         "requests": {"cpu": "500m", "memory": "1Gi"},
         "limits": {"cpu": "1000m", "memory": "2Gi"},
     }
+
+
+@pytest.mark.parametrize("runtime", [kserve.TF_SERVING_RUNTIME, kserve.PROJECT_RUNTIME])
+def test_predictor_pods_meet_the_restricted_pod_security_profile(runtime):
+    predictor = _spec(1, runtime=runtime).to_body()["spec"]["predictor"]
+    assert predictor["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def test_project_runtime_needs_raw_deployment_for_its_two_ports():
+    with pytest.raises(ConfigurationError, match="two ports"):
+        _spec(1, runtime=kserve.PROJECT_RUNTIME, deployment_mode="Serverless")

@@ -2,13 +2,20 @@
 
 import os
 import shutil
+import threading
 
 import pytest
 
 from components import constants
 from components.deploy import core as deploy_core
 from components.errors import ConfigurationError
-from components.registry import ModelRegistry, check_model_name
+from components.registry import (
+    CLAIM_PREFIX,
+    SERVED_FOLDER,
+    ModelRegistry,
+    VersionClaimFailed,
+    check_model_name,
+)
 
 
 def _fake_saved_model(folder) -> str:
@@ -110,3 +117,104 @@ def test_object_store_registry_counts_a_version_once_its_metadata_is_written(tmp
 def test_registry_uri_options_stay_out_of_model_paths():
     registry = ModelRegistry("s3://mlpipeline/registry?endpoint_override=localhost:9&scheme=http")
     assert registry.path("penguins", 3) == "s3://mlpipeline/registry/penguins/3"
+
+
+def test_served_uri_has_no_uri_options_and_ends_with_a_slash():
+    # Without the slash KServe's S3 download takes every key with that prefix, so version 3
+    # would also fetch 30/ (kserve v0.15.2 python/kserve/kserve/storage/storage.py:242).
+    registry = ModelRegistry("s3://mlpipeline/registry?endpoint_override=localhost:9&scheme=http")
+    assert registry.served_uri("penguins", 3) == "s3://mlpipeline/registry/_served/penguins/3/"
+
+
+def test_served_folder_name_cannot_be_a_model_name():
+    with pytest.raises(ConfigurationError, match="not valid"):
+        check_model_name(SERVED_FOLDER)
+
+
+def test_published_folder_holds_just_that_version(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    registry = ModelRegistry(f"file://{tmp_path}/store")
+    registry.push("penguins", model, {"v": 1})
+    registry.push("penguins", model, {"v": 2})
+    uri = registry.publish("penguins", 2)
+    served = tmp_path / "store" / SERVED_FOLDER / "penguins" / "2"
+    assert uri == f"file://{tmp_path}/store/{SERVED_FOLDER}/penguins/2/"
+    assert os.listdir(served) == ["2"]
+    assert sorted(os.listdir(served / "2")) == [
+        constants.REGISTRY_METADATA_FILE,
+        "saved_model.pb",
+        "variables",
+    ]
+    assert registry.versions("penguins") == [1, 2]
+
+
+def test_discard_removes_the_served_folder_too(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    registry = ModelRegistry(f"file://{tmp_path}/store")
+    registry.push("penguins", model, {})
+    registry.publish("penguins", 1)
+    registry.discard("penguins", 1)
+    assert registry.versions("penguins") == []
+    assert os.listdir(tmp_path / "store" / SERVED_FOLDER / "penguins") == []
+
+
+def test_concurrent_object_store_pushes_take_distinct_complete_versions(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    root = f"file://{tmp_path}/store"  # pyarrow's filesystem: the object-store code path
+    pushers = 8
+    start = threading.Barrier(pushers)
+    versions: dict[int, int] = {}
+
+    def push(pusher: int) -> None:
+        registry = ModelRegistry(root, backoff_seconds=0.05)
+        start.wait()
+        versions[pusher] = registry.push("penguins", model, {"pusher": pusher})
+
+    threads = [threading.Thread(target=push, args=(n,)) for n in range(pushers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    registry = ModelRegistry(root)
+    assert len(set(versions.values())) == pushers
+    assert registry.versions("penguins") == sorted(versions.values())
+    for pusher, version in versions.items():
+        assert registry.metadata("penguins", version) == {"pusher": pusher}
+        folder = tmp_path / "store" / "penguins" / str(version)
+        assert (folder / "saved_model.pb").is_file()
+        assert (folder / "variables" / "variables.index").is_file()
+        assert len([f for f in os.listdir(folder) if f.startswith(CLAIM_PREFIX)]) == 1
+
+
+def test_claims_written_before_either_listing_both_lose(tmp_path):
+    first, second = (ModelRegistry(f"file://{tmp_path}/store") for _ in range(2))
+    assert first._next_free_version("penguins") == second._next_free_version("penguins") == 1
+    claim_a = first._write_claim("penguins", 1)
+    claim_b = second._write_claim("penguins", 1)
+    assert not first._owns("penguins", 1, claim_a)
+    assert not second._owns("penguins", 1, claim_b)
+
+
+def test_claim_listed_before_the_other_write_wins_and_the_other_moves_on(tmp_path):
+    first, second = (ModelRegistry(f"file://{tmp_path}/store") for _ in range(2))
+    assert first._next_free_version("penguins") == second._next_free_version("penguins") == 1
+    claim_a = first._write_claim("penguins", 1)
+    assert first._owns("penguins", 1, claim_a)
+    claim_b = second._write_claim("penguins", 1)
+    assert not second._owns("penguins", 1, claim_b)
+    second.fs.delete_file(claim_b)
+    assert second._next_free_version("penguins") == 2  # Fresh listing: 1 is taken.
+
+
+def test_claiming_gives_up_after_its_attempts_and_leaves_no_claim(tmp_path, monkeypatch):
+    model = _fake_saved_model(tmp_path / "model")
+    pauses: list[float] = []
+    registry = ModelRegistry(
+        f"file://{tmp_path}/store", claim_attempts=3, backoff_seconds=0.5, sleep=pauses.append
+    )
+    monkeypatch.setattr(registry, "_owns", lambda *args: False)  # Someone else always there.
+    with pytest.raises(VersionClaimFailed, match="after 3 attempts"):
+        registry.push("penguins", model, {})
+    assert len(pauses) == 3 and all(0 <= pause <= 0.5 for pause in pauses)
+    claims = [name for _, _, files in os.walk(tmp_path / "store") for name in files]
+    assert claims == []
