@@ -1,7 +1,7 @@
 """``mlops-serve``: serve a pipeline-exported model with KServe's model server.
 
     mlops-serve --registry DIR [--model-name NAME] [--version N|latest] [--http-port P]
-                [--grpc-port P] [--workers N]
+                [--grpc-port P] [--workers N [--worker-start-seconds S]]
     mlops-serve --model-dir /mnt/models --model-name NAME      # in the serving image on KServe
 
 With ``--registry`` and no ``--model-name`` it serves the model pushed most recently.
@@ -40,6 +40,16 @@ def _version(text: str) -> int | None:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mlops-serve`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -66,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grpc-port", "--grpc_port", type=int, default=8081)
     parser.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
     parser.add_argument(
+        "--worker-start-seconds",
+        "--worker_start_seconds",
+        type=_seconds,
+        default=120.0,
+        help="with --workers > 1: a worker not started by then stops the server, saying why",
+    )
+    parser.add_argument(
         "--max-rows", "--max_rows", type=int, default=10_000, help="most rows per request"
     )
     parser.add_argument(
@@ -90,7 +107,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import kserve
         from kserve.errors import NoModelReady
     except ImportError:
         print(
@@ -101,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     from serving.http import install_body_limit
     from serving.model import ModelSource, ServedModel
+    from serving.workers import ModelServer, WorkerStartError
 
     # kserve configures only its own loggers; give ours the same destination and level.
     handler = logging.StreamHandler()
@@ -124,8 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = ServedModel(name, source, args.max_rows, args.poll_seconds, args.max_body_bytes)
     model.load()
     install_body_limit(args.max_body_bytes)
-    server = kserve.ModelServer(
-        http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers
+    server = ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        worker_start_seconds=args.worker_start_seconds,
     )
     try:
         server.start([model])
@@ -135,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "see the log line above",
             file=sys.stderr,
         )
+        return 1
+    except WorkerStartError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
 

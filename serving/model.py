@@ -162,6 +162,8 @@ class ServedModel(Model):
         self._stop = threading.Event()
         install_body_limit(self.max_body_bytes)
         if self.ready:
+            # In a worker this runs before it can answer the parent's liveness pings; see
+            # serving/workers.py for how long that may take.
             self.load()
             self.start()
 
@@ -257,10 +259,12 @@ class ServedModel(Model):
             raise InvalidInput(str(err)) from err
         outputs = await asyncio.get_running_loop().run_in_executor(None, model.run, columns)
         if isinstance(payload, InferRequest):
-            return self._v2_response(payload, outputs)
+            return self._v2_response(payload, outputs, model.version)
         return {"predictions": v1_predictions(outputs)}
 
-    def _v2_response(self, request: InferRequest, outputs: dict[str, np.ndarray]) -> InferResponse:
+    def _v2_response(
+        self, request: InferRequest, outputs: dict[str, np.ndarray], version: int | None
+    ) -> InferResponse:
         infer_outputs = []
         for name, value in sorted(outputs.items()):
             if name == constants.OUTPUT_CLASSES:
@@ -274,7 +278,8 @@ class ServedModel(Model):
             model_name=self.name,
             infer_outputs=infer_outputs,
             response_id=request.id or str(uuid.uuid4()),
-            model_version=None if self.loaded.version is None else str(self.loaded.version),
+            # The version that computed the outputs: self.loaded may have been swapped since.
+            model_version=None if version is None else str(version),
         )
 
 

@@ -114,7 +114,9 @@ def read_log(path: str) -> str:
         return handle.read()
 
 
-def start_server(registry: str, log_path: str, *extra: str, wait: bool = True) -> Server:
+def start_server(
+    registry: str, log_path: str, *extra: str, wait: bool = True, ready_seconds: float = 90
+) -> Server:
     """Starts ``python -m serving`` on free loopback ports and waits until the model is ready."""
     http_port, grpc_port = free_port(), free_port()
     log = open(log_path, "w")  # noqa: SIM115 - the process writes it until stop().
@@ -137,7 +139,7 @@ def start_server(registry: str, log_path: str, *extra: str, wait: bool = True) -
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     server = Server(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log_path)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + ready_seconds
     while wait and time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(
@@ -151,8 +153,23 @@ def start_server(registry: str, log_path: str, *extra: str, wait: bool = True) -
         time.sleep(0.3)
     if wait:
         server.stop()
-        raise AssertionError(f"server not ready in 90 s: {read_log(log_path)[-3000:]}")
+        raise AssertionError(
+            f"server not ready in {ready_seconds:g} s: {read_log(log_path)[-3000:]}"
+        )
     return server
+
+
+@pytest.fixture
+def busy_cores():
+    """One busy-looping process per core for the duration of a test: a machine under load."""
+    loops = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(len(os.sched_getaffinity(0)))
+    ]
+    yield len(loops)
+    for loop in loops:
+        loop.kill()
+        loop.wait()
 
 
 @pytest.fixture(scope="session")

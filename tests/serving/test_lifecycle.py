@@ -75,30 +75,6 @@ def test_latest_follows_a_new_push_without_dropping_requests(trained, tmp_path):
     assert len(statuses) > 10 and set(statuses) == {200}
 
 
-def test_several_http_workers_serve_and_keep_the_body_limit(trained, tmp_path):
-    server = start_server(
-        trained["registry"],
-        str(tmp_path / "serve.log"),
-        "--model-name",
-        "penguins",
-        "--workers",
-        "2",
-        "--max-body-bytes",
-        "2000",
-    )
-    url = f"{server.http}/v1/models/penguins:predict"
-    try:
-        small = [
-            requests.post(url, json={"instances": trained["rows"][:1]}, timeout=30)
-            for _ in range(6)
-        ]
-        large = requests.post(url, json={"instances": trained["rows"] * 5}, timeout=30)
-    finally:
-        server.stop()
-    assert [response.status_code for response in small] == [200] * 6
-    assert large.status_code == 413
-
-
 @pytest.mark.parametrize("layout", ["saved_model", "versions"])
 def test_model_dir_as_kserve_mounts_it(trained, tmp_path, layout):
     # KServe's storage initializer puts the storageUri's content in /mnt/models: for a registry
