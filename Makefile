@@ -125,10 +125,13 @@ platform: ## Install cert-manager, KServe (RawDeployment), Kubeflow Pipelines an
 	@[ "$(OVERLAY)" = kind ] || $(MAKE) --no-print-directory credentials
 	kubectl apply -f https://github.com/cert-manager/cert-manager/releases/download/$(CERT_MANAGER_VERSION)/cert-manager.yaml
 	kubectl wait --for=condition=Available --timeout=300s -n cert-manager deployment/cert-manager deployment/cert-manager-webhook deployment/cert-manager-cainjector
-	kubectl apply --server-side -f $(KSERVE_RELEASE)/kserve.yaml
+	@# cert-manager's webhook may refuse KServe's Certificate for a while after its Deployments are
+	@# Available (kserve/kserve#1635). --force-conflicts: a second `make platform` re-applies
+	@# fields the patches below took over.
+	hack/retry.sh 6 10 kubectl apply --server-side --force-conflicts -f $(KSERVE_RELEASE)/kserve.yaml
 	kubectl wait --for=condition=Available --timeout=300s -n kserve deployment/kserve-controller-manager
 	@# The runtimes go through KServe's webhook, which may answer a little after its deployment is Available.
-	hack/retry.sh 6 10 kubectl apply --server-side -f $(KSERVE_RELEASE)/kserve-cluster-resources.yaml
+	hack/retry.sh 6 10 kubectl apply --server-side --force-conflicts -f $(KSERVE_RELEASE)/kserve-cluster-resources.yaml
 	kubectl patch configmap/inferenceservice-config -n kserve --type=strategic -p '{"data": {"deploy": "{\"defaultDeploymentMode\": \"RawDeployment\"}"}}'
 	@# KServe's storage-initializer init container has no securityContext of its own (0.15.2
 	@# pkg/webhook/admission/pod/storage_initializer_injector.go:377-396), and the default
@@ -138,7 +141,8 @@ platform: ## Install cert-manager, KServe (RawDeployment), Kubeflow Pipelines an
 	kubectl apply -k "$(KFP_MANIFESTS)/cluster-scoped-resources?ref=$(KFP_VERSION)"
 	kubectl wait --for condition=established --timeout=60s crd/applications.app.k8s.io
 	kubectl apply -k "$(KFP_MANIFESTS)/env/platform-agnostic?ref=$(KFP_VERSION)"
-	kubectl wait pods -l application-crd-id=kubeflow-pipelines -n kubeflow --for condition=Ready --timeout=1800s
+	@# Deployments, not pods: `kubectl wait pods -l ...` lists once and fails when none exist yet.
+	kubectl wait deployments --all -n kubeflow --for condition=Available --timeout=1800s
 	$(MAKE) --no-print-directory credentials
 	kubectl apply -k manifests/overlays/$(OVERLAY)
 

@@ -37,10 +37,16 @@ from components.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
-# A DNS-1035 label: usable as a folder, a Kubernetes object name and a KServe model name.
-_MODEL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A DNS-1035 label: usable as a folder, a Kubernetes object name and a KServe model name; at
+# most 48 characters because KServe 0.15.2 labels the predictor pods app=isvc.<name>-predictor
+# (reconcilers/deployment/deployment_reconciler.go:142-149, constants.go:538-540) and a label
+# value holds at most 63.
+MAX_MODEL_NAME = 48
+_MODEL_NAME = re.compile(rf"^[a-z]([-a-z0-9]{{0,{MAX_MODEL_NAME - 2}}}[a-z0-9])?$")
 # Beside the model folders; not a DNS-1035 label, so no model can be called that.
 SERVED_FOLDER = "_served"
+# Left in the folder of a discarded version.
+DISCARDED_MARKER = ".discarded"
 # A push's claim on a version number, inside that version's folder (see ModelRegistry._claim).
 CLAIM_PREFIX = ".claim-"
 
@@ -54,7 +60,7 @@ def check_model_name(name: str) -> str:
     if not _MODEL_NAME.match(name):
         raise ConfigurationError(
             f"Model name {name!r} is not valid: use lowercase letters, digits and '-', "
-            "starting with a letter (at most 63 characters), e.g. 'penguins'."
+            f"starting with a letter (at most {MAX_MODEL_NAME} characters), e.g. 'penguins'."
         )
     return name
 
@@ -226,6 +232,22 @@ class ModelRegistry:
         logger.info("Published %s version %d at %s", name, version, self.served_uri(name, version))
         return self.served_uri(name, version)
 
+    def retire_served(self, name: str, keep: set[int]) -> list[int]:
+        """Deletes the served folders of ``name`` except those of the versions in ``keep`` (the
+        serving one and the one a rollback would go back to); returns the versions retired.
+        The registry's versions themselves stay."""
+        selector = pa_fs.FileSelector(
+            f"{self.root}/{SERVED_FOLDER}/{check_model_name(name)}", allow_not_found=True
+        )
+        retired = sorted(
+            int(info.base_name)
+            for info in self.fs.get_file_info(selector)
+            if info.base_name.isdigit() and int(info.base_name) not in keep
+        )
+        for version in retired:
+            self.fs.delete_dir(self._served_folder(name, version))
+        return retired
+
     def discard(self, name: str, version: int) -> None:
         """Removes a version that must not be served (its metadata first, so it stops counting)
         and its served folder."""
@@ -236,6 +258,9 @@ class ModelRegistry:
         if self._exists(served):
             self.fs.delete_dir(served)
         self.fs.delete_dir(folder)
+        # A tombstone keeps the number taken (a push never reuses a folder that exists), so a
+        # version number names one model forever, in logs and lineage too.
+        self._write(f"{folder}/{DISCARDED_MARKER}", b"")
         logger.info("Discarded %s version %d", name, version)
 
     def _push_local(self, name: str, model_dir: str, files: dict[str, str]) -> int:
@@ -313,6 +338,10 @@ class ModelRegistry:
         )
 
     def _next_free_version(self, name: str) -> int:
+        if isinstance(self.fs, pa_fs.LocalFileSystem):
+            # pyarrow lists a missing local folder as an error when another push creates it
+            # while the listing runs (allow_not_found checks again after the failed opendir).
+            self.fs.create_dir(self._folder(name), recursive=True)
         selector = pa_fs.FileSelector(self._folder(name), allow_not_found=True)
         taken = [
             int(info.base_name)

@@ -6,7 +6,6 @@ mlops compile [--output PATH] [--schema SCHEMA.pbtxt]
 
 import argparse
 import glob
-import importlib.resources
 import json
 import logging
 import os
@@ -18,18 +17,18 @@ from typing import Any
 
 from components import constants
 from components.errors import PipelineInputError
-from pipelines.training import OBJECT_STORE_SECRET, PIPELINE_NAME
+from pipelines.training import (
+    CLUSTER_DEFAULTS,
+    OBJECT_STORE_SECRET,
+    PIPELINE_NAME,
+    bundled_penguins,
+)
 
 _THRESHOLD = re.compile(r"^\s*(\w+)\s*(>=|<=)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
 DEFAULT_OUTPUT = os.path.join("pipelines", "compiled", "training.yaml")
 # kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888 and svc/ml-pipeline-ui 8080:80
 DEFAULT_KFP_HOST = "http://localhost:8888"
 DEFAULT_KFP_UI = "http://localhost:8080"
-
-
-def bundled_penguins() -> str:
-    """The Palmer penguins CSV that the ``palmerpenguins`` package ships."""
-    return str(importlib.resources.files("palmerpenguins") / "data" / "penguins.csv")
 
 
 def parse_threshold(text: str) -> tuple[str, dict[str, float]]:
@@ -327,7 +326,9 @@ def command_compile(args: argparse.Namespace) -> int:
     if args.gpus < 0:
         raise PipelineInputError(f"--gpus must be 0 or more, got {args.gpus}.")
     secret = None if args.object_store_secret == "none" else args.object_store_secret
-    pipeline = build_training_pipeline(args.schema, args.gpus, secret)
+    # The package is for a cluster: its defaults are the cluster's, which runs started from the
+    # dashboard or on a schedule use.
+    pipeline = build_training_pipeline(args.schema, args.gpus, secret, CLUSTER_DEFAULTS)
     compiler.Compiler().compile(pipeline, args.output)
     print(f"wrote {args.output}")
     return 0
@@ -361,15 +362,6 @@ def command_upload(args: argparse.Namespace) -> int:
     return 0
 
 
-CLUSTER_DEFAULTS = {
-    # The bundled data inside the pipeline image, and the registry in KFP's MinIO.
-    "data_uri": "/opt/venv/lib/python3.11/site-packages/palmerpenguins/data/penguins.csv",
-    "registry": "s3://mlpipeline/model-registry?endpoint_override=minio-service.kubeflow:9000"
-    "&scheme=http&region=us-east-1",
-    "deploy_target": "kserve",
-}
-
-
 def command_submit(args: argparse.Namespace) -> int:
     """``mlops submit``."""
     from pipelines import cluster
@@ -378,7 +370,7 @@ def command_submit(args: argparse.Namespace) -> int:
         raise PipelineInputError(
             f"No compiled pipeline at {args.package!r}; run `make compile` and `make upload`."
         )
-    params = {**CLUSTER_DEFAULTS, **dict(args.param)}
+    params = dict(args.param)  # the rest from the compiled defaults, as from the dashboard
     _, url = cluster.submit(
         _client(args.host, args.ui_host),
         args.name,

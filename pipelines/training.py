@@ -11,6 +11,8 @@ Every step runs whether or not the model is blessed (``kfp.local`` has no ``dsl.
 reads the blessing itself, as TFX's Pusher does.
 """
 
+import importlib.resources
+from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional
 
 from kfp import dsl, kubernetes
@@ -30,6 +32,41 @@ OBJECT_STORE_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 OBJECT_STORE_SECRET = "mlops-s3-credentials"
 
 
+@dataclass(frozen=True)
+class RunDefaults:
+    """The defaults of the parameters that say where a run reads and writes.
+
+    KFP fills every parameter a run does not set with the compiled default (kubeflow/pipelines
+    @2.5.0 backend/src/v2/compiler/argocompiler/argo.go:71-81), and runs started from the
+    dashboard or on a schedule set only what a person types: so the package for a cluster
+    carries the cluster's locations, and the local pipeline this machine's.
+    """
+
+    data_uri: str
+    registry: str
+    deploy_target: str
+
+
+def bundled_penguins() -> str:
+    """The Palmer penguins CSV that the ``palmerpenguins`` package ships."""
+    return str(importlib.resources.files("palmerpenguins") / "data" / "penguins.csv")
+
+
+def local_defaults() -> RunDefaults:
+    """The bundled penguins, ``./model-registry``, the local registry target."""
+    return RunDefaults(bundled_penguins(), "model-registry", "local")
+
+
+# The bundled penguins inside the pipeline image, the registry in KFP's MinIO (its Service in
+# the kubeflow namespace), served by KServe.
+CLUSTER_DEFAULTS = RunDefaults(
+    data_uri="/opt/venv/lib/python3.11/site-packages/palmerpenguins/data/penguins.csv",
+    registry="s3://mlpipeline/model-registry?endpoint_override=minio-service.kubeflow:9000"
+    "&scheme=http&region=us-east-1",
+    deploy_target="kserve",
+)
+
+
 class TrainingOutputs(NamedTuple):
     """What a run hands back: enough for a summary without opening the pipeline root."""
 
@@ -43,7 +80,10 @@ class TrainingOutputs(NamedTuple):
 
 
 def build_training_pipeline(
-    schema_uri: Optional[str] = None, gpus: int = 0, object_store_secret: Optional[str] = None
+    schema_uri: Optional[str] = None,
+    gpus: int = 0,
+    object_store_secret: Optional[str] = None,
+    defaults: Optional[RunDefaults] = None,
 ):
     """Returns the training pipeline function.
 
@@ -57,19 +97,22 @@ def build_training_pipeline(
         object_store_secret: On a cluster, the Kubernetes Secret whose ``AWS_ACCESS_KEY_ID``
             and ``AWS_SECRET_ACCESS_KEY`` the steps that read or write the object store
             (ingest, evaluate, deploy) get as environment variables; never pipeline parameters.
+        defaults: Where runs read and write unless told otherwise: :data:`CLUSTER_DEFAULTS`
+            for a package uploaded to a cluster; :func:`local_defaults` when None.
     """
     if gpus < 0:
         raise ValueError(f"gpus must be >= 0, got {gpus}")
+    defaults = defaults or local_defaults()
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
         description="Ingest, validate (TFDV), transform, train (Keras), evaluate and deploy.",
     )
     def training_pipeline(
-        data_uri: str,
+        data_uri: str = defaults.data_uri,
         label: str = "species",
         model_name: str = "penguins",
-        registry: str = "model-registry",
+        registry: str = defaults.registry,
         task: str = "auto",
         eval_fraction: float = 0.2,
         epochs: int = 50,
@@ -84,7 +127,7 @@ def build_training_pipeline(
         num_oov_buckets: int = 2,
         thresholds: Dict[str, Dict[str, float]] = {},  # noqa: B006 - as above.
         min_improvement: float = 0.0,
-        deploy_target: str = "local",
+        deploy_target: str = defaults.deploy_target,
         beam_pipeline_args: List[str] = [],  # noqa: B006 - as above.
         serving_namespace: str = "mlops-models",
         serving_runtime: str = "kserve-tensorflow-serving",

@@ -127,6 +127,17 @@ class KServeTarget:
             self._api = client.ApiClient()
         return self._api
 
+    def _retire_served(self, model_name: str, keep: set[int | None]) -> None:
+        # Served folders of versions no InferenceService spec names any more are copies that
+        # only cost storage; failing to delete them must not fail a rollout that succeeded.
+        try:
+            retired = self.registry.retire_served(model_name, {v for v in keep if v is not None})
+        except OSError as err:
+            logger.warning("Could not retire old served folders of %s: %s", model_name, err)
+            return
+        if retired:
+            logger.info("Retired the served folders of %s versions %s", model_name, retired)
+
     def push(
         self, model_dir: str, model_name: str, metadata: dict[str, Any], schema_text: str
     ) -> PushResult:
@@ -155,6 +166,7 @@ class KServeTarget:
         except BaseException:
             discard()
             raise
+        self._retire_served(model_name, {version, result.previous_model_version})
         return PushResult(
             pushed=True,
             reason=f"version {version} is serving at {result.url}",

@@ -61,6 +61,19 @@ def test_a_curated_schema_read_from_its_uri_turns_off_validate_caching(tmp_path)
     assert ir["root"]["dag"]["tasks"]["validate"]["cachingOptions"] == {}
 
 
+def test_the_cluster_package_defaults_to_the_cluster_locations(tmp_path):
+    # KFP fills each parameter a run does not set with the compiled default (backend/src/v2/
+    # compiler/argocompiler/argo.go:71-81); a run from the dashboard or a schedule sets only
+    # what a person typed, so the package must default to where a cluster run reads and writes.
+    ir, _ = _ir(tmp_path)
+    parameters = ir["root"]["inputDefinitions"]["parameters"]
+    defaults = {name: parameters[name].get("defaultValue") for name in parameters}
+    assert defaults["data_uri"] == training.CLUSTER_DEFAULTS.data_uri
+    assert defaults["registry"].startswith("s3://mlpipeline/model-registry?")
+    assert defaults["deploy_target"] == "kserve"
+    assert all(value is not None for value in defaults.values()), defaults
+
+
 def test_metadata_leaves_out_nulls_and_non_finite_numbers():
     cleaned = metadata.without_nulls(
         {"url": None, "version": 2, "auc": math.nan, "metrics": {"rmse": 1.5, "r2": None}}

@@ -27,7 +27,7 @@ import requests
 
 from components.deploy.kserve import GROUP, PLURAL, PROJECT_RUNTIME, TF_SERVING_RUNTIME, VERSION
 from pipelines import cluster
-from pipelines.cli import CLUSTER_DEFAULTS, main
+from pipelines.cli import main
 
 RUN_TIMEOUT_SECONDS = 3600
 pytestmark = [
@@ -187,7 +187,8 @@ def submitted(request, tmp_path_factory) -> Iterator[Submitted]:
         run_ids = {}
         for runtime, model in models.items():
             params = {
-                **CLUSTER_DEFAULTS,
+                # Data, registry and deploy target: the compiled defaults, as for a run
+                # started from the dashboard.
                 "model_name": model,
                 "serving_runtime": runtime,
                 "epochs": 10,

@@ -360,3 +360,31 @@ def test_predictor_pods_meet_the_restricted_pod_security_profile(runtime):
 def test_project_runtime_needs_raw_deployment_for_its_two_ports():
     with pytest.raises(ConfigurationError, match="two ports"):
         _spec(1, runtime=kserve.PROJECT_RUNTIME, deployment_mode="Serverless")
+
+
+def test_served_folders_of_versions_no_spec_names_are_retired(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    registry = f"file://{tmp_path}/store"
+    with KServeStandIn() as standin:
+        for _ in range(3):
+            _target(standin, registry).push(model, "penguins", {}, "schema")
+    served = tmp_path / "store" / "_served" / "penguins"
+    # The serving version and the one a rollback goes back to; the registry keeps all three.
+    assert sorted(p.name for p in served.iterdir()) == ["2", "3"]
+    assert ModelRegistry(registry).versions("penguins") == [1, 2, 3]
+
+
+def test_the_number_of_a_discarded_version_is_never_reused(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    registry = f"file://{tmp_path}/store"
+
+    def version_2_crashes(annotations):
+        return CRASH if annotations.get(kserve.MODEL_VERSION_ANNOTATION) == "2" else None
+
+    with KServeStandIn(version_2_crashes) as standin:
+        _target(standin, registry).push(model, "penguins", {}, "schema")
+        with pytest.raises(kserve.RolloutFailed):
+            _target(standin, registry, timeout=0.3).push(model, "penguins", {}, "schema")
+        third = _target(standin, registry).push(model, "penguins", {}, "schema")
+    assert third.version == 3
+    assert ModelRegistry(registry).versions("penguins") == [1, 3]

@@ -56,8 +56,9 @@ def test_incomplete_version_folders_are_not_versions(tmp_path):
     assert ModelRegistry(str(tmp_path)).latest("penguins") is None
 
 
-@pytest.mark.parametrize("name", ["Penguins", "pen guins", "1st", "a" * 64, "../up", ""])
+@pytest.mark.parametrize("name", ["Penguins", "pen guins", "1st", "a" * 49, "../up", ""])
 def test_invalid_model_names_are_rejected(name):
+    # 49 characters: KServe's pod label app=isvc.<name>-predictor would pass 63.
     with pytest.raises(ConfigurationError, match="not valid"):
         check_model_name(name)
 
@@ -218,3 +219,9 @@ def test_claiming_gives_up_after_its_attempts_and_leaves_no_claim(tmp_path, monk
     assert len(pauses) == 3 and all(0 <= pause <= 0.5 for pause in pauses)
     claims = [name for _, _, files in os.walk(tmp_path / "store") for name in files]
     assert claims == []
+
+
+def test_the_longest_model_name_fits_kserves_pod_label():
+    name = "a" * 48
+    assert check_model_name(name) == name
+    assert len(f"isvc.{name}-predictor") == 63
