@@ -1,15 +1,21 @@
 """The fitted description of a dataset's features and label, shared by transform, train and
-evaluate, and the reader that turns a Parquet split into raw feature arrays.
+evaluate: the model interface (what a transform takes and emits, how its artifact is read) and
+the reader that turns a Parquet split into raw feature arrays.
 
 Raw features are what the exported model's ``serving_default`` signature takes: numbers as
 float32 (NaN when missing) and categories as strings (empty when missing), named as the
 data's columns.
+
+TensorFlow is imported only by the functions that build TensorFlow objects (it takes ~4 s), so
+reading a spec or a split stays cheap.
 """
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +24,12 @@ import pyarrow.parquet as pq
 
 from components import constants
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 Arrays = dict[str, np.ndarray]
+# The transform's extra input flagging a numeric feature's missing values (when train had any).
+MISSING_SUFFIX = "__missing"
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,46 @@ class TransformSpec:
             numeric=[NumericFeature(**item) for item in data["numeric"]],
             categorical=[CategoricalFeature(**item) for item in data["categorical"]],
         )
+
+
+def raw_signature(spec: TransformSpec) -> "dict[str, tf.TensorSpec]":
+    """The raw features a transform (and the serving model) takes, by column name."""
+    import tensorflow as tf
+
+    signature = {f.name: tf.TensorSpec([None], tf.float32, name=f.name) for f in spec.numeric}
+    signature.update(
+        {f.name: tf.TensorSpec([None], tf.string, name=f.name) for f in spec.categorical}
+    )
+    return signature
+
+
+def model_inputs(spec: TransformSpec) -> "dict[str, tuple[tf.DType, int]]":
+    """What the transform emits: input name to (dtype, cardinality; 0 for a number)."""
+    import tensorflow as tf
+
+    inputs: dict[str, tuple[tf.DType, int]] = {}
+    for feature in spec.numeric:
+        inputs[feature.name] = (tf.float32, 0)
+        if feature.has_missing:
+            inputs[feature.name + MISSING_SUFFIX] = (tf.float32, 0)
+    for feature in spec.categorical:
+        inputs[feature.name] = (tf.int64, feature.cardinality)
+    return inputs
+
+
+def load_spec(transform_dir: str) -> TransformSpec:
+    """Reads the spec of a transform artifact."""
+    with open(os.path.join(transform_dir, constants.TRANSFORM_SPEC_FILE)) as handle:
+        return TransformSpec.from_json(handle.read())
+
+
+def load_transform(transform_dir: str) -> tuple[TransformSpec, Any]:
+    """Loads a transform artifact: its spec and the module with ``transform_features``."""
+    import tensorflow as tf
+
+    return load_spec(transform_dir), tf.saved_model.load(
+        os.path.join(transform_dir, constants.TRANSFORM_SAVED_MODEL)
+    )
 
 
 def _array(column: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -45,7 +45,7 @@ def penguins_transform(tmp_path_factory, penguins_splits, penguins_schema) -> st
     from components.transform import core
 
     folder = str(tmp_path_factory.mktemp("transform"))
-    core.run(penguins_splits["train"], penguins_schema, "species", folder)
+    core.transform(penguins_splits["train"], penguins_schema, "species", folder)
     return folder
 
 

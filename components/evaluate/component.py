@@ -52,8 +52,8 @@ def evaluate(
     from components import constants
     from components.errors import step
     from components.evaluate import core
+    from components.features import load_spec
     from components.metadata import record
-    from components.transform.core import load_spec
 
     with step("evaluate"):
         config = core.EvalConfig(thresholds or {}, min_improvement)

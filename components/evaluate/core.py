@@ -63,7 +63,7 @@ class EvalConfig:
 
 
 @dataclass
-class Evaluation:
+class EvaluationResult:
     """Metrics and the blessing decision."""
 
     task: str
@@ -186,7 +186,7 @@ def evaluate(
     registry_root: str,
     model_name: str,
     config: EvalConfig = EvalConfig(),
-) -> Evaluation:
+) -> EvaluationResult:
     """Scores the candidate (and the baseline) on the eval split and decides the blessing.
 
     Args:
@@ -223,7 +223,7 @@ def evaluate(
             keep = y >= 0
             features, y = {name: values[keep] for name, values in features.items()}, y[keep]
     scored = _score(spec, model_dir, features, y)
-    evaluation = Evaluation(
+    evaluation = EvaluationResult(
         task=task,
         metrics=scored["metrics"],
         trivial_metrics=_trivial_metrics(spec, y),
@@ -253,7 +253,7 @@ def evaluate(
 
 
 def _compare_with_baseline(
-    evaluation: Evaluation,
+    evaluation: EvaluationResult,
     spec: TransformSpec,
     baseline_dir: str,
     features: Arrays,
@@ -278,7 +278,7 @@ def _compare_with_baseline(
     return []
 
 
-def _blessing_reason(evaluation: Evaluation) -> str:
+def _blessing_reason(evaluation: EvaluationResult) -> str:
     primary = evaluation.primary_metric
     parts = [
         f"{primary} {evaluation.metrics[primary]:.4f} beats the trivial model's "
@@ -294,7 +294,7 @@ def _blessing_reason(evaluation: Evaluation) -> str:
     return " ".join(parts)
 
 
-def markdown_report(evaluation: Evaluation) -> str:
+def markdown_report(evaluation: EvaluationResult) -> str:
     """A Markdown page for the KFP UI: metrics, per-class table, confusion matrix, blessing."""
     lines = [f"# Evaluation ({evaluation.task})", ""]
     lines += [

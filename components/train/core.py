@@ -17,8 +17,13 @@ import tensorflow as tf
 
 from components import constants
 from components.errors import ConfigurationError
-from components.features import TransformSpec, iter_split
-from components.transform import core as transform_core
+from components.features import (
+    TransformSpec,
+    iter_split,
+    load_transform,
+    model_inputs,
+    raw_signature,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +122,7 @@ def make_dataset(
     shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
     """Streams a Parquet split through the transform: (model inputs, encoded label) batches."""
-    signature = transform_core.raw_signature(spec)
+    signature = raw_signature(spec)
     label_dtype = tf.int64 if spec.label.task == constants.CLASSIFICATION else tf.float32
     dataset = tf.data.Dataset.from_generator(
         lambda: iter_split(path, spec),
@@ -139,7 +144,7 @@ def build_model(spec: TransformSpec, config: TrainConfig) -> keras.Model:
     """A feed-forward network over the transform's outputs."""
     inputs: dict[str, keras.KerasTensor] = {}
     parts = []
-    for name, (dtype, cardinality) in transform_core.model_inputs(spec).items():
+    for name, (dtype, cardinality) in model_inputs(spec).items():
         if cardinality:
             inputs[name] = keras.Input(shape=(), dtype="int64", name=name)
             parts.append(
@@ -180,7 +185,7 @@ class ServingModule(tf.Module):
             self.class_values = tf.Variable(
                 tf.constant(spec.label.classes, dtype), trainable=False, name="classes"
             )
-        self.serve = tf.function(self._serve, input_signature=[transform_core.raw_signature(spec)])
+        self.serve = tf.function(self._serve, input_signature=[raw_signature(spec)])
 
     def _serve(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         outputs = self.model(self.transform.transform_features(features), training=False)
@@ -224,7 +229,7 @@ def train(
     strategy = choose_strategy(config.cpu_devices)
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    spec, transform = transform_core.load(transform_dir)
+    spec, transform = load_transform(transform_dir)
     train_data = make_dataset(train_path, spec, transform, config.batch_size, config.seed)
     eval_data = make_dataset(eval_path, spec, transform, config.batch_size)
     with strategy.scope():

@@ -33,7 +33,7 @@ def transform(
     from components.transform import core
 
     with step("transform"):
-        spec = core.run(
+        spec = core.transform(
             train_data.path,
             core.read_schema(schema.path),
             label,

@@ -23,18 +23,19 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from components import constants
 from components.errors import ConfigurationError, DataError
 from components.features import (
+    MISSING_SUFFIX,
     CategoricalFeature,
     LabelSpec,
     NumericFeature,
     TransformSpec,
     label_values,
+    raw_signature,
 )
 
 logger = logging.getLogger(__name__)
 
 # An integer label with at most this many distinct values is taken as classes by task=auto.
 MAX_AUTO_CLASSES = 20
-MISSING_SUFFIX = "__missing"
 
 
 @dataclass(frozen=True)
@@ -214,27 +215,6 @@ def read_schema(path: str) -> schema_pb2.Schema:
         return text_format.Parse(handle.read(), schema_pb2.Schema())
 
 
-def raw_signature(spec: TransformSpec) -> dict[str, tf.TensorSpec]:
-    """The raw features a transform (and the serving model) takes, by column name."""
-    signature = {f.name: tf.TensorSpec([None], tf.float32, name=f.name) for f in spec.numeric}
-    signature.update(
-        {f.name: tf.TensorSpec([None], tf.string, name=f.name) for f in spec.categorical}
-    )
-    return signature
-
-
-def model_inputs(spec: TransformSpec) -> dict[str, tuple[tf.DType, int]]:
-    """What the transform emits: input name to (dtype, cardinality; 0 for a number)."""
-    inputs: dict[str, tuple[tf.DType, int]] = {}
-    for feature in spec.numeric:
-        inputs[feature.name] = (tf.float32, 0)
-        if feature.has_missing:
-            inputs[feature.name + MISSING_SUFFIX] = (tf.float32, 0)
-    for feature in spec.categorical:
-        inputs[feature.name] = (tf.int64, feature.cardinality)
-    return inputs
-
-
 class TransformModule(tf.Module):
     """The fitted preprocessing as a TensorFlow module with one function,
     ``transform_features``, from a dict of raw features to a dict of model inputs."""
@@ -283,20 +263,7 @@ def save(spec: TransformSpec, output_dir: str) -> None:
         handle.write(spec.to_json())
 
 
-def load_spec(transform_dir: str) -> TransformSpec:
-    """Reads the spec of a transform artifact."""
-    with open(os.path.join(transform_dir, constants.TRANSFORM_SPEC_FILE)) as handle:
-        return TransformSpec.from_json(handle.read())
-
-
-def load(transform_dir: str) -> tuple[TransformSpec, tf.Module]:
-    """Loads a transform artifact: its spec and the module with ``transform_features``."""
-    return load_spec(transform_dir), tf.saved_model.load(
-        os.path.join(transform_dir, constants.TRANSFORM_SAVED_MODEL)
-    )
-
-
-def run(
+def transform(
     train_path: str,
     schema: schema_pb2.Schema,
     label: str,

@@ -9,9 +9,8 @@ import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 
-from components.features import read_split
+from components.features import load_spec, read_split
 from components.registry import ModelRegistry
-from components.transform.core import load_spec
 from pipelines.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -32,7 +32,7 @@ data, work, registry = sys.argv[1:4]
 splits = {{"train": work + "/train.pq", "eval": work + "/eval.pq"}}
 ingest.ingest(data, splits["train"], splits["eval"], 0.2)
 schema = validate.validate(splits, "species").schema
-transform.run(splits["train"], schema, "species", work + "/transform")
+transform.transform(splits["train"], schema, "species", work + "/transform")
 train.train(splits["train"], splits["eval"], work + "/transform", work + "/model",
             train.TrainConfig(epochs={epochs}))
 ModelRegistry(registry).push("penguins", work + "/model", {{}})

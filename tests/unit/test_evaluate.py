@@ -6,8 +6,8 @@ import pytest
 
 from components.errors import ConfigurationError
 from components.evaluate import core
+from components.features import load_spec
 from components.registry import ModelRegistry
-from components.transform.core import load_spec
 
 
 def test_classification_metrics_on_known_values():

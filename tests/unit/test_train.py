@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from components import constants
 from components.errors import ConfigurationError
-from components.features import read_split
+from components.features import load_spec, read_split
 from components.train import core
 from components.transform import core as transform_core
 from components.validate import core as validate_core
@@ -36,7 +36,7 @@ def _train_tiny(tmp_path, columns: dict, train_rows: int, config: core.TrainConf
         "eval": write_parquet(tmp_path / "e.pq", {k: v[train_rows:] for k, v in columns.items()}),
     }
     schema = validate_core.validate(splits, "y").schema
-    transform_core.run(splits["train"], schema, "y", str(tmp_path / "tf"))
+    transform_core.transform(splits["train"], schema, "y", str(tmp_path / "tf"))
     core.train(splits["train"], splits["eval"], str(tmp_path / "tf"), str(tmp_path / "m"), config)
     return splits
 
@@ -60,7 +60,7 @@ def test_signature_takes_the_raw_columns(penguins_model):
 
 @pytest.mark.slow
 def test_classifier_predicts_penguin_species(penguins_model, penguins_splits, penguins_transform):
-    spec = transform_core.load_spec(penguins_transform)
+    spec = load_spec(penguins_transform)
     features, labels = read_split(penguins_splits["eval"], spec)
     out = _serve(penguins_model, features)
     np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1.0, rtol=1e-5)

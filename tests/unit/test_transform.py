@@ -10,6 +10,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components import constants
 from components.errors import ConfigurationError, DataError
+from components.features import load_spec, load_transform
 from components.transform import core
 from tests.conftest import write_parquet
 
@@ -70,7 +71,7 @@ def test_transform_standardises_imputes_and_looks_up(tmp_path):
         train, _schema(x=schema_pb2.FLOAT, color=schema_pb2.BYTES, y=schema_pb2.BYTES), "y"
     )
     core.save(spec, str(tmp_path / "transform"))
-    _, module = core.load(str(tmp_path / "transform"))
+    _, module = load_transform(str(tmp_path / "transform"))
     out = module.transform_features(
         {
             "x": tf.constant([2.0, math.nan, 5.0]),
@@ -102,7 +103,7 @@ def test_vocabulary_is_capped_for_high_cardinality(tmp_path):
 
 
 def test_spec_survives_json(penguins_transform):
-    spec = core.load_spec(penguins_transform)
+    spec = load_spec(penguins_transform)
     again = type(spec).from_json(spec.to_json())
     assert again == spec
     assert spec.label.classes == ["Adelie", "Chinstrap", "Gentoo"]
