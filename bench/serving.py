@@ -27,6 +27,8 @@ from typing import Any
 
 import requests
 
+from components import constants
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS: list[dict[str, Any]] = [  # Real rows of palmerpenguins' penguins.csv, without species.
     {"island": "Torgersen", "bill_length_mm": 39.1, "bill_depth_mm": 18.7,
@@ -49,7 +51,7 @@ def in_process_ms(model_dir: str, calls: int, warmup: int = 50) -> list[float]:
     """Milliseconds per ``serving_default`` call on one row, loaded in this process."""
     import tensorflow as tf
 
-    signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+    signature = tf.saved_model.load(model_dir).signatures[constants.SERVING_SIGNATURE]
     specs = signature.structured_input_signature[1].items()
     missing = {tf.string: "", tf.float32: float("nan")}  # What the server sends for null.
     batches = [

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pa_fs
 
-from components import constants
+from components import constants, layout
 from components.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -125,15 +125,17 @@ class ModelRegistry:
             stream.write(data)
 
     def versions(self, name: str) -> list[int]:
-        """The complete versions of a model, oldest first."""
+        """The complete versions of a model, oldest first (:mod:`components.layout`'s rules; in
+        an object store a version is complete once its metadata file is there)."""
+        if self.is_local:
+            return layout.versions(self._folder(name))
         selector = pa_fs.FileSelector(self._folder(name), allow_not_found=True)
-        complete = "saved_model.pb" if self.is_local else constants.REGISTRY_METADATA_FILE
         return sorted(
-            int(info.base_name)
+            version
             for info in self.fs.get_file_info(selector)
             if info.type == pa_fs.FileType.Directory
-            and info.base_name.isdigit()
-            and self._exists(f"{info.path}/{complete}")
+            and (version := layout.version_number(info.base_name)) is not None
+            and self._exists(f"{info.path}/{constants.REGISTRY_METADATA_FILE}")
         )
 
     def latest(self, name: str) -> int | None:
@@ -240,9 +242,10 @@ class ModelRegistry:
             f"{self.root}/{SERVED_FOLDER}/{check_model_name(name)}", allow_not_found=True
         )
         retired = sorted(
-            int(info.base_name)
+            version
             for info in self.fs.get_file_info(selector)
-            if info.base_name.isdigit() and int(info.base_name) not in keep
+            if (version := layout.version_number(info.base_name)) is not None
+            and version not in keep
         )
         for version in retired:
             self.fs.delete_dir(self._served_folder(name, version))
@@ -344,9 +347,9 @@ class ModelRegistry:
             self.fs.create_dir(self._folder(name), recursive=True)
         selector = pa_fs.FileSelector(self._folder(name), allow_not_found=True)
         taken = [
-            int(info.base_name)
+            version
             for info in self.fs.get_file_info(selector)
-            if info.base_name.isdigit()
+            if (version := layout.version_number(info.base_name)) is not None
         ]
         return max(taken, default=0) + 1
 

@@ -13,17 +13,16 @@ import os
 import sys
 from collections.abc import Sequence
 
+from components import layout
 from serving.http import DEFAULT_MAX_BODY_BYTES
 
 
 def latest_model_name(registry: str) -> str:
     """The model in ``registry`` whose newest version was pushed last."""
-    from serving.model import version_folders
-
     pushed = [
         (os.path.getmtime(os.path.join(registry, name, str(versions[-1]))), name)
         for name in (os.listdir(registry) if os.path.isdir(registry) else [])
-        if (versions := version_folders(os.path.join(registry, name)))
+        if (versions := layout.versions(os.path.join(registry, name)))
     ]
     if not pushed:
         raise SystemExit(
@@ -35,9 +34,10 @@ def latest_model_name(registry: str) -> str:
 def _version(text: str) -> int | None:
     if text == "latest":
         return None
-    if not text.isdigit() or int(text) < 1:
+    version = layout.version_number(text)
+    if version is None or version < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a version number or 'latest'")
-    return int(text)
+    return version
 
 
 def _seconds(text: str) -> float:

@@ -20,7 +20,7 @@ import tensorflow as tf
 from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
-from components import constants
+from components import constants, layout
 from serving.http import DEFAULT_MAX_BODY_BYTES, install_body_limit
 from serving.payload import (
     NUMBER,
@@ -40,25 +40,14 @@ class ModelNotFound(Exception):
     """No loadable model where the source points."""
 
 
-def version_folders(root: str) -> list[int]:
-    """The numeric version folders under ``root`` that hold a SavedModel, oldest first
-    (TensorFlow Serving's layout; the pipeline's registry writes it)."""
-    if not os.path.isdir(root):
-        return []
-    return sorted(
-        int(entry)
-        for entry in os.listdir(root)
-        if entry.isdigit() and os.path.isfile(os.path.join(root, entry, "saved_model.pb"))
-    )
-
-
 @dataclass(frozen=True)
 class ModelSource:
     """Where the model comes from.
 
-    Either a registry folder in TensorFlow Serving's layout (``<root>/<name>/<version>/``) with a
-    fixed ``version`` or the latest, or ``model_dir``: a SavedModel, or a folder of numeric
-    version folders (KServe's storage initializer puts the model in ``/mnt/models``).
+    Either a registry folder in TensorFlow Serving's layout (``<root>/<name>/<version>/``,
+    :mod:`components.layout`) with a fixed ``version`` or the latest, or ``model_dir``: a
+    SavedModel, or a folder of numeric version folders (KServe's storage initializer puts the
+    model in ``/mnt/models``).
     """
 
     registry: str | None = None
@@ -87,13 +76,15 @@ class ModelSource:
             ModelNotFound: Nothing loadable is there.
         """
         root = self._versions_root()
-        if self.model_dir and os.path.isfile(os.path.join(root, "saved_model.pb")):
+        if self.model_dir and os.path.isfile(os.path.join(root, layout.SAVED_MODEL_FILE)):
             return None, root
         if not os.path.isdir(root):
             raise ModelNotFound(f"{root!r} does not exist")
-        versions = version_folders(root)
+        versions = layout.versions(root)
         if not versions:
-            raise ModelNotFound(f"{root!r} holds no version folder with a saved_model.pb")
+            raise ModelNotFound(
+                f"{root!r} holds no version folder with a {layout.SAVED_MODEL_FILE}"
+            )
         version = versions[-1] if self.version is None else self.version
         if version not in versions:
             raise ModelNotFound(f"version {version} is not in {root!r}; it has {versions}")

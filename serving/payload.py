@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from components import constants
+
 NUMBER = "number"
 STRING = "string"
 # Open Inference Protocol datatypes accepted for each kind of feature.
@@ -156,11 +158,19 @@ def _plain(value: Any) -> Any:
 
 def v1_predictions(outputs: dict[str, np.ndarray]) -> list:
     """Signature outputs to V1 predictions: ``{"label", "probabilities": {class: p}}`` per row
-    for a classifier, a number per row for a regressor."""
-    if "prediction" in outputs:
-        return [float(value) for value in outputs["prediction"]]
-    names = [str(_plain(name)) for name in outputs["classes"][0]]
+    for a classifier, a number per row for a regressor.
+
+    The keys of a prediction are the signature's output names (:mod:`components.constants`).
+    """
+    if constants.OUTPUT_PREDICTION in outputs:
+        return [float(value) for value in outputs[constants.OUTPUT_PREDICTION]]
+    names = [str(_plain(name)) for name in outputs[constants.OUTPUT_CLASSES][0]]
+    labels = outputs[constants.OUTPUT_LABEL]
+    probabilities = outputs[constants.OUTPUT_PROBABILITIES]
     return [
-        {"label": _plain(label), "probabilities": dict(zip(names, map(float, probs), strict=True))}
-        for label, probs in zip(outputs["label"], outputs["probabilities"], strict=True)
+        {
+            constants.OUTPUT_LABEL: _plain(label),
+            constants.OUTPUT_PROBABILITIES: dict(zip(names, map(float, probs), strict=True)),
+        }
+        for label, probs in zip(labels, probabilities, strict=True)
     ]
