@@ -1,10 +1,12 @@
 """``mlops-serve``: serve a pipeline-exported model with KServe's model server.
 
     mlops-serve --registry DIR [--model-name NAME] [--version N|latest] [--http-port P]
-                [--grpc-port P] [--workers N [--worker-start-seconds S]]
+                [--grpc-port P] [--workers N [--worker-start-seconds S]] [KServe's flags]
     mlops-serve --model-dir /mnt/models --model-name NAME      # in the serving image on KServe
 
-With ``--registry`` and no ``--model-name`` it serves the model pushed most recently.
+With ``--registry`` and no ``--model-name`` it serves the model pushed most recently. KServe's
+server flags come from KServe's own parser (``kserve.model_server.parser``, as KServe's model
+servers take them); this module adds the project's.
 """
 
 import argparse
@@ -15,6 +17,27 @@ from collections.abc import Sequence
 
 from components import layout
 from serving.http import DEFAULT_MAX_BODY_BYTES
+
+# KServe spells its flags with underscores. mlops-serve spelled these with hyphens before it took
+# KServe's parser, and the README and images/serving/Dockerfile still do.
+_HYPHENATED_KSERVE_FLAGS = {
+    "--http-port": "--http_port",
+    "--grpc-port": "--grpc_port",
+    "--model-name": "--model_name",
+}
+# KServe's flags that kserve.ModelServer takes as arguments. kserve reads the others it uses
+# (--configure_logging, --log_config_file) from the command line itself, when it is imported.
+_KSERVE_SERVER_ARGS = (
+    "http_port",
+    "grpc_port",
+    "workers",
+    "max_threads",
+    "max_asyncio_workers",
+    "enable_grpc",
+    "enable_docs_url",
+    "enable_latency_logging",
+    "access_log_format",
+)
 
 
 def latest_model_name(registry: str) -> str:
@@ -50,61 +73,87 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help (KServe's help texts leave them to the formatter, as its parser
+    does); the description and epilog as written (wrapping would break flags at a hyphen)."""
+
+
+def kserve_spelling(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``--http-port``, ``--grpc-port`` and ``--model-name`` (also as
+    ``--flag=value``) spelled as KServe's parser spells them."""
+    spelled = []
+    for arg in argv:
+        flag, equals, value = arg.partition("=")
+        spelled.append(_HYPHENATED_KSERVE_FLAGS.get(flag, flag) + equals + value)
+    return spelled
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``mlops-serve`` argument parser."""
+    """The ``mlops-serve`` argument parser: KServe's server flags and this project's."""
+    from kserve import model_server
+
     parser = argparse.ArgumentParser(
         prog="mlops-serve",
-        description=__doc__.splitlines()[0],
-        epilog="Each --flag-name also answers to --flag_name, the spelling KServe runtimes use.",
+        usage="%(prog)s (--registry DIR | --model-dir DIR) [--model-name NAME] [options]",
+        description="Serves a pipeline-exported model with KServe's model server.\n"
+        "With --registry and no --model-name it serves the model pushed last.",
+        parents=[model_server.parser],
+        formatter_class=_HelpFormatter,
+        epilog="KServe's flags (options above) keep KServe's spelling, e.g. --max_threads;\n"
+        "--http-port, --grpc-port and --model-name work too. The mlops-serve flags\n"
+        "take hyphens or underscores: --max-rows or --max_rows.",
     )
-    where = parser.add_mutually_exclusive_group(required=True)
+    # KServe's --model_name defaults to "model"; here no name means the model pushed last. This
+    # changes the action itself, which parents= shares with kserve's parser: kserve parsed the
+    # command line with it once, when it was imported, and does not parse again.
+    parser.set_defaults(model_name=None)
+    own = parser.add_argument_group("mlops-serve")
+    where = own.add_mutually_exclusive_group(required=True)
     where.add_argument("--registry", help="model registry folder (TensorFlow Serving layout)")
     where.add_argument(
         "--model-dir", "--model_dir", help="a SavedModel, or a folder of version folders"
     )
-    parser.add_argument(
-        "--model-name", "--model_name", help="model name (default: the last one pushed)"
-    )
-    parser.add_argument(
+    own.add_argument(
         "--version",
         type=_version,
-        default=None,
+        default="latest",
         metavar="N|latest",
-        help="version to serve; 'latest' (default) follows new pushes",
+        help="version to serve; 'latest' follows new pushes",
     )
-    parser.add_argument("--http-port", "--http_port", type=int, default=8080)
-    parser.add_argument("--grpc-port", "--grpc_port", type=int, default=8081)
-    parser.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
-    parser.add_argument(
+    own.add_argument(
         "--worker-start-seconds",
         "--worker_start_seconds",
         type=_seconds,
         default=120.0,
         help="with --workers > 1: a worker not started by then stops the server, saying why",
     )
-    parser.add_argument(
+    own.add_argument(
         "--max-rows", "--max_rows", type=int, default=10_000, help="most rows per request"
     )
-    parser.add_argument(
+    own.add_argument(
         "--max-body-bytes",
         "--max_body_bytes",
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
         help="larger request bodies get 413",
     )
-    parser.add_argument(
+    own.add_argument(
         "--poll-seconds",
         "--poll_seconds",
-        type=float,
+        type=_seconds,
         default=2.0,
         help="how often --version latest looks for a new version",
     )
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``argv`` (default: the command line) parsed by :func:`build_parser`."""
+    return build_parser().parse_args(kserve_spelling(sys.argv[1:] if argv is None else argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mlops-serve`` and of the serving image."""
-    args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         from kserve.errors import NoModelReady
@@ -115,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    args = parse_args(argv)
     from serving.http import install_body_limit
     from serving.model import ModelSource, ServedModel
     from serving.workers import ModelServer, WorkerStartError
@@ -142,10 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.load()
     install_body_limit(args.max_body_bytes)
     server = ModelServer(
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=args.workers,
         worker_start_seconds=args.worker_start_seconds,
+        **{flag: getattr(args, flag) for flag in _KSERVE_SERVER_ARGS},
     )
     try:
         server.start([model])
