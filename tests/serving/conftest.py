@@ -3,8 +3,12 @@
 
 These tests run in the serving environment (.venv-serving). The model is trained by the pipeline
 environment's Python (.venv, or MLOPS_PIPELINE_PYTHON) in a subprocess, as `make run` would.
+Where kserve is not installed (a plain `pytest` in .venv) each module here is skipped, saying
+where they run; `make test` sets MLOPS_PIPELINE_PYTHON for their run, and then a missing kserve
+fails the run instead.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +20,8 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+
+from components import constants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -52,11 +58,38 @@ def pipeline_python() -> str:
     return python
 
 
+NOT_SERVING_ENV = (
+    "kserve is not installed in {python}: the serving tests run in .venv-serving "
+    "(make test, or MLOPS_PIPELINE_PYTHON=.venv/bin/python .venv-serving/bin/python -m pytest "
+    "tests/serving)"
+)
+
+
+class _NeedsServingEnv(pytest.File):
+    """A test module collected where kserve is not installed: skipped, saying where it runs."""
+
+    def collect(self):
+        pytest.skip(NOT_SERVING_ENV.format(python=sys.executable))
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    """Collects the modules here only where kserve is installed (they import it, or start
+    servers that do); elsewhere skips them, or fails when MLOPS_PIPELINE_PYTHON says this is
+    the serving tests' run."""
+    if importlib.util.find_spec("kserve") is not None:
+        return None
+    if os.environ.get("MLOPS_PIPELINE_PYTHON"):
+        pytest.fail(
+            NOT_SERVING_ENV.format(python=sys.executable)
+            + "; MLOPS_PIPELINE_PYTHON is set, so this run was meant to be theirs",
+            pytrace=False,
+        )
+    return _NeedsServingEnv.from_parent(parent, path=module_path)
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A registry with penguins version 1, and raw eval rows (dicts without the label)."""
-    import importlib.util
-
     work = tmp_path_factory.mktemp("trained")
     registry = work / "registry"
     data = subprocess.run(
@@ -70,7 +103,6 @@ def trained(tmp_path_factory):
         text=True,
         check=True,
     ).stdout.strip()
-    assert importlib.util.find_spec("kserve"), "run the serving tests in .venv-serving"
     done = subprocess.run(
         [pipeline_python(), "-c", TRAIN_SCRIPT.format(epochs=15), data, str(work), str(registry)],
         capture_output=True,
@@ -196,7 +228,7 @@ def expected(trained):
     import tensorflow as tf
 
     model_dir = os.path.join(trained["registry"], "penguins", "1")
-    signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+    signature = tf.saved_model.load(model_dir).signatures[constants.SERVING_SIGNATURE]
     rows = trained["rows"]
     inputs = {}
     for name, spec in signature.structured_input_signature[1].items():
