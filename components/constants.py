@@ -66,3 +66,9 @@ CLASSIFICATION = "classification"
 REGRESSION = "regression"
 AUTO = "auto"
 TASKS = (AUTO, CLASSIFICATION, REGRESSION)
+
+# deploy / validate
+# Keys of the metadata kept beside each registry version (besides METRICS, TASK, CLASSES).
+DATA_FINGERPRINT = "data_fingerprint"
+# Metadata key of the schema artifact: where the schema came from.
+SCHEMA_SOURCE = "source"

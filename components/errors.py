@@ -1,9 +1,11 @@
-"""Errors a user can fix, and how a step reports them.
+"""Errors a step reports to people, and how it reports them.
 
-A step that fails on bad input raises a subclass of :class:`PipelineInputError`. The KFP
-wrapper of each component runs its body in :func:`step`, which logs the message on one marked
-line before the step exits non-zero; ``mlops run`` finds that line in the step's log and
-prints the message alone, without a traceback. On a cluster the same line is in the pod log.
+A step that fails on bad input raises a subclass of :class:`PipelineInputError`; a rollout
+whose new version does not come to serve raises :class:`RolloutFailed`, which is not bad input
+but says as plainly what happened and what to look at. The KFP wrapper of each component runs
+its body in :func:`step`, which logs the message of either on one marked line before the step
+exits non-zero; ``mlops run`` finds that line in the step's log and prints the message alone,
+without a traceback. On a cluster the same line is in the pod log.
 """
 
 import contextlib
@@ -34,10 +36,20 @@ class ConfigurationError(PipelineInputError):
     """A parameter value is out of range or inconsistent with the data."""
 
 
+class RolloutFailed(Exception):
+    """A new model version did not come to serve in time, or its rollout failed; what served
+    before serves again and the version was taken out of the registry. The message says why
+    (the cluster's conditions, the new pods' reasons)."""
+
+
+# What :func:`step` reports on its marked line, and ``mlops`` prints without a traceback.
+REPORTED_ERRORS = (PipelineInputError, RolloutFailed)
+
+
 @contextlib.contextmanager
 def step(name: str) -> Iterator[None]:
-    """Runs the body of a pipeline step: logging set up, and a :class:`PipelineInputError`
-    raised inside written as one marked line before it propagates.
+    """Runs the body of a pipeline step: logging set up, and an error of
+    :data:`REPORTED_ERRORS` raised inside written as one marked line before it propagates.
 
     Args:
         name: The step's name, shown to the user with the message.
@@ -50,7 +62,7 @@ def step(name: str) -> Iterator[None]:
     )
     try:
         yield
-    except PipelineInputError as err:
+    except REPORTED_ERRORS as err:
         line = json.dumps({"step": name, "message": str(err)})
         print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
         raise

@@ -12,7 +12,7 @@ so the metadata file is written last and a version counts only once it is there.
 an object store never take the same number: each claims it first (:meth:`ModelRegistry._claim`).
 
 Served folders, ``<root>/_served/<model-name>/<version>/<version>/``, hold one version each, in
-the layout a model server reads from ``/mnt/models``; the kserve target points an
+the layout a model server reads from ``/mnt/models``; the rollout step points an
 InferenceService at one (:meth:`ModelRegistry.publish`). ``_`` cannot start a model name, so the
 folder never collides with a model's.
 """

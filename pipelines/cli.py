@@ -16,13 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from components import constants
-from components.errors import PipelineInputError
-from pipelines.training import (
-    CLUSTER_DEFAULTS,
-    OBJECT_STORE_SECRET,
-    PIPELINE_NAME,
-    bundled_penguins,
-)
+from components.errors import REPORTED_ERRORS, PipelineInputError
+from pipelines.cluster_training import OBJECT_STORE_SECRET, PIPELINE_NAME
+from pipelines.training import bundled_penguins
 
 _THRESHOLD = re.compile(r"^\s*(\w+)\s*(>=|<=)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
 DEFAULT_OUTPUT = os.path.join("pipelines", "compiled", "training.yaml")
@@ -320,7 +316,7 @@ def command_compile(args: argparse.Namespace) -> int:
     """``mlops compile``."""
     from kfp import compiler
 
-    from pipelines.training import build_training_pipeline
+    from pipelines.cluster_training import build_cluster_training_pipeline
 
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     if args.gpus < 0:
@@ -328,7 +324,7 @@ def command_compile(args: argparse.Namespace) -> int:
     secret = None if args.object_store_secret == "none" else args.object_store_secret
     # The package is for a cluster: its defaults are the cluster's, which runs started from the
     # dashboard or on a schedule use.
-    pipeline = build_training_pipeline(args.schema, args.gpus, secret, CLUSTER_DEFAULTS)
+    pipeline = build_cluster_training_pipeline(args.schema, args.gpus, secret)
     compiler.Compiler().compile(pipeline, args.output)
     print(f"wrote {args.output}")
     return 0
@@ -401,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args)
-    except PipelineInputError as err:
+    except REPORTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

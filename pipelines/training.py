@@ -1,4 +1,5 @@
-"""The training pipeline. Steps, in order (TFX names in brackets):
+"""The training pipeline, run embedded on one machine (``mlops run --local``). Steps, in order
+(TFX names in brackets):
 
 1. ingest [ExampleGen]: read CSV/Parquet, split train/eval by row hash, write Parquet.
 2. validate [StatisticsGen + SchemaGen + ExampleValidator]: TFDV statistics, schema, anomalies.
@@ -8,28 +9,26 @@
 6. deploy [Pusher]: push a blessed model to the registry; do nothing for an unblessed one.
 
 Every step runs whether or not the model is blessed (``kfp.local`` has no ``dsl.If``); deploy
-reads the blessing itself, as TFX's Pusher does.
+reads the blessing itself, as TFX's Pusher does. The cluster pipeline
+(:mod:`pipelines.cluster_training`) adds these steps with :func:`add_training_steps` and rolls
+the pushed version out on KServe; this one has no cluster parameter.
 """
 
 import importlib.resources
 from dataclasses import dataclass
-from typing import Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
-from kfp import dsl, kubernetes
-from kfp.dsl import Artifact, Dataset, Metrics, Model
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Metrics, Model, PipelineTask
 
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.ingest.component import ingest
-from components.train.component import train, train_gpu
+from components.train.component import train
 from components.transform.component import transform
 from components.validate.component import validate
 
-PIPELINE_NAME = "mlops-training"
-GPU_RESOURCE = "nvidia.com/gpu"
-# Keys of the object-store Secret (manifests/base/pipeline-credentials.yaml), read by pyarrow.
-OBJECT_STORE_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-OBJECT_STORE_SECRET = "mlops-s3-credentials"
+PIPELINE_NAME = "mlops-training-local"
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,6 @@ class RunDefaults:
 
     data_uri: str
     registry: str
-    deploy_target: str
 
 
 def bundled_penguins() -> str:
@@ -53,18 +51,8 @@ def bundled_penguins() -> str:
 
 
 def local_defaults() -> RunDefaults:
-    """The bundled penguins, ``./model-registry``, the local registry target."""
-    return RunDefaults(bundled_penguins(), "model-registry", "local")
-
-
-# The bundled penguins inside the pipeline image, the registry in KFP's MinIO (its Service in
-# the kubeflow namespace), served by KServe.
-CLUSTER_DEFAULTS = RunDefaults(
-    data_uri="/opt/venv/lib/python3.11/site-packages/palmerpenguins/data/penguins.csv",
-    registry="s3://mlpipeline/model-registry?endpoint_override=minio-service.kubeflow:9000"
-    "&scheme=http&region=us-east-1",
-    deploy_target="kserve",
-)
+    """The bundled penguins and ``./model-registry``."""
+    return RunDefaults(bundled_penguins(), "model-registry")
 
 
 class TrainingOutputs(NamedTuple):
@@ -79,34 +67,181 @@ class TrainingOutputs(NamedTuple):
     push_result: Artifact
 
 
-def build_training_pipeline(
+class TrainingTasks(NamedTuple):
+    """The tasks :func:`add_training_steps` adds, for a pipeline to configure further."""
+
+    ingest: PipelineTask
+    validate: PipelineTask
+    transform: PipelineTask
+    train: PipelineTask
+    evaluate: PipelineTask
+    deploy: PipelineTask
+
+    def outputs(self) -> TrainingOutputs:
+        """The artifacts a run hands back."""
+        return TrainingOutputs(
+            train_data=self.ingest.outputs["train_data"],
+            eval_data=self.ingest.outputs["eval_data"],
+            anomalies=self.validate.outputs["anomalies"],
+            model=self.train.outputs["model"],
+            metrics=self.evaluate.outputs["metrics"],
+            blessing=self.evaluate.outputs["blessing"],
+            push_result=self.deploy.outputs["push_result"],
+        )
+
+
+def _read_and_validate(
+    data_uri: Any,
+    eval_fraction: Any,
+    label: Any,
+    beam_pipeline_args: Any,
+    schema_uri: Optional[str],
+) -> tuple[PipelineTask, PipelineTask]:
+    ingest_task = ingest(data_uri=data_uri, eval_fraction=eval_fraction)
+    # The cache key sees the URI string, not the data behind it.
+    ingest_task.set_caching_options(False)
+    validate_args = {"schema_uri": schema_uri} if schema_uri else {}
+    validate_task = validate(
+        train_data=ingest_task.outputs["train_data"],
+        eval_data=ingest_task.outputs["eval_data"],
+        label=label,
+        beam_pipeline_args=beam_pipeline_args,
+        **validate_args,
+    )
+    if schema_uri:
+        # The curated schema is read from its URI, which the cache key cannot see into.
+        validate_task.set_caching_options(False)
+    return ingest_task, validate_task
+
+
+def _fit(
+    ingest_task: PipelineTask,
+    validate_task: PipelineTask,
+    label: Any,
+    task: Any,
+    max_vocab_size: Any,
+    num_oov_buckets: Any,
+    train_step: Any,
+    hyperparameters: Dict[str, Any],
+) -> tuple[PipelineTask, PipelineTask]:
+    transform_task = transform(
+        train_data=ingest_task.outputs["train_data"],
+        schema=validate_task.outputs["schema"],
+        label=label,
+        task=task,
+        max_vocab_size=max_vocab_size,
+        num_oov_buckets=num_oov_buckets,
+    )
+    train_task = train_step(
+        train_data=ingest_task.outputs["train_data"],
+        eval_data=ingest_task.outputs["eval_data"],
+        transform_graph=transform_task.outputs["transform_graph"],
+        **hyperparameters,
+    )
+    return transform_task, train_task
+
+
+def _bless_and_push(
+    ingest_task: PipelineTask,
+    validate_task: PipelineTask,
+    transform_task: PipelineTask,
+    train_task: PipelineTask,
+    registry: Any,
+    model_name: Any,
+    thresholds: Any,
+    min_improvement: Any,
+) -> tuple[PipelineTask, PipelineTask]:
+    evaluate_task = evaluate(
+        eval_data=ingest_task.outputs["eval_data"],
+        model=train_task.outputs["model"],
+        transform_graph=transform_task.outputs["transform_graph"],
+        registry=registry,
+        model_name=model_name,
+        thresholds=thresholds,
+        min_improvement=min_improvement,
+    )
+    # The baseline is read from the registry, an input KFP cannot see.
+    evaluate_task.set_caching_options(False)
+    deploy_task = deploy(
+        model=train_task.outputs["model"],
+        blessing=evaluate_task.outputs["blessing"],
+        train_data=ingest_task.outputs["train_data"],
+        schema=validate_task.outputs["schema"],
+        registry=registry,
+        model_name=model_name,
+    )
+    # Deploy changes the registry: a cached push would push nothing.
+    deploy_task.set_caching_options(False)
+    return evaluate_task, deploy_task
+
+
+def add_training_steps(
+    *,
+    data_uri: Any,
+    label: Any,
+    model_name: Any,
+    registry: Any,
+    task: Any,
+    eval_fraction: Any,
+    max_vocab_size: Any,
+    num_oov_buckets: Any,
+    thresholds: Any,
+    min_improvement: Any,
+    beam_pipeline_args: Any,
     schema_uri: Optional[str] = None,
-    gpus: int = 0,
-    object_store_secret: Optional[str] = None,
-    defaults: Optional[RunDefaults] = None,
-):
-    """Returns the training pipeline function.
+    train_step: Any = train,
+    **hyperparameters: Any,
+) -> TrainingTasks:
+    """Adds ingest → validate → transform → train → evaluate → deploy to the pipeline being
+    defined; the arguments are its parameters (channels), named as the pipeline's.
+
+    Args:
+        schema_uri: A curated TFDV schema to validate against, fixed when the pipeline is built.
+        train_step: The train component (:data:`components.train.component.train_gpu` for GPUs).
+        hyperparameters: The train step's parameters (epochs, batch_size, ...).
+    """
+    ingest_task, validate_task = _read_and_validate(
+        data_uri, eval_fraction, label, beam_pipeline_args, schema_uri
+    )
+    transform_task, train_task = _fit(
+        ingest_task,
+        validate_task,
+        label,
+        task,
+        max_vocab_size,
+        num_oov_buckets,
+        train_step,
+        hyperparameters,
+    )
+    evaluate_task, deploy_task = _bless_and_push(
+        ingest_task,
+        validate_task,
+        transform_task,
+        train_task,
+        registry,
+        model_name,
+        thresholds,
+        min_improvement,
+    )
+    return TrainingTasks(
+        ingest_task, validate_task, transform_task, train_task, evaluate_task, deploy_task
+    )
+
+
+def build_training_pipeline(schema_uri: Optional[str] = None):
+    """Returns the local training pipeline function.
 
     Args:
         schema_uri: A curated TFDV schema to validate against; inferred from train when None.
             It is fixed when the pipeline is built, as TFX's ImportSchemaGen does, because
             ``kfp.local`` cannot take an absent value for a run-time parameter.
-        gpus: GPUs for the train step (on a cluster): its pod asks for that many
-            ``nvidia.com/gpu``, runs TensorFlow's GPU image and tolerates GPU-node taints.
-            0 trains on CPU.
-        object_store_secret: On a cluster, the Kubernetes Secret whose ``AWS_ACCESS_KEY_ID``
-            and ``AWS_SECRET_ACCESS_KEY`` the steps that read or write the object store
-            (ingest, evaluate, deploy) get as environment variables; never pipeline parameters.
-        defaults: Where runs read and write unless told otherwise: :data:`CLUSTER_DEFAULTS`
-            for a package uploaded to a cluster; :func:`local_defaults` when None.
     """
-    if gpus < 0:
-        raise ValueError(f"gpus must be >= 0, got {gpus}")
-    defaults = defaults or local_defaults()
+    defaults = local_defaults()
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description="Ingest, validate (TFDV), transform, train (Keras), evaluate and deploy.",
+        description="Ingest, validate (TFDV), transform, train (Keras), evaluate and deploy to "
+        "the model registry, on one machine.",
     )
     def training_pipeline(
         data_uri: str = defaults.data_uri,
@@ -127,110 +262,30 @@ def build_training_pipeline(
         num_oov_buckets: int = 2,
         thresholds: Dict[str, Dict[str, float]] = {},  # noqa: B006 - as above.
         min_improvement: float = 0.0,
-        deploy_target: str = defaults.deploy_target,
         beam_pipeline_args: List[str] = [],  # noqa: B006 - as above.
-        serving_namespace: str = "mlops-models",
-        serving_runtime: str = "kserve-tensorflow-serving",
-        predictor_cpu: str = "500m",
-        predictor_memory: str = "1Gi",
-        deployment_mode: str = "RawDeployment",
-        canary_traffic_percent: int = 100,
-        rollout_timeout_seconds: int = 600,
     ) -> TrainingOutputs:
-        ingest_task = ingest(data_uri=data_uri, eval_fraction=eval_fraction)
-        # The cache key sees the URI string, not the data behind it.
-        ingest_task.set_caching_options(False)
-        train_data = ingest_task.outputs["train_data"]
-        eval_data = ingest_task.outputs["eval_data"]
-
-        validate_args = {"schema_uri": schema_uri} if schema_uri else {}
-        validate_task = validate(
-            train_data=train_data,
-            eval_data=eval_data,
+        return add_training_steps(
+            data_uri=data_uri,
             label=label,
-            beam_pipeline_args=beam_pipeline_args,
-            **validate_args,
-        )
-        if schema_uri:
-            # The curated schema is read from its URI, which the cache key cannot see into.
-            validate_task.set_caching_options(False)
-
-        transform_task = transform(
-            train_data=train_data,
-            schema=validate_task.outputs["schema"],
-            label=label,
+            model_name=model_name,
+            registry=registry,
             task=task,
+            eval_fraction=eval_fraction,
             max_vocab_size=max_vocab_size,
             num_oov_buckets=num_oov_buckets,
-        )
-
-        train_task = (train_gpu if gpus else train)(
-            train_data=train_data,
-            eval_data=eval_data,
-            transform_graph=transform_task.outputs["transform_graph"],
-            hidden_units=hidden_units,
+            thresholds=thresholds,
+            min_improvement=min_improvement,
+            beam_pipeline_args=beam_pipeline_args,
+            schema_uri=schema_uri,
             epochs=epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
+            hidden_units=hidden_units,
             dropout=dropout,
             early_stopping_patience=early_stopping_patience,
             seed=seed,
             cpu_devices=cpu_devices,
-        )
-        if gpus:
-            train_task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(gpus)
-            kubernetes.add_toleration(
-                train_task, key=GPU_RESOURCE, operator="Exists", effect="NoSchedule"
-            )
-
-        evaluate_task = evaluate(
-            eval_data=eval_data,
-            model=train_task.outputs["model"],
-            transform_graph=transform_task.outputs["transform_graph"],
-            registry=registry,
-            model_name=model_name,
-            thresholds=thresholds,
-            min_improvement=min_improvement,
-        )
-        # The baseline is read from the registry, an input KFP cannot see.
-        evaluate_task.set_caching_options(False)
-
-        deploy_task = deploy(
-            model=train_task.outputs["model"],
-            blessing=evaluate_task.outputs["blessing"],
-            train_data=train_data,
-            schema=validate_task.outputs["schema"],
-            registry=registry,
-            model_name=model_name,
-            target=deploy_target,
-            serving_namespace=serving_namespace,
-            serving_runtime=serving_runtime,
-            predictor_cpu=predictor_cpu,
-            predictor_memory=predictor_memory,
-            deployment_mode=deployment_mode,
-            canary_traffic_percent=canary_traffic_percent,
-            rollout_timeout_seconds=rollout_timeout_seconds,
-        )
-        # Deploy changes the registry and the cluster: a cached push would deploy nothing.
-        deploy_task.set_caching_options(False)
-
-        if object_store_secret:
-            for task in (ingest_task, evaluate_task, deploy_task):
-                kubernetes.use_secret_as_env(
-                    task,
-                    secret_name=object_store_secret,
-                    secret_key_to_env={key: key for key in OBJECT_STORE_KEYS},
-                )
-
-        return TrainingOutputs(
-            train_data=train_data,
-            eval_data=eval_data,
-            anomalies=validate_task.outputs["anomalies"],
-            model=train_task.outputs["model"],
-            metrics=evaluate_task.outputs["metrics"],
-            blessing=evaluate_task.outputs["blessing"],
-            push_result=deploy_task.outputs["push_result"],
-        )
+        ).outputs()
 
     return training_pipeline
 

@@ -73,6 +73,6 @@ def validate(
                 constants.ANOMALIES: [str(item) for item in result.found],
             },
         )
-        record(schema, {"source": schema_uri or "inferred from the train split"})
+        record(schema, {constants.SCHEMA_SOURCE: schema_uri or "inferred from the train split"})
         if fail_on_anomalies:
             core.raise_for_anomalies(result.found, anomalies.path)

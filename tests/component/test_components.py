@@ -10,6 +10,7 @@ from components import constants
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.ingest.component import ingest
+from components.rollout.component import rollout
 from components.train.component import train
 from components.transform.component import transform
 from components.validate.component import validate
@@ -142,3 +143,91 @@ def test_deploy_pushes_the_blessed_model(pipeline_outputs):
     assert recorded["schema"] == constants.REGISTRY_SCHEMA_FILE
     assert 'name: "species"' in _read(os.path.join(version, recorded["schema"]))
     assert recorded["metrics"]["accuracy"] > 0.9
+
+
+def _use_kubeconfig(monkeypatch, path, host: str) -> None:
+    """Makes the API at ``host`` the one a step outside a pod reaches: a kubeconfig in the
+    kubernetes client's default place (which it reads from KUBECONFIG once, at import)."""
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: standin\n"
+        f"clusters: [{{name: standin, cluster: {{server: '{host}'}}}}]\n"
+        "contexts: [{name: standin, context: {cluster: standin, user: standin}}]\n"
+        "users: [{name: standin, user: {token: none}}]\n"
+    )
+    monkeypatch.setattr(
+        "kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(path), raising=True
+    )
+
+
+def _push_result(folder, **metadata):
+    return _artifact(dsl.Artifact, folder, "push_result", **metadata)
+
+
+def _roll_out(folder, push_result, registry, **settings):
+    rollout_result = _artifact(dsl.Artifact, folder, "rollout_result")
+    rollout.python_func(
+        push_result, registry, "penguins", rollout_result, serving_namespace="models", **settings
+    )
+    return rollout_result
+
+
+def test_rollout_does_nothing_when_nothing_was_pushed(tmp_path):
+    pushed = _push_result(tmp_path, pushed=False, reason="not pushed: not blessed")
+    result = _roll_out(tmp_path, pushed, f"file://{tmp_path}/store")
+    assert result.metadata == {
+        "rolled_out": False,
+        "reason": "nothing to roll out: deploy pushed nothing",
+    }
+    assert json.loads(_read(result.path))["url"] is None
+
+
+def test_rollout_serves_the_pushed_version_with_the_clusters_credentials(
+    pipeline_outputs, tmp_path, monkeypatch
+):
+    # The version deploy pushed, into an object-store registry (file:// takes that code path).
+    from tests.k8s_standin import KServeStandIn
+
+    registry = f"file://{tmp_path}/store"
+    push_result = _push_result(tmp_path)
+    deploy.python_func(
+        pipeline_outputs["model"],
+        pipeline_outputs["blessing"],
+        pipeline_outputs["train_data"],
+        pipeline_outputs["schema"],
+        registry,
+        "penguins",
+        push_result,
+    )
+    with KServeStandIn() as standin:
+        _use_kubeconfig(monkeypatch, tmp_path / "kubeconfig", standin.host)
+        result = _roll_out(tmp_path, push_result, registry)
+        served = standin.objects[("models", "penguins")]["spec"]["predictor"]["model"]
+    assert result.metadata["rolled_out"] is True and result.metadata["version"] == 1
+    assert result.metadata["url"] == "http://penguins-models.example.com"
+    assert served["storageUri"] == f"{registry}/_served/penguins/1/"
+
+
+def test_a_failed_rollout_is_one_marked_line_and_its_version_is_discarded(
+    pipeline_outputs, tmp_path, monkeypatch, capfd
+):
+    from components.errors import RolloutFailed, find_reported_error
+    from components.registry import ModelRegistry
+    from tests.k8s_standin import KServeStandIn, PodFailure
+
+    registry = f"file://{tmp_path}/store"
+    ModelRegistry(registry).push("penguins", pipeline_outputs["model"].path, {})
+    crash = PodFailure(reason="CrashLoopBackOff", message="back-off restarting failed container")
+    with KServeStandIn(lambda annotations: crash) as standin:
+        _use_kubeconfig(monkeypatch, tmp_path / "kubeconfig", standin.host)
+        with pytest.raises(RolloutFailed):
+            _roll_out(
+                tmp_path,
+                _push_result(tmp_path, pushed=True, version=1),
+                registry,
+                rollout_timeout_seconds=1,
+            )
+    reported = find_reported_error(capfd.readouterr().err)
+    assert reported["step"] == "rollout"
+    assert "did not serve within 1 s version 1" in reported["message"]
+    assert "CrashLoopBackOff" in reported["message"]
+    assert ModelRegistry(registry).versions("penguins") == []

@@ -14,13 +14,17 @@ import yaml
 from kfp import dsl
 
 from components import metadata
-from pipelines import training
+from pipelines import cluster_training, training
 from pipelines.cli import main
 
-STEPS = ["ingest", "validate", "transform", "train", "evaluate", "deploy"]
-# Steps whose result depends on what the cache key cannot see (the data behind a URI, the
-# registry) or that change the world (registry, cluster).
-UNCACHED = {"ingest", "evaluate", "deploy"}
+# The cluster pipeline's steps (what `mlops compile` writes); the local pipeline has all but
+# rollout.
+STEPS = ["ingest", "validate", "transform", "train", "evaluate", "deploy", "rollout"]
+LOCAL_STEPS = STEPS[:-1]
+# Steps whose result depends on what the cache key cannot see, or that change the world:
+# ingest (the data behind a URI), evaluate (the registry's baseline), deploy (writes the
+# registry), rollout (changes the cluster and, on failure, the registry).
+UNCACHED = {"ingest", "evaluate", "deploy", "rollout"}
 
 
 def _ir(tmp_path, *flags) -> tuple[dict, dict]:
@@ -68,9 +72,9 @@ def test_the_cluster_package_defaults_to_the_cluster_locations(tmp_path):
     ir, _ = _ir(tmp_path)
     parameters = ir["root"]["inputDefinitions"]["parameters"]
     defaults = {name: parameters[name].get("defaultValue") for name in parameters}
-    assert defaults["data_uri"] == training.CLUSTER_DEFAULTS.data_uri
+    assert defaults["data_uri"] == cluster_training.CLUSTER_DEFAULTS.data_uri
     assert defaults["registry"].startswith("s3://mlpipeline/model-registry?")
-    assert defaults["deploy_target"] == "kserve"
+    assert defaults["serve"] is True
     assert all(value is not None for value in defaults.values()), defaults
 
 
@@ -150,6 +154,28 @@ def test_deploy_reads_a_blessing_handed_on_by_the_backend(tmp_path):
     assert push_result.metadata["version"] == 1
 
 
+def test_rollout_reads_a_push_result_handed_on_by_the_backend(tmp_path):
+    # A bool arrives as 1.0 and an int as 1.0 (numbers are doubles in MLMD, converter.go:
+    # 141-160); serve=false stops before any cluster call.
+    from components.rollout.component import rollout
+
+    def push_result(values):
+        return dsl.Artifact(
+            name="push_result", uri=str(tmp_path / "push"), metadata=_as_backend_hands_on(values)
+        )
+
+    pushed = push_result({"pushed": True, "version": 1.0, "reason": "pushed as version 1"})
+    result = dsl.Artifact(name="rollout_result", uri=str(tmp_path / "rolled"))
+    rollout.python_func(pushed, f"file://{tmp_path}/store", "penguins", result, serve=False)
+    assert result.metadata["version"] == 1 and isinstance(result.metadata["version"], int)
+    assert result.metadata["rolled_out"] is False
+
+    nothing = push_result({"pushed": False, "reason": "not pushed: not blessed"})
+    result = dsl.Artifact(name="rollout_result", uri=str(tmp_path / "nothing"))
+    rollout.python_func(nothing, f"file://{tmp_path}/store", "penguins", result)
+    assert "version" not in result.metadata
+
+
 def _nulls(value, path="") -> list[str]:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return [path]
@@ -171,7 +197,7 @@ def test_no_step_of_a_local_run_writes_null_metadata(tmp_path):
     assert main([*common, "--threshold", "rmse<=0.001"]) == 0
     outputs = glob.glob(str(tmp_path / "runs" / "*" / "*" / "*" / "executor_output.json"))
     steps = {os.path.basename(os.path.dirname(path)) for path in outputs}
-    assert steps == set(STEPS) and len(outputs) == 2 * len(STEPS)
+    assert steps == set(LOCAL_STEPS) and len(outputs) == 2 * len(LOCAL_STEPS)
     found = []
     for path in outputs:
         with open(path) as handle:
@@ -182,7 +208,8 @@ def test_no_step_of_a_local_run_writes_null_metadata(tmp_path):
     assert found == []
 
 
-def test_pipeline_function_has_no_display_names():
-    # Guards the builder itself, not only the committed IR.
-    with open(training.__file__) as handle:
+@pytest.mark.parametrize("module", [training, cluster_training])
+def test_pipeline_function_has_no_display_names(module):
+    # Guards the builders themselves, not only the committed IR.
+    with open(module.__file__) as handle:
         assert "set_display_name" not in handle.read()

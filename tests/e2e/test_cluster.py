@@ -25,7 +25,13 @@ from typing import IO, Any
 import pytest
 import requests
 
-from components.deploy.kserve import GROUP, PLURAL, PROJECT_RUNTIME, TF_SERVING_RUNTIME, VERSION
+from components.rollout.inference_service import (
+    GROUP,
+    PLURAL,
+    PROJECT_RUNTIME,
+    TF_SERVING_RUNTIME,
+    VERSION,
+)
 from pipelines import cluster
 from pipelines.cli import main
 
@@ -187,7 +193,7 @@ def submitted(request, tmp_path_factory) -> Iterator[Submitted]:
         run_ids = {}
         for runtime, model in models.items():
             params = {
-                # Data, registry and deploy target: the compiled defaults, as for a run
+                # Data, registry and serve=true: the compiled defaults, as for a run
                 # started from the dashboard.
                 "model_name": model,
                 "serving_runtime": runtime,
@@ -222,8 +228,8 @@ def serving(submitted: Submitted, runtime: str) -> Iterator[str]:
     if service is None:
         pytest.fail(
             f"{where} succeeded but there is no InferenceService {NAMESPACE}/{model}: the model "
-            "was not blessed by evaluate, or deploy did not deploy it; read the evaluate and "
-            "deploy steps' logs in the run"
+            "was not blessed by evaluate, or deploy did not push it, or rollout did not serve it; "
+            "read the evaluate, deploy and rollout steps' logs in the run"
         )
     conditions = service.get("status", {}).get("conditions", [])
     ready = next((c for c in conditions if c["type"] == "Ready"), {})

@@ -65,8 +65,8 @@ def test_invalid_model_names_are_rejected(name):
 
 def test_unblessed_model_is_not_pushed(tmp_path):
     model = _fake_saved_model(tmp_path / "model")
-    target = deploy_core.LocalRegistryTarget(str(tmp_path / "reg"))
-    result = deploy_core.deploy(model, False, ["accuracy 0.3 is below 0.9"], target, "m", {}, "")
+    registry = str(tmp_path / "reg")
+    result = deploy_core.deploy(model, False, ["accuracy 0.3 is below 0.9"], registry, "m", {}, "")
     assert not result.pushed
     assert "accuracy 0.3 is below 0.9" in result.reason
     assert not os.path.exists(tmp_path / "reg")
@@ -78,7 +78,7 @@ def test_blessed_model_is_pushed_with_its_metadata(tmp_path):
         model,
         True,
         ["beats"],
-        deploy_core.LocalRegistryTarget(str(tmp_path / "reg")),
+        str(tmp_path / "reg"),
         "m",
         {"metrics": {"accuracy": 1}},
         'feature { name: "x" }',
@@ -94,9 +94,19 @@ def test_blessed_model_is_pushed_with_its_metadata(tmp_path):
         assert schema.read() == 'feature { name: "x" }'
 
 
-def test_unknown_target_is_rejected(tmp_path):
-    with pytest.raises(ConfigurationError, match="Unknown deploy target"):
-        deploy_core.make_target("moon", str(tmp_path), deploy_core.KServeSettings())
+def test_blessed_model_goes_to_an_object_store_registry_the_same_way(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    registry = f"file://{tmp_path}/store"
+    result = deploy_core.deploy(model, True, ["beats"], registry, "m", {}, "schema")
+    assert result.pushed and result.version == 1
+    assert result.destination == f"{registry}/m/1"
+    assert ModelRegistry(registry).metadata("m", 1)["blessing"] == ["beats"]
+
+
+def test_deploy_checks_the_model_name_even_for_an_unblessed_model(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    with pytest.raises(ConfigurationError, match="not valid"):
+        deploy_core.deploy(model, False, ["weak"], str(tmp_path), "Bad Name", {}, "")
 
 
 def test_object_store_registry_counts_a_version_once_its_metadata_is_written(tmp_path):

@@ -1,4 +1,4 @@
-"""The KServe deploy target: create or update an InferenceService, wait for it, roll back.
+"""A KServe InferenceService: create or update it, wait for it, roll it back.
 
 The InferenceService (``serving.kserve.io/v1beta1``) is built from :class:`InferenceServiceSpec`
 in one place. :func:`rollout` applies it and waits until the new version serves; when it does
@@ -35,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from components.errors import ConfigurationError, PipelineInputError
+from components.errors import ConfigurationError, RolloutFailed
 
-if TYPE_CHECKING:  # The kubernetes client costs ~1.5 s to import; only the kserve target needs it.
+if TYPE_CHECKING:  # The kubernetes client costs ~1.5 s to import; only a rollout needs it.
     from kubernetes.client import ApiClient
 
 logger = logging.getLogger(__name__)
@@ -75,14 +75,6 @@ RUNTIMES: dict[str, tuple[str, str | None]] = {
     TF_SERVING_RUNTIME: ("v1", "2.16.1"),
     PROJECT_RUNTIME: ("v2", None),
 }
-
-
-class RolloutFailed(PipelineInputError):
-    """The new version did not come to serve; the previous spec was restored.
-
-    Not bad input, but a :class:`PipelineInputError` so the deploy step reports its message on
-    one clean line (components/errors.py ``step``) instead of a traceback.
-    """
 
 
 @dataclass(frozen=True)
@@ -229,8 +221,8 @@ class InferenceServiceSpec:
 
 
 @dataclass(frozen=True)
-class RolloutResult:
-    """The outcome of a rollout."""
+class ServiceRollout:
+    """What an InferenceService serves after a rollout, and what it served before."""
 
     url: str
     revision: str | None
@@ -262,7 +254,7 @@ def _shorten(text: str, limit: int = 300) -> str:
 
 
 class InferenceServices:
-    """The InferenceService calls this target makes, through the Kubernetes API."""
+    """The InferenceService calls a rollout makes, through the Kubernetes API."""
 
     def __init__(self, api_client: "ApiClient", namespace: str) -> None:
         from kubernetes.client import CustomObjectsApi
@@ -586,7 +578,7 @@ def rollout(
     timeout_seconds: float = 600.0,
     poll_seconds: float = 2.0,
     on_rollback: Callable[[], None] | None = None,
-) -> RolloutResult:
+) -> ServiceRollout:
     """Creates or updates the InferenceService, waits until the new version serves, rolls back
     if it does not.
 
@@ -653,7 +645,7 @@ def rollout(
             f"{spec.model_version}: {reason}; {restored}."
         )
     status = progress.service.get("status", {})
-    return RolloutResult(
+    return ServiceRollout(
         url=status.get("url", ""),
         revision=_revision(progress.deployment, status),
         model_version=spec.model_version,

@@ -1,6 +1,7 @@
-"""The KServe deploy target through the real kubernetes client, over real HTTP, against the
-KServe stand-in in tests/k8s_standin.py (KServe v0.15.2's controller, cut down; its docstring
-cites the source of each behaviour)."""
+"""The rollout step through the real kubernetes client, over real HTTP, against the KServe
+stand-in in tests/k8s_standin.py (KServe v0.15.2's controller, cut down; its docstring cites the
+source of each behaviour): the InferenceService rollout itself, then the step serving what
+deploy pushed."""
 
 import time
 
@@ -8,9 +9,10 @@ import pytest
 from kubernetes.client import ApiClient, Configuration
 
 from components.deploy import core as deploy_core
-from components.deploy import kserve
-from components.errors import ConfigurationError
+from components.errors import ConfigurationError, PipelineInputError, RolloutFailed
 from components.registry import ModelRegistry
+from components.rollout import core as rollout_core
+from components.rollout import inference_service as kserve
 from tests.k8s_standin import KServeStandIn, PodFailure
 
 NS = "models"
@@ -99,7 +101,7 @@ def test_raw_version_that_never_becomes_available_is_rolled_back():
         api = _api(standin)
         kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
         calls = []
-        with pytest.raises(kserve.RolloutFailed) as err:
+        with pytest.raises(RolloutFailed) as err:
             kserve.rollout(
                 api, _spec(BROKEN), 0.3, poll_seconds=0.01, on_rollback=lambda: calls.append(1)
             )
@@ -127,7 +129,7 @@ def test_progress_deadline_exceeded_fails_before_the_timeout():
         api = _api(standin)
         kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
         start = time.monotonic()
-        with pytest.raises(kserve.RolloutFailed) as err:
+        with pytest.raises(RolloutFailed) as err:
             kserve.rollout(api, _spec(BROKEN), 30, poll_seconds=0.01)
         elapsed = time.monotonic() - start
         stored = standin.objects[(NS, "penguins")]
@@ -146,7 +148,7 @@ def test_deployment_kserve_has_not_updated_is_not_taken_for_the_new_version():
         standin.controller_lag = 0
         kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
         standin.controller_lag = 1_000
-        with pytest.raises(kserve.RolloutFailed, match="KServe has not put the new spec"):
+        with pytest.raises(RolloutFailed, match="KServe has not put the new spec"):
             kserve.rollout(api, _spec(2), 0.2, poll_seconds=0.01)
 
 
@@ -170,7 +172,7 @@ def test_failure_names_the_new_pods_waiting_reason(failure, expected):
     with KServeStandIn(_fails_when_broken(failure)) as standin:
         api = _api(standin)
         kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
-        with pytest.raises(kserve.RolloutFailed) as err:
+        with pytest.raises(RolloutFailed) as err:
             kserve.rollout(api, _spec(BROKEN), 0.2, poll_seconds=0.01)
     assert expected in str(err.value)
     assert failure.exit_message in str(err.value)
@@ -178,7 +180,7 @@ def test_failure_names_the_new_pods_waiting_reason(failure, expected):
 
 def test_new_service_that_never_becomes_available_is_deleted():
     with KServeStandIn(_fails_when_broken(CRASH)) as standin:
-        with pytest.raises(kserve.RolloutFailed, match="was deleted"):
+        with pytest.raises(RolloutFailed, match="was deleted"):
             kserve.rollout(_api(standin), _spec(BROKEN), 0.2, poll_seconds=0.01)
         assert standin.objects == {}
         assert standin.deployments == {}
@@ -189,9 +191,9 @@ def test_raw_rollout_api_calls():
     with KServeStandIn(_fails_when_broken(CRASH)) as standin:
         api = _api(standin)
         kserve.rollout(api, _spec(1), 30, poll_seconds=0.01)
-        with pytest.raises(kserve.RolloutFailed):
+        with pytest.raises(RolloutFailed):
             kserve.rollout(api, _spec(BROKEN), 0.2, poll_seconds=0.01)
-        with pytest.raises(kserve.RolloutFailed):
+        with pytest.raises(RolloutFailed):
             kserve.rollout(api, _spec(BROKEN, name="other"), 0.2, poll_seconds=0.01)
     assert set(standin.calls) == {
         ("get", "serving.kserve.io/inferenceservices"),
@@ -242,7 +244,7 @@ def test_serverless_revision_that_fails_is_rolled_back():
     with KServeStandIn(_fails_when_broken(CRASH)) as standin:
         api = _api(standin)
         kserve.rollout(api, _spec(1, **SERVERLESS), 30, poll_seconds=0.01)
-        with pytest.raises(kserve.RolloutFailed) as err:
+        with pytest.raises(RolloutFailed) as err:
             kserve.rollout(api, _spec(BROKEN, **SERVERLESS), 0.2, poll_seconds=0.01)
         stored = standin.objects[(NS, "penguins")]
     assert "Ready=False (RevisionFailed" in str(err.value)
@@ -280,17 +282,33 @@ def _fake_saved_model(folder) -> str:
     return str(folder)
 
 
-def _target(standin, registry: str, timeout: float = 30) -> deploy_core.KServeTarget:
-    settings = deploy_core.KServeSettings(namespace=NS, timeout_seconds=timeout, poll_seconds=0.01)
-    return deploy_core.KServeTarget(registry, settings, api=_api(standin))
+def _settings(timeout: float = 30, **overrides) -> rollout_core.KServeSettings:
+    return rollout_core.KServeSettings(
+        serving_namespace=NS, rollout_timeout_seconds=timeout, poll_seconds=0.01, **overrides
+    )
 
 
-def test_kserve_target_serves_the_version_from_its_own_served_folder(tmp_path):
+def _push(model: str, registry: str) -> deploy_core.PushResult:
+    return deploy_core.deploy(model, True, ["beats"], registry, "penguins", {}, "schema")
+
+
+def _deploy_and_roll_out(
+    standin, model: str, registry: str, timeout: float = 30
+) -> tuple[deploy_core.PushResult, rollout_core.RolloutResult]:
+    """The cluster pipeline's deploy and rollout steps, one after the other."""
+    pushed = _push(model, registry)
+    rolled = rollout_core.rollout(
+        pushed.version, registry, "penguins", _settings(timeout), api=_api(standin)
+    )
+    return pushed, rolled
+
+
+def test_rollout_serves_the_pushed_version_from_its_own_served_folder(tmp_path):
     model = _fake_saved_model(tmp_path / "model")
     registry = f"file://{tmp_path}/store"
     with KServeStandIn() as standin:
-        first = _target(standin, registry).push(model, "penguins", {}, "schema")
-        second = _target(standin, registry).push(model, "penguins", {}, "schema")
+        first, _ = _deploy_and_roll_out(standin, model, registry)
+        second, rolled = _deploy_and_roll_out(standin, model, registry)
         stored = standin.objects[(NS, "penguins")]
     assert (first.version, second.version) == (1, 2)
     assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/_served/penguins/2/"
@@ -300,11 +318,14 @@ def test_kserve_target_serves_the_version_from_its_own_served_folder(tmp_path):
     assert (served / "2" / "variables" / "variables.index").is_file()
     assert _version(stored) == "2"
     assert second.destination == f"{registry}/penguins/2"
-    assert second.previous_destination == f"{registry}/penguins/1"
-    assert second.url == "http://penguins-models.example.com"
+    assert rolled.rolled_out and rolled.version == 2
+    assert rolled.served_uri == f"{registry}/_served/penguins/2/"
+    assert rolled.previous_version == 1
+    assert rolled.previous_destination == f"{registry}/penguins/1"
+    assert rolled.url == "http://penguins-models.example.com"
 
 
-def test_kserve_target_discards_a_version_that_does_not_serve(tmp_path):
+def test_rollout_discards_a_version_that_does_not_serve(tmp_path):
     model = _fake_saved_model(tmp_path / "model")
     registry = f"file://{tmp_path}/store"
 
@@ -312,9 +333,9 @@ def test_kserve_target_discards_a_version_that_does_not_serve(tmp_path):
         return CRASH if annotations.get(kserve.MODEL_VERSION_ANNOTATION) == "2" else None
 
     with KServeStandIn(second_version_crashes) as standin:
-        _target(standin, registry).push(model, "penguins", {}, "schema")
-        with pytest.raises(kserve.RolloutFailed, match="CrashLoopBackOff"):
-            _target(standin, registry, timeout=0.2).push(model, "penguins", {}, "schema")
+        _deploy_and_roll_out(standin, model, registry)
+        with pytest.raises(RolloutFailed, match="CrashLoopBackOff"):
+            _deploy_and_roll_out(standin, model, registry, timeout=0.2)
         stored = standin.objects[(NS, "penguins")]
     assert ModelRegistry(registry).versions("penguins") == [1]
     assert _version(stored) == "1"
@@ -324,20 +345,62 @@ def test_kserve_target_discards_a_version_that_does_not_serve(tmp_path):
     assert (served / "1" / "1" / "saved_model.pb").is_file()
 
 
+def test_rollout_failure_is_not_reported_as_bad_input():
+    assert not issubclass(RolloutFailed, PipelineInputError)
+
+
 def test_later_registry_push_does_not_reach_the_served_folder(tmp_path):
-    # E.g. a deploy_target=local run pushing into the same registry.
+    # E.g. a local run, or a cluster run with serve=false, pushing into the same registry.
     model = _fake_saved_model(tmp_path / "model")
     registry = f"file://{tmp_path}/store"
     with KServeStandIn() as standin:
-        _target(standin, registry).push(model, "penguins", {}, "schema")
+        _deploy_and_roll_out(standin, model, registry)
     assert ModelRegistry(registry).push("penguins", model, {}) == 2
     served = tmp_path / "store" / "_served" / "penguins" / "1"
     assert [p.name for p in served.iterdir()] == ["1"]
 
 
-def test_kserve_target_needs_an_object_store_registry(tmp_path):
+def test_nothing_is_rolled_out_when_nothing_was_pushed(tmp_path):
+    # No API client is made: an unblessed model needs no cluster.
+    result = rollout_core.rollout(None, f"file://{tmp_path}/store", "penguins", _settings())
+    assert not result.rolled_out
+    assert "deploy pushed nothing" in result.reason
+    assert not (tmp_path / "store").exists()
+
+
+def test_serve_false_leaves_the_pushed_version_unserved(tmp_path):
+    registry = f"file://{tmp_path}/store"
+    pushed = _push(_fake_saved_model(tmp_path / "model"), registry)
+    result = rollout_core.rollout(pushed.version, registry, "penguins", _settings(), serve=False)
+    assert not result.rolled_out and result.version == 1
+    assert ModelRegistry(registry).versions("penguins") == [1]
+    assert not (tmp_path / "store" / "_served").exists()
+
+
+def test_rollout_needs_an_object_store_registry_and_discards_the_version(tmp_path):
+    registry = str(tmp_path / "registry")
+    pushed = _push(_fake_saved_model(tmp_path / "model"), registry)
     with pytest.raises(ConfigurationError, match="object store"):
-        deploy_core.make_target("kserve", str(tmp_path), deploy_core.KServeSettings())
+        rollout_core.rollout(pushed.version, registry, "penguins", _settings(), api=object())
+    assert ModelRegistry(registry).versions("penguins") == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"serving_runtime": "triton"}, "serving_runtime must be one of"),
+        ({"canary_traffic_percent": 10}, "Knative"),
+        ({"predictor_memory": "lots"}, "not a Kubernetes quantity"),
+        ({"rollout_timeout_seconds": 0}, "rollout_timeout_seconds must be above 0"),
+    ],
+)
+def test_settings_kserve_cannot_use_discard_the_pushed_version(tmp_path, overrides, message):
+    registry = f"file://{tmp_path}/store"
+    pushed = _push(_fake_saved_model(tmp_path / "model"), registry)
+    settings = rollout_core.KServeSettings(serving_namespace=NS, **overrides)
+    with pytest.raises(ConfigurationError, match=message):
+        rollout_core.rollout(pushed.version, registry, "penguins", settings, api=object())
+    assert ModelRegistry(registry).versions("penguins") == []
 
 
 def test_resources_limits_are_twice_the_requests():
@@ -367,7 +430,7 @@ def test_served_folders_of_versions_no_spec_names_are_retired(tmp_path):
     registry = f"file://{tmp_path}/store"
     with KServeStandIn() as standin:
         for _ in range(3):
-            _target(standin, registry).push(model, "penguins", {}, "schema")
+            _deploy_and_roll_out(standin, model, registry)
     served = tmp_path / "store" / "_served" / "penguins"
     # The serving version and the one a rollback goes back to; the registry keeps all three.
     assert sorted(p.name for p in served.iterdir()) == ["2", "3"]
@@ -382,9 +445,9 @@ def test_the_number_of_a_discarded_version_is_never_reused(tmp_path):
         return CRASH if annotations.get(kserve.MODEL_VERSION_ANNOTATION) == "2" else None
 
     with KServeStandIn(version_2_crashes) as standin:
-        _target(standin, registry).push(model, "penguins", {}, "schema")
-        with pytest.raises(kserve.RolloutFailed):
-            _target(standin, registry, timeout=0.3).push(model, "penguins", {}, "schema")
-        third = _target(standin, registry).push(model, "penguins", {}, "schema")
+        _deploy_and_roll_out(standin, model, registry)
+        with pytest.raises(RolloutFailed):
+            _deploy_and_roll_out(standin, model, registry, timeout=0.3)
+        third, _ = _deploy_and_roll_out(standin, model, registry)
     assert third.version == 3
     assert ModelRegistry(registry).versions("penguins") == [1, 3]

@@ -1,0 +1,71 @@
+"""KFP wrapper of :mod:`components.rollout.core`."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Output
+
+from components.images import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def rollout(
+    push_result: Input[Artifact],
+    registry: str,
+    model_name: str,
+    rollout_result: Output[Artifact],
+    serve: bool = True,
+    serving_namespace: str = "mlops-models",
+    serving_runtime: str = "kserve-tensorflow-serving",
+    predictor_cpu: str = "500m",
+    predictor_memory: str = "1Gi",
+    deployment_mode: str = "RawDeployment",
+    canary_traffic_percent: int = 100,
+    rollout_timeout_seconds: int = 600,
+) -> None:
+    """Serves the version deploy pushed with a KServe InferenceService; does nothing when it
+    pushed none. A version that does not serve is rolled back and discarded from the registry.
+
+    Args:
+        push_result: The deploy step's outcome (``pushed``, ``version``).
+        registry: The registry deploy pushed to, in an object store KServe reads.
+        model_name: The model's name, also the InferenceService's.
+        rollout_result: Whether the version serves, its URL and revision, what served before
+            (metadata and JSON).
+        serve: False leaves the pushed version in the registry, unserved.
+        serving_namespace: The InferenceService's namespace.
+        serving_runtime: ``kserve-tensorflow-serving`` or ``mlops-predictor``.
+        predictor_cpu: The predictor's CPU request (the limit is twice it).
+        predictor_memory: The predictor's memory request (the limit is twice it).
+        deployment_mode: ``RawDeployment`` or ``Serverless`` (Knative).
+        canary_traffic_percent: Traffic for the new version; 100 rolls out fully, less needs
+            Serverless mode.
+        rollout_timeout_seconds: How long the new version has to serve before it is rolled back.
+    """
+    import dataclasses
+    import json
+
+    from components import constants
+    from components.errors import step
+    from components.metadata import read, record
+    from components.rollout import core
+
+    with step("rollout"):
+        pushed = bool(read(push_result, constants.PUSHED))
+        result = core.rollout(
+            int(read(push_result, constants.VERSION)) if pushed else None,
+            registry,
+            model_name,
+            core.KServeSettings(
+                serving_namespace=serving_namespace,
+                serving_runtime=serving_runtime,
+                predictor_cpu=predictor_cpu,
+                predictor_memory=predictor_memory,
+                deployment_mode=deployment_mode,
+                canary_traffic_percent=canary_traffic_percent,
+                rollout_timeout_seconds=rollout_timeout_seconds,
+            ),
+            serve,
+        )
+    outcome = dataclasses.asdict(result)
+    with open(rollout_result.path, "w") as f:
+        json.dump(outcome, f, indent=2)
+    record(rollout_result, outcome)  # url, revision, ... are None when nothing was rolled out

@@ -1,0 +1,203 @@
+"""Rollout: serve the version deploy pushed with a KServe InferenceService, or take it back out.
+
+The deploy step (TFX Pusher) writes a blessed model to the registry as its next version; this
+step copies that version into a served folder of its own (:meth:`ModelRegistry.publish`) and
+rolls the InferenceService out to it (:func:`inference_service.rollout`). A version that does
+not come to serve is discarded from the registry again, with its served folder, so it never
+becomes the next run's baseline; the previous InferenceService spec, pointing at the previous
+served folder, keeps serving. When deploy pushed nothing (an unblessed model) this step does
+nothing, so a pipeline needs no condition around it (``kfp.local`` has none).
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from components.errors import ConfigurationError
+from components.registry import ModelRegistry
+from components.rollout import inference_service
+from components.settings import check, setting
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KServeSettings:
+    """How a version is served (see :class:`inference_service.InferenceServiceSpec`).
+
+    Checked by :func:`rollout`, after deploy pushed the version, so that a version these
+    settings cannot serve is discarded like one that failed to roll out.
+    """
+
+    serving_namespace: str = setting("mlops-models", "the InferenceService's namespace")
+    serving_runtime: str = setting(
+        inference_service.TF_SERVING_RUNTIME,
+        "the ServingRuntime: KServe's TensorFlow Serving (V1) or this project's predictor (V2)",
+        lambda v: v in inference_service.RUNTIMES,
+        "one of " + ", ".join(inference_service.RUNTIMES),
+    )
+    predictor_cpu: str = setting("500m", "the predictor's CPU request (the limit is twice it)")
+    predictor_memory: str = setting("1Gi", "the predictor's memory request (the limit is twice it)")
+    deployment_mode: str = setting(
+        "RawDeployment",
+        "KServe's deployment mode: RawDeployment, or Serverless (Knative)",
+        lambda v: v in ("RawDeployment", "Serverless"),
+        "RawDeployment or Serverless",
+    )
+    canary_traffic_percent: int = setting(
+        100,
+        "traffic for the new version; 100 rolls out fully, less needs Serverless mode",
+        lambda v: 0 <= v <= 100,
+        "0..100",
+    )
+    rollout_timeout_seconds: float = setting(
+        600.0,
+        "how long the new version has to serve before it is rolled back",
+        lambda v: v > 0,
+        "above 0",
+    )
+    poll_seconds: float = 5.0
+
+    @property
+    def canary(self) -> int | None:
+        """``canaryTrafficPercent``, or None for a full rollout (100)."""
+        return None if self.canary_traffic_percent == 100 else self.canary_traffic_percent
+
+    @property
+    def resources(self) -> inference_service.Resources:
+        """The predictor's requests, and limits at twice them."""
+        return inference_service.Resources.scaled(self.predictor_cpu, self.predictor_memory)
+
+    def check(self) -> None:
+        """Raises ConfigurationError for settings KServe would reject or silently ignore."""
+        check(self)
+        inference_service.check_options(self.serving_runtime, self.deployment_mode, self.canary)
+        _ = self.resources  # Quantities such as "500m" and "1Gi".
+
+    def spec(
+        self, name: str, storage_uri: str, version: int
+    ) -> inference_service.InferenceServiceSpec:
+        """The InferenceService serving ``version`` of the model at ``storage_uri``."""
+        return inference_service.InferenceServiceSpec(
+            name=name,
+            namespace=self.serving_namespace,
+            storage_uri=storage_uri,
+            model_version=version,
+            runtime=self.serving_runtime,
+            resources=self.resources,
+            deployment_mode=self.deployment_mode,
+            canary_traffic_percent=self.canary,
+        )
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """What the rollout did: served the version or not, where, and what served before."""
+
+    rolled_out: bool
+    reason: str
+    version: int | None = None
+    served_uri: str | None = None
+    url: str | None = None
+    revision: str | None = None
+    previous_version: int | None = None
+    previous_destination: str | None = None
+
+
+def _api_client() -> Any:
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def _retire_served(registry: ModelRegistry, model_name: str, keep: set[int | None]) -> None:
+    # Served folders of versions no InferenceService spec names any more are copies that only
+    # cost storage; failing to delete them must not fail a rollout that succeeded.
+    try:
+        retired = registry.retire_served(model_name, {v for v in keep if v is not None})
+    except OSError as err:
+        logger.warning("Could not retire old served folders of %s: %s", model_name, err)
+        return
+    if retired:
+        logger.info("Retired the served folders of %s versions %s", model_name, retired)
+
+
+def rollout(
+    version: int | None,
+    registry_root: str,
+    model_name: str,
+    settings: KServeSettings,
+    serve: bool = True,
+    api: Any = None,
+) -> RolloutResult:
+    """Serves the pushed ``version`` with the InferenceService ``model_name``.
+
+    Args:
+        version: The version deploy pushed, or None when it pushed nothing.
+        registry_root: The registry, in an object store KServe reads (``s3://``, ``gs://``).
+        model_name: The model's name: also the InferenceService's.
+        settings: How to serve it.
+        serve: False leaves the pushed version in the registry, unserved.
+        api: A Kubernetes API client; the pod's (or ``~/.kube/config``'s) when None.
+
+    Returns:
+        Whether the version serves, where, and what served before.
+
+    Raises:
+        ConfigurationError: Settings KServe cannot use, a registry KServe cannot read, an
+            InferenceService in the other deployment mode; the version was discarded.
+        RolloutFailed: The version did not serve in time; the previous spec serves again and
+            the version was discarded.
+    """
+    if version is None:
+        return RolloutResult(rolled_out=False, reason="nothing to roll out: deploy pushed nothing")
+    if not serve:
+        reason = f"version {version} stays in the registry unserved (serve is false)"
+        logger.info("%s", reason)
+        return RolloutResult(rolled_out=False, reason=reason, version=version)
+    registry = ModelRegistry(registry_root)
+    logger.info(
+        "Rolling out %s version %d from %s with %s", model_name, version, registry_root, settings
+    )
+    discarded = []
+
+    def discard() -> None:
+        # A version that never served must not become the baseline.
+        if not discarded:
+            registry.discard(model_name, version)
+            discarded.append(version)
+
+    try:
+        settings.check()
+        if registry.is_local:
+            raise ConfigurationError(
+                f"KServe needs the registry in an object store it can read (s3://..., gs://...), "
+                f"not the local path {registry_root!r}."
+            )
+        storage_uri = registry.publish(model_name, version)
+        served = inference_service.rollout(
+            api if api is not None else _api_client(),
+            settings.spec(model_name, storage_uri, version),
+            settings.rollout_timeout_seconds,
+            settings.poll_seconds,
+            on_rollback=discard,
+        )
+    except BaseException:
+        discard()
+        raise
+    _retire_served(registry, model_name, {version, served.previous_model_version})
+    previous = served.previous_model_version
+    return RolloutResult(
+        rolled_out=True,
+        reason=f"version {version} is serving at {served.url}",
+        version=version,
+        served_uri=storage_uri,
+        url=served.url,
+        revision=served.revision,
+        previous_version=previous,
+        previous_destination=None if previous is None else registry.path(model_name, previous),
+    )
