@@ -72,3 +72,6 @@ TASKS = (AUTO, CLASSIFICATION, REGRESSION)
 DATA_FINGERPRINT = "data_fingerprint"
 # Metadata key of the schema artifact: where the schema came from.
 SCHEMA_SOURCE = "source"
+# Metadata keys of the baseline artifact (resolve_baseline), besides VERSION and METRICS.
+BASELINE_FOUND = "found"
+REGISTRY_PATH = "registry_path"

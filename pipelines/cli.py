@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument(
         "--object-store-secret",
         default=OBJECT_STORE_SECRET,
-        help="Kubernetes Secret with the object-store keys for ingest, evaluate and deploy "
-        f"(default: {OBJECT_STORE_SECRET}, from manifests/); 'none' to use none",
+        help="Kubernetes Secret with the object-store keys for ingest, resolve-baseline, deploy "
+        f"and rollout (default: {OBJECT_STORE_SECRET}, from manifests/); 'none' to use none",
     )
     compile_.add_argument(
         "--gpus",

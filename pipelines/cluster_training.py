@@ -1,9 +1,9 @@
 """The training pipeline for a Kubeflow Pipelines cluster (what ``mlops compile`` writes). Steps,
 in order (TFX names in brackets):
 
-1-6. ingest, validate, transform, train, evaluate, deploy: the local pipeline's steps
-     (:mod:`pipelines.training`), deploy pushing to a registry in the object store.
-7. rollout [KServe]: serve the version deploy pushed with an InferenceService; roll back and
+1-7. ingest, validate, transform, train, resolve-baseline, evaluate, deploy: the local
+     pipeline's steps (:mod:`pipelines.training`), with the registry in the object store.
+8. rollout [KServe]: serve the version deploy pushed with an InferenceService; roll back and
    discard the version when it does not serve; do nothing when nothing was pushed.
 
 What only a cluster has: the cluster's defaults for the data and the registry, the object-store
@@ -48,7 +48,8 @@ def build_cluster_training_pipeline(
             TensorFlow's GPU image and tolerates GPU-node taints. 0 trains on CPU.
         object_store_secret: The Kubernetes Secret whose ``AWS_ACCESS_KEY_ID`` and
             ``AWS_SECRET_ACCESS_KEY`` the steps that read or write the object store (ingest,
-            evaluate, deploy, rollout) get as environment variables; never pipeline parameters.
+            resolve-baseline, deploy, rollout) get as environment variables; never pipeline
+            parameters.
             None gives them none.
         defaults: Where runs read and write unless told otherwise.
 
@@ -60,8 +61,8 @@ def build_cluster_training_pipeline(
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description="Ingest, validate (TFDV), transform, train (Keras), evaluate, deploy to the "
-        "model registry and roll out on KServe.",
+        description="Ingest, validate (TFDV), transform, train (Keras), evaluate against the "
+        "registry's newest version, deploy to the registry and roll out on KServe.",
     )
     def cluster_training_pipeline(
         data_uri: str = defaults.data_uri,
@@ -136,7 +137,7 @@ def build_cluster_training_pipeline(
         # Rollout changes the cluster and the registry: a cached rollout would serve nothing.
         rollout_task.set_caching_options(False)
         if object_store_secret:
-            for step in (tasks.ingest, tasks.evaluate, tasks.deploy, rollout_task):
+            for step in (tasks.ingest, tasks.resolve_baseline, tasks.deploy, rollout_task):
                 kubernetes.use_secret_as_env(
                     step,
                     secret_name=object_store_secret,

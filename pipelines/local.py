@@ -101,7 +101,7 @@ class StepReporter(io.TextIOBase):
             took = time.monotonic() - self.times.started.get(name, time.monotonic())
             self.times.seconds[name] = took
             mark = "✓" if status == "SUCCESS" else "✗"
-            self.terminal.write(f"  {mark} {name:<10} {took:6.1f} s\n")
+            self.terminal.write(f"  {mark} {name:<16} {took:6.1f} s\n")
         self.terminal.flush()
 
 

@@ -5,8 +5,11 @@
 2. validate [StatisticsGen + SchemaGen + ExampleValidator]: TFDV statistics, schema, anomalies.
 3. transform [Transform]: fit the preprocessing on train, save it as a TensorFlow SavedModel.
 4. train [Trainer]: Keras on the transform; export a SavedModel taking raw features.
-5. evaluate [Evaluator]: metrics on eval; bless against thresholds and the registry's baseline.
-6. deploy [Pusher]: push a blessed model to the registry; do nothing for an unblessed one.
+5. resolve-baseline [Resolver, LatestBlessedModelStrategy]: the registry's newest version of
+   the model, copied as this run's baseline.
+6. evaluate [Evaluator]: metrics on eval; bless against the trivial model, thresholds and the
+   baseline (scored on the same rows).
+7. deploy [Pusher]: push a blessed model to the registry; do nothing for an unblessed one.
 
 Every step runs whether or not the model is blessed (``kfp.local`` has no ``dsl.If``); deploy
 reads the blessing itself, as TFX's Pusher does. The cluster pipeline
@@ -24,6 +27,7 @@ from kfp.dsl import Artifact, Dataset, Metrics, Model, PipelineTask
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.ingest.component import ingest
+from components.resolve_baseline.component import resolve_baseline
 from components.train.component import train
 from components.transform.component import transform
 from components.validate.component import validate
@@ -74,6 +78,7 @@ class TrainingTasks(NamedTuple):
     validate: PipelineTask
     transform: PipelineTask
     train: PipelineTask
+    resolve_baseline: PipelineTask
     evaluate: PipelineTask
     deploy: PipelineTask
 
@@ -150,18 +155,21 @@ def _bless_and_push(
     model_name: Any,
     thresholds: Any,
     min_improvement: Any,
-) -> tuple[PipelineTask, PipelineTask]:
+) -> tuple[PipelineTask, PipelineTask, PipelineTask]:
+    # After train: the baseline is the registry's newest version when the candidate is ready,
+    # not when the run started (training takes minutes, and other runs push meanwhile).
+    baseline_task = resolve_baseline(registry=registry, model_name=model_name).after(train_task)
+    # The registry is an input the cache key cannot see.
+    baseline_task.set_caching_options(False)
+    # Everything evaluate reads is an input artifact or parameter, so it may come from the cache.
     evaluate_task = evaluate(
         eval_data=ingest_task.outputs["eval_data"],
         model=train_task.outputs["model"],
         transform_graph=transform_task.outputs["transform_graph"],
-        registry=registry,
-        model_name=model_name,
+        baseline=baseline_task.outputs["baseline"],
         thresholds=thresholds,
         min_improvement=min_improvement,
     )
-    # The baseline is read from the registry, an input KFP cannot see.
-    evaluate_task.set_caching_options(False)
     deploy_task = deploy(
         model=train_task.outputs["model"],
         blessing=evaluate_task.outputs["blessing"],
@@ -172,7 +180,7 @@ def _bless_and_push(
     )
     # Deploy changes the registry: a cached push would push nothing.
     deploy_task.set_caching_options(False)
-    return evaluate_task, deploy_task
+    return baseline_task, evaluate_task, deploy_task
 
 
 def add_training_steps(
@@ -192,8 +200,9 @@ def add_training_steps(
     train_step: Any = train,
     **hyperparameters: Any,
 ) -> TrainingTasks:
-    """Adds ingest → validate → transform → train → evaluate → deploy to the pipeline being
-    defined; the arguments are its parameters (channels), named as the pipeline's.
+    """Adds ingest → validate → transform → train → resolve-baseline → evaluate → deploy to the
+    pipeline being defined; the arguments are its parameters (channels), named as the
+    pipeline's.
 
     Args:
         schema_uri: A curated TFDV schema to validate against, fixed when the pipeline is built.
@@ -213,7 +222,7 @@ def add_training_steps(
         train_step,
         hyperparameters,
     )
-    evaluate_task, deploy_task = _bless_and_push(
+    baseline_task, evaluate_task, deploy_task = _bless_and_push(
         ingest_task,
         validate_task,
         transform_task,
@@ -224,7 +233,13 @@ def add_training_steps(
         min_improvement,
     )
     return TrainingTasks(
-        ingest_task, validate_task, transform_task, train_task, evaluate_task, deploy_task
+        ingest_task,
+        validate_task,
+        transform_task,
+        train_task,
+        baseline_task,
+        evaluate_task,
+        deploy_task,
     )
 
 
@@ -240,8 +255,8 @@ def build_training_pipeline(schema_uri: Optional[str] = None):
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description="Ingest, validate (TFDV), transform, train (Keras), evaluate and deploy to "
-        "the model registry, on one machine.",
+        description="Ingest, validate (TFDV), transform, train (Keras), evaluate against the "
+        "registry's newest version and deploy to the registry, on one machine.",
     )
     def training_pipeline(
         data_uri: str = defaults.data_uri,

@@ -22,8 +22,7 @@ def evaluate(
     eval_data: Input[Dataset],
     model: Input[Model],
     transform_graph: Input[Artifact],
-    registry: str,
-    model_name: str,
+    baseline: Input[Model],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     report: Output[Markdown],
@@ -37,8 +36,7 @@ def evaluate(
         eval_data: The eval split.
         model: The candidate SavedModel.
         transform_graph: The transform (its spec gives the task, classes and label statistics).
-        registry: The model registry; its newest version of ``model_name`` is the baseline.
-        model_name: The model's name in the registry.
+        baseline: The model to improve on (resolve_baseline's output; metadata ``found``).
         metrics: Scalar metrics for the KFP UI.
         classification_metrics: Confusion matrix (and ROC curve for two classes).
         report: The evaluation as Markdown.
@@ -53,16 +51,16 @@ def evaluate(
     from components.errors import step
     from components.evaluate import core
     from components.features import load_spec
-    from components.metadata import record
+    from components.metadata import read, record
 
     with step("evaluate"):
         config = core.EvalConfig(thresholds or {}, min_improvement)
+        found = bool(read(baseline, constants.BASELINE_FOUND))
         result = core.evaluate(
             eval_data.path,
             model.path,
             load_spec(transform_graph.path),
-            registry,
-            model_name,
+            core.Baseline(int(read(baseline, constants.VERSION)), baseline.path) if found else None,
             config,
         )
     record(metrics, result.metrics)  # what Metrics.log_metric does, without NaN

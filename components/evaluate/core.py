@@ -1,13 +1,13 @@
 """Evaluate [TFX Evaluator]: metrics of the candidate on the eval split, and a blessing.
 
-A candidate is blessed when it beats the trivial model (the train split's majority class, or its
-mean), meets every absolute threshold, and improves on the baseline (the newest model in the
-registry, scored on the same eval rows) by more than ``min_improvement``.
+The candidate, the trivial model (the train split's majority class, or its mean) and the
+baseline are scored on the same eval rows; :func:`components.evaluate.blessing.bless` decides.
+The baseline is an input, as TFX's Evaluator takes the LatestBlessedModelStrategy resolver's
+output: the resolve_baseline step copied the registry's newest version for this run.
 """
 
 import logging
 import math
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,50 +16,20 @@ import tensorflow as tf
 from sklearn import metrics as sk
 
 from components import constants
-from components.errors import ConfigurationError
+from components.evaluate.blessing import PRIMARY, BaselineMetrics, EvalConfig, bless
 from components.features import Arrays, TransformSpec, read_split
-from components.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
-# The metric blessing compares with the trivial model and the baseline, and its direction.
-PRIMARY = {constants.CLASSIFICATION: ("accuracy", 1.0), constants.REGRESSION: ("rmse", -1.0)}
-_BOUNDS = ("lower_bound", "upper_bound")
 _PREDICT_BATCH = 4096
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    """How a candidate is blessed.
+class Baseline:
+    """The model the candidate must improve on: a registry version, as a local SavedModel."""
 
-    Attributes:
-        thresholds: Metric name to bounds, e.g. ``{"accuracy": {"lower_bound": 0.9}}``
-            (TFMA's ``GenericValueThreshold``).
-        min_improvement: How much the primary metric (accuracy, or RMSE downwards) must improve
-            on the baseline; 0 means any improvement.
-    """
-
-    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
-    min_improvement: float = 0.0
-
-    def check(self, task: str) -> None:
-        """Raises ConfigurationError for a threshold the task does not compute."""
-        known = (
-            constants.CLASSIFICATION_METRICS
-            if task == constants.CLASSIFICATION
-            else constants.REGRESSION_METRICS
-        )
-        for name, bounds in self.thresholds.items():
-            if name not in known:
-                raise ConfigurationError(
-                    f"Threshold on {name!r}: a {task} evaluation computes {', '.join(known)}."
-                )
-            if not bounds or set(bounds) - set(_BOUNDS):
-                raise ConfigurationError(
-                    f"Threshold on {name!r} must give lower_bound and/or upper_bound, got {bounds}."
-                )
-        if self.min_improvement < 0:
-            raise ConfigurationError(f"min_improvement must be >= 0, got {self.min_improvement}.")
+    version: int
+    model_dir: str
 
 
 @dataclass
@@ -165,27 +135,22 @@ def _trivial_metrics(spec: TransformSpec, y: np.ndarray) -> dict[str, float]:
     return regression_metrics(y, np.full(len(y), spec.label.mean))
 
 
-def _check_thresholds(metrics: dict[str, float], config: EvalConfig) -> list[str]:
-    failures = []
-    for name, bounds in sorted(config.thresholds.items()):
-        value = metrics.get(name)
-        if value is None:
-            failures.append(f"{name} was not computed, so its threshold cannot be met")
-            continue
-        if "lower_bound" in bounds and value < bounds["lower_bound"]:
-            failures.append(f"{name} {value:.4f} is below the threshold {bounds['lower_bound']}")
-        if "upper_bound" in bounds and value > bounds["upper_bound"]:
-            failures.append(f"{name} {value:.4f} is above the threshold {bounds['upper_bound']}")
-    return failures
+def _baseline_metrics(
+    spec: TransformSpec, baseline: Baseline, features: Arrays, y: np.ndarray
+) -> BaselineMetrics:
+    try:
+        metrics = _score(spec, baseline.model_dir, features, y)["metrics"]
+    except (KeyError, ValueError, TypeError, tf.errors.OpError) as err:
+        return BaselineMetrics(baseline.version, failure=f"{type(err).__name__}: {err}")
+    return BaselineMetrics(baseline.version, metrics)
 
 
 def evaluate(
     eval_path: str,
     model_dir: str,
     spec: TransformSpec,
-    registry_root: str,
-    model_name: str,
-    config: EvalConfig = EvalConfig(),
+    baseline: Baseline | None = None,
+    config: EvalConfig | None = None,
 ) -> EvaluationResult:
     """Scores the candidate (and the baseline) on the eval split and decides the blessing.
 
@@ -193,17 +158,15 @@ def evaluate(
         eval_path: The eval split (Parquet).
         model_dir: The candidate SavedModel.
         spec: The transform's spec (task, classes, train-split label statistics).
-        registry_root: The registry holding the baseline, if any.
-        model_name: The model's name in the registry.
-        config: Thresholds and the required improvement.
+        baseline: The model to improve on; None when there is none yet.
+        config: Thresholds and the required improvement (none, and any improvement, if None).
 
     Returns:
         The evaluation, with ``blessed`` and the reasons for it.
     """
     task = spec.label.task
+    config = config or EvalConfig()
     config.check(task)
-    registry = ModelRegistry(registry_root)
-    baseline_version = registry.latest(model_name)
     logger.info(
         "Evaluating %s on %s (task %s, thresholds %s, min_improvement %s, baseline %s)",
         model_dir,
@@ -211,7 +174,7 @@ def evaluate(
         task,
         config.thresholds,
         config.min_improvement,
-        f"version {baseline_version}" if baseline_version else "none",
+        f"version {baseline.version} at {baseline.model_dir}" if baseline else "none",
     )
     features, labels = read_split(eval_path, spec)
     if task == constants.REGRESSION:
@@ -223,75 +186,23 @@ def evaluate(
             keep = y >= 0
             features, y = {name: values[keep] for name, values in features.items()}, y[keep]
     scored = _score(spec, model_dir, features, y)
-    evaluation = EvaluationResult(
+    trivial = _trivial_metrics(spec, y)
+    against = None if baseline is None else _baseline_metrics(spec, baseline, features, y)
+    blessing = bless(task, scored["metrics"], trivial, against, config)
+    logger.info("Blessed: %s (%s)", blessing.blessed, "; ".join(blessing.reasons))
+    return EvaluationResult(
         task=task,
         metrics=scored["metrics"],
-        trivial_metrics=_trivial_metrics(spec, y),
+        trivial_metrics=trivial,
         classes=spec.label.classes,
         per_class=scored.get("per_class", {}),
         confusion_matrix=scored.get("confusion_matrix", []),
         roc_curve=scored.get("roc_curve", {}),
-        baseline_version=baseline_version,
+        baseline_version=None if baseline is None else baseline.version,
+        baseline_metrics={} if against is None else against.metrics,
+        blessed=blessing.blessed,
+        reasons=blessing.reasons,
     )
-    primary, direction = PRIMARY[task]
-    value, trivial = evaluation.metrics[primary], evaluation.trivial_metrics[primary]
-    failures = []
-    if direction * (value - trivial) <= 0:
-        failures.append(
-            f"{primary} {value:.4f} does not beat the trivial model's {trivial:.4f} "
-            f"({'majority class' if task == constants.CLASSIFICATION else 'train mean'})"
-        )
-    failures += _check_thresholds(evaluation.metrics, config)
-    if baseline_version is not None:
-        with tempfile.TemporaryDirectory() as scratch:
-            baseline_dir = registry.local_copy(model_name, baseline_version, scratch)
-            failures += _compare_with_baseline(evaluation, spec, baseline_dir, features, y, config)
-    evaluation.blessed = not failures
-    evaluation.reasons = failures or [_blessing_reason(evaluation)]
-    logger.info("Blessed: %s (%s)", evaluation.blessed, "; ".join(evaluation.reasons))
-    return evaluation
-
-
-def _compare_with_baseline(
-    evaluation: EvaluationResult,
-    spec: TransformSpec,
-    baseline_dir: str,
-    features: Arrays,
-    y: np.ndarray,
-    config: EvalConfig,
-) -> list[str]:
-    primary, direction = PRIMARY[evaluation.task]
-    try:
-        evaluation.baseline_metrics = _score(spec, baseline_dir, features, y)["metrics"]
-    except (KeyError, ValueError, TypeError, tf.errors.OpError) as err:
-        return [
-            f"the baseline (version {evaluation.baseline_version}) cannot score this eval data "
-            f"({type(err).__name__}: {err}); the data's features changed, so push under a new "
-            "model name"
-        ]
-    value, baseline = evaluation.metrics[primary], evaluation.baseline_metrics[primary]
-    if direction * (value - baseline) <= config.min_improvement:
-        return [
-            f"{primary} {value:.4f} does not improve on the baseline's {baseline:.4f} "
-            f"(version {evaluation.baseline_version}) by more than {config.min_improvement}"
-        ]
-    return []
-
-
-def _blessing_reason(evaluation: EvaluationResult) -> str:
-    primary = evaluation.primary_metric
-    parts = [
-        f"{primary} {evaluation.metrics[primary]:.4f} beats the trivial model's "
-        f"{evaluation.trivial_metrics[primary]:.4f}"
-    ]
-    if evaluation.baseline_version is not None:
-        parts.append(
-            f"and the baseline's {evaluation.baseline_metrics[primary]:.4f} "
-            f"(version {evaluation.baseline_version})"
-        )
-    else:
-        parts.append("and there is no baseline yet")
-    return " ".join(parts)
 
 
 def markdown_report(evaluation: EvaluationResult) -> str:

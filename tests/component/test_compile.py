@@ -10,7 +10,7 @@ from pipelines import cluster_training, training
 from pipelines.cli import DEFAULT_OUTPUT, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LOCAL_STEPS = ["ingest", "validate", "transform", "train", "evaluate", "deploy"]
+LOCAL_STEPS = ["ingest", "validate", "transform", "train", "resolve-baseline", "evaluate", "deploy"]
 STEPS = [*LOCAL_STEPS, "rollout"]
 ROLLOUT_PARAMETERS = {
     "serve",
@@ -51,6 +51,15 @@ def test_steps_run_in_order(tmp_path):
     ir, _ = _compile(tmp_path)
     tasks = ir["root"]["dag"]["tasks"]
     assert tasks["validate"]["dependentTasks"] == ["ingest"]
+    # The baseline is resolved once the candidate is trained, and evaluate takes it as an input.
+    assert tasks["resolve-baseline"]["dependentTasks"] == ["train"]
+    assert set(tasks["evaluate"]["dependentTasks"]) == {
+        "ingest",
+        "resolve-baseline",
+        "train",
+        "transform",
+    }
+    assert "registry" not in tasks["evaluate"]["inputs"].get("parameters", {})
     assert set(tasks["deploy"]["dependentTasks"]) == {"evaluate", "ingest", "train", "validate"}
     assert tasks["rollout"]["dependentTasks"] == ["deploy"]
 
@@ -118,12 +127,18 @@ def test_object_store_keys_come_from_a_secret_not_parameters(tmp_path):
     assert main(["compile", "--output", str(path)]) == 0
     ir, platform = list(yaml.safe_load_all(path.read_text()))
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    for step in ("exec-ingest", "exec-evaluate", "exec-deploy", "exec-rollout"):
+    for step in ("exec-ingest", "exec-resolve-baseline", "exec-deploy", "exec-rollout"):
         secret = executors[step]["secretAsEnv"][0]
         assert secret["secretName"] == "mlops-s3-credentials"
         keys = {item["secretKey"] for item in secret["keyToEnv"]}
         assert keys == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-    assert sorted(executors) == ["exec-deploy", "exec-evaluate", "exec-ingest", "exec-rollout"]
+    # Evaluate reads the baseline resolve-baseline copied: no object-store access.
+    assert sorted(executors) == [
+        "exec-deploy",
+        "exec-ingest",
+        "exec-resolve-baseline",
+        "exec-rollout",
+    ]
     assert not any(
         "SECRET" in name.upper() for name in ir["root"]["inputDefinitions"]["parameters"]
     )

@@ -10,6 +10,7 @@ from components import constants
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.ingest.component import ingest
+from components.resolve_baseline.component import resolve_baseline
 from components.rollout.component import rollout
 from components.train.component import train
 from components.transform.component import transform
@@ -27,7 +28,8 @@ def _artifact(kind, folder, name, **metadata):
 
 @pytest.fixture(scope="module")
 def pipeline_outputs(tmp_path_factory, penguins_csv):
-    """Runs ingest → validate → transform → train → evaluate → deploy by their python_func."""
+    """Runs ingest → validate → transform → train → resolve_baseline → evaluate → deploy by their
+    python_func."""
     folder = tmp_path_factory.mktemp("wrappers")
     out = {
         name: _artifact(kind, folder, name)
@@ -41,6 +43,7 @@ def pipeline_outputs(tmp_path_factory, penguins_csv):
             ("transform_graph", dsl.Artifact),
             ("model", dsl.Model),
             ("training_report", dsl.Markdown),
+            ("baseline", dsl.Model),
             ("metrics", dsl.Metrics),
             ("classification_metrics", dsl.ClassificationMetrics),
             ("report", dsl.Markdown),
@@ -69,12 +72,12 @@ def pipeline_outputs(tmp_path_factory, penguins_csv):
         [16],
         epochs=10,
     )
+    resolve_baseline.python_func(registry, "penguins", out["baseline"])
     evaluate.python_func(
         out["eval_data"],
         out["model"],
         out["transform_graph"],
-        registry,
-        "penguins",
+        out["baseline"],
         out["metrics"],
         out["classification_metrics"],
         out["report"],
@@ -133,13 +136,50 @@ def test_evaluate_logs_metrics_and_confusion_matrix(pipeline_outputs):
     assert json.loads(_read(pipeline_outputs["blessing"].path))["blessed"] is True
 
 
+def test_resolve_baseline_finds_none_in_an_empty_registry(pipeline_outputs):
+    assert pipeline_outputs["baseline"].metadata == {
+        constants.BASELINE_FOUND: False,
+        constants.REASON: "no baseline: the registry has no version of 'penguins' yet",
+    }
+
+
+def test_evaluate_scores_the_resolved_baseline_on_the_same_rows(pipeline_outputs, tmp_path):
+    # The model just pushed is the next run's baseline: the same model is no improvement.
+    baseline = _artifact(dsl.Model, tmp_path, "baseline")
+    resolve_baseline.python_func(pipeline_outputs["registry"], "penguins", baseline)
+    assert baseline.metadata[constants.BASELINE_FOUND] is True
+    assert baseline.metadata[constants.VERSION] == 1
+    assert baseline.metadata[constants.METRICS]["accuracy"] > 0.9
+    outputs = {
+        name: _artifact(kind, tmp_path, name)
+        for name, kind in [
+            ("metrics", dsl.Metrics),
+            ("classification_metrics", dsl.ClassificationMetrics),
+            ("report", dsl.Markdown),
+            ("blessing", dsl.Artifact),
+        ]
+    }
+    evaluate.python_func(
+        pipeline_outputs["eval_data"],
+        pipeline_outputs["model"],
+        pipeline_outputs["transform_graph"],
+        baseline,
+        **outputs,
+    )
+    blessing = outputs["blessing"].metadata
+    assert blessing[constants.BLESSED] is False
+    assert blessing[constants.BASELINE_VERSION] == 1
+    assert "does not improve on the baseline" in blessing[constants.REASONS][0]
+
+
 def test_deploy_pushes_the_blessed_model(pipeline_outputs):
     meta = pipeline_outputs["push_result"].metadata
     assert meta[constants.PUSHED] is True and meta[constants.VERSION] == 1
     version = os.path.join(pipeline_outputs["registry"], "penguins", "1")
     assert os.path.isfile(os.path.join(version, "saved_model.pb"))
     recorded = json.loads(_read(os.path.join(version, constants.REGISTRY_METADATA_FILE)))
-    assert recorded["data_fingerprint"] == pipeline_outputs["train_data"].metadata["fingerprint"]
+    fingerprint = pipeline_outputs["train_data"].metadata[constants.FINGERPRINT]
+    assert recorded[constants.DATA_FINGERPRINT] == fingerprint
     assert recorded["schema"] == constants.REGISTRY_SCHEMA_FILE
     assert 'name: "species"' in _read(os.path.join(version, recorded["schema"]))
     assert recorded["metrics"]["accuracy"] > 0.9

@@ -19,12 +19,22 @@ from pipelines.cli import main
 
 # The cluster pipeline's steps (what `mlops compile` writes); the local pipeline has all but
 # rollout.
-STEPS = ["ingest", "validate", "transform", "train", "evaluate", "deploy", "rollout"]
+STEPS = [
+    "ingest",
+    "validate",
+    "transform",
+    "train",
+    "resolve-baseline",
+    "evaluate",
+    "deploy",
+    "rollout",
+]
 LOCAL_STEPS = STEPS[:-1]
 # Steps whose result depends on what the cache key cannot see, or that change the world:
-# ingest (the data behind a URI), evaluate (the registry's baseline), deploy (writes the
-# registry), rollout (changes the cluster and, on failure, the registry).
-UNCACHED = {"ingest", "evaluate", "deploy", "rollout"}
+# ingest (the data behind a URI), resolve-baseline (the registry's newest version), deploy
+# (writes the registry), rollout (changes the cluster and, on failure, the registry). Evaluate
+# reads only its inputs, the baseline included, so it may be cached.
+UNCACHED = {"ingest", "resolve-baseline", "deploy", "rollout"}
 
 
 def _ir(tmp_path, *flags) -> tuple[dict, dict]:
@@ -152,6 +162,35 @@ def test_deploy_reads_a_blessing_handed_on_by_the_backend(tmp_path):
     assert recorded["metrics"] == {"accuracy": 0.97}
     assert recorded["classes"] == ["Adelie", "Gentoo"]
     assert push_result.metadata["version"] == 1
+
+
+def test_evaluate_reads_a_baseline_handed_on_by_the_backend(
+    tmp_path, penguins_splits, penguins_model, penguins_transform
+):
+    from components.evaluate.component import evaluate
+
+    def artifact(kind, name, uri, values=None):
+        return kind(name=name, uri=uri, metadata=_as_backend_hands_on(values or {}))
+
+    outputs = {
+        name: artifact(kind, name, str(tmp_path / name))
+        for name, kind in [
+            ("metrics", dsl.Metrics),
+            ("classification_metrics", dsl.ClassificationMetrics),
+            ("report", dsl.Markdown),
+            ("blessing", dsl.Artifact),
+        ]
+    }
+    baseline = {"found": True, "version": 1.0, "metrics": {"accuracy": 0.9}}
+    evaluate.python_func(
+        artifact(dsl.Dataset, "eval_data", penguins_splits["eval"]),
+        artifact(dsl.Model, "model", penguins_model),
+        artifact(dsl.Artifact, "transform_graph", penguins_transform),
+        artifact(dsl.Model, "baseline", penguins_model, baseline),
+        **outputs,
+    )
+    blessing = outputs["blessing"].metadata
+    assert blessing["baseline_version"] == 1 and blessing["blessed"] is False
 
 
 def test_rollout_reads_a_push_result_handed_on_by_the_backend(tmp_path):

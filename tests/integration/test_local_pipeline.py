@@ -66,7 +66,15 @@ def test_second_run_that_is_not_better_is_not_pushed(first_run, capsys):
 def test_summary_reports_each_step_and_the_outcome(tmp_path, capsys):
     assert _run(tmp_path, "--model-name", "summary-check") == 0
     printed = capsys.readouterr().out
-    for step in ("ingest", "validate", "transform", "train", "evaluate", "deploy"):
+    for step in (
+        "ingest",
+        "validate",
+        "transform",
+        "train",
+        "resolve-baseline",
+        "evaluate",
+        "deploy",
+    ):
         assert f"✓ {step}" in printed
     assert "344 rows: " in printed
     assert "anomalies  none" in printed

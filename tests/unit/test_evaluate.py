@@ -1,5 +1,5 @@
-"""Evaluate: metrics on known values, and blessing against the trivial model, thresholds and
-the registry's baseline."""
+"""Evaluate: metrics on known values, and the candidate and baseline scored on the same eval rows
+(the blessing rules themselves are in test_blessing.py)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,10 @@ import pytest
 from components.errors import ConfigurationError
 from components.evaluate import core
 from components.features import load_spec
-from components.registry import ModelRegistry
+from components.train import core as train_core
+from components.transform import core as transform_core
+from components.validate import core as validate_core
+from tests.conftest import write_parquet
 
 
 def test_classification_metrics_on_known_values():
@@ -37,35 +40,27 @@ def test_regression_metrics_on_known_values():
     assert metrics["r2"] == pytest.approx(1 - 4 / 2)
 
 
-def _evaluate(splits, model, transform, registry, **config):
+def _evaluate(splits, model, transform, baseline=None, **config):
     return core.evaluate(
-        splits["eval"],
-        model,
-        load_spec(transform),
-        str(registry),
-        "penguins",
-        core.EvalConfig(**config),
+        splits["eval"], model, load_spec(transform), baseline, core.EvalConfig(**config)
     )
 
 
 def test_first_model_is_blessed_when_it_beats_the_majority_class(
-    tmp_path, penguins_splits, penguins_model, penguins_transform
+    penguins_splits, penguins_model, penguins_transform
 ):
-    result = _evaluate(penguins_splits, penguins_model, penguins_transform, tmp_path)
+    result = _evaluate(penguins_splits, penguins_model, penguins_transform)
     assert result.blessed
     assert result.metrics["accuracy"] > result.trivial_metrics["accuracy"]
     assert "no baseline" in result.reasons[0]
     assert len(result.confusion_matrix) == 3
 
 
-def test_unmet_threshold_blocks_the_blessing(
-    tmp_path, penguins_splits, penguins_model, penguins_transform
-):
+def test_unmet_threshold_blocks_the_blessing(penguins_splits, penguins_model, penguins_transform):
     result = _evaluate(
         penguins_splits,
         penguins_model,
         penguins_transform,
-        tmp_path,
         thresholds={"log_loss": {"upper_bound": 1e-9}},
     )
     assert not result.blessed
@@ -74,26 +69,54 @@ def test_unmet_threshold_blocks_the_blessing(
     )
 
 
-def test_model_no_better_than_the_baseline_is_not_blessed(
-    tmp_path, penguins_splits, penguins_model, penguins_transform
+def test_baseline_is_scored_on_the_same_rows_and_an_equal_model_is_not_blessed(
+    penguins_splits, penguins_model, penguins_transform
 ):
-    ModelRegistry(str(tmp_path)).push("penguins", penguins_model, {})
-    result = _evaluate(penguins_splits, penguins_model, penguins_transform, tmp_path)
+    baseline = core.Baseline(version=1, model_dir=penguins_model)
+    result = _evaluate(penguins_splits, penguins_model, penguins_transform, baseline)
     assert not result.blessed
     assert result.baseline_version == 1
     assert result.baseline_metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
     assert any("does not improve on the baseline" in reason for reason in result.reasons)
 
 
-def test_threshold_on_an_unknown_metric_is_rejected():
+def test_a_baseline_that_cannot_read_this_data_blocks_the_blessing(
+    tmp_path, penguins_splits, penguins_model, penguins_transform
+):
+    # A baseline trained on other columns: its signature does not take these features.
+    data = {"x": [1.0, 2.0, 3.0, 4.0] * 5, "y": [0, 1, 0, 1] * 5}
+    splits = {name: write_parquet(tmp_path / f"{name}.parquet", data) for name in ("train", "eval")}
+    schema = validate_core.validate(splits, "y").schema
+    transform_core.transform(splits["train"], schema, "y", str(tmp_path / "transform"))
+    train_core.train(
+        splits["train"],
+        splits["eval"],
+        str(tmp_path / "transform"),
+        str(tmp_path / "other"),
+        train_core.TrainConfig(epochs=1),
+    )
+    baseline = core.Baseline(version=4, model_dir=str(tmp_path / "other"))
+    result = _evaluate(penguins_splits, penguins_model, penguins_transform, baseline)
+    assert not result.blessed
+    assert "the baseline (version 4) cannot score this eval data" in result.reasons[-1]
+
+
+def test_a_config_the_task_cannot_use_stops_the_evaluation(
+    penguins_splits, penguins_model, penguins_transform
+):
     with pytest.raises(ConfigurationError, match="rmse"):
-        core.EvalConfig({"rmse": {"upper_bound": 1.0}}).check("classification")
+        _evaluate(
+            penguins_splits,
+            penguins_model,
+            penguins_transform,
+            thresholds={"rmse": {"upper_bound": 1.0}},
+        )
 
 
 def test_report_shows_the_decision_and_the_confusion_matrix(
-    tmp_path, penguins_splits, penguins_model, penguins_transform
+    penguins_splits, penguins_model, penguins_transform
 ):
-    result = _evaluate(penguins_splits, penguins_model, penguins_transform, tmp_path)
+    result = _evaluate(penguins_splits, penguins_model, penguins_transform)
     report = core.markdown_report(result)
     assert report.startswith("# Evaluation (classification)")
     assert "**Blessed**" in report

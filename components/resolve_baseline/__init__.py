@@ -1,0 +1,1 @@
+"""The resolve_baseline component: see README.md beside this file."""
