@@ -1,69 +1,30 @@
 """``mlops``: run the training pipeline locally, or compile it for a cluster.
 
 mlops run --local [--data PATH_OR_URI] [--label COLUMN] [--model-name NAME] ...
-mlops compile [--output PATH] [--schema SCHEMA.pbtxt]
+mlops compile [--output PATH] [--schema SCHEMA.pbtxt] [--gpus N]
+mlops upload [--host URL] | mlops submit [--host URL] [--param K=V ...]
 """
 
 import argparse
-import glob
-import json
 import logging
 import os
-import re
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from components import constants
 from components.errors import REPORTED_ERRORS, PipelineInputError
+from pipelines.arguments import parse_param, parse_threshold, parse_units, positive
 from pipelines.cluster_training import OBJECT_STORE_SECRET, PIPELINE_NAME
 from pipelines.training import bundled_penguins
 
-_THRESHOLD = re.compile(r"^\s*(\w+)\s*(>=|<=)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
 DEFAULT_OUTPUT = os.path.join("pipelines", "compiled", "training.yaml")
 # kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888 and svc/ml-pipeline-ui 8080:80
 DEFAULT_KFP_HOST = "http://localhost:8888"
 DEFAULT_KFP_UI = "http://localhost:8080"
 
 
-def parse_threshold(text: str) -> tuple[str, dict[str, float]]:
-    """``accuracy>=0.9`` to ``("accuracy", {"lower_bound": 0.9})``."""
-    match = _THRESHOLD.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a threshold; write METRIC>=VALUE or METRIC<=VALUE, e.g. accuracy>=0.9"
-        )
-    name, op, value = match.groups()
-    return name, {"lower_bound" if op == ">=" else "upper_bound": float(value)}
-
-
-def parse_units(text: str) -> list[int]:
-    """``64,32`` to ``[64, 32]``."""
-    try:
-        units = [int(part) for part in text.split(",")]
-    except ValueError:
-        units = []
-    if not units or min(units) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give layer widths like 64,32")
-    return units
-
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-
-    return parse
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``mlops`` argument parser."""
-    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_run_command(commands: Any) -> None:
     run = commands.add_parser("run", help="run the training pipeline (embedded, with kfp.local)")
     run.add_argument(
         "--local",
@@ -93,16 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     model = run.add_argument_group("model")
     model.add_argument("--model-name", default="penguins", help="name in the registry")
     model.add_argument("--registry", default="model-registry", help="model registry folder")
-    model.add_argument("--epochs", type=_positive(int), default=50)
-    model.add_argument("--batch-size", type=_positive(int), default=32)
-    model.add_argument("--learning-rate", type=_positive(float), default=0.01)
+    model.add_argument("--epochs", type=positive(int), default=50)
+    model.add_argument("--batch-size", type=positive(int), default=32)
+    model.add_argument("--learning-rate", type=positive(float), default=0.01)
     model.add_argument("--hidden-units", type=parse_units, default=[64, 32], help="e.g. 64,32")
     model.add_argument("--dropout", type=float, default=0.1)
     model.add_argument("--early-stopping-patience", type=int, default=5)
     model.add_argument("--seed", type=int, default=42)
     model.add_argument(
         "--cpu-devices",
-        type=_positive(int),
+        type=positive(int),
         default=1,
         help="split the CPU into N logical devices and train under "
         "MirroredStrategy (GPUs are used when present)",
@@ -125,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", default="runs", help="where each run's artifacts and log go")
     run.add_argument("--verbose", "-v", action="store_true", help="show every step's output")
 
-    compile_ = commands.add_parser("compile", help="compile the pipeline to KFP IR YAML")
+
+def _add_compile_command(commands: Any) -> None:
+    compile_ = commands.add_parser(
+        "compile", help="compile the cluster training pipeline to KFP IR YAML"
+    )
     compile_.add_argument("--output", default=DEFAULT_OUTPUT)
     compile_.add_argument("--schema", help="curated schema URI to build into the pipeline")
     compile_.add_argument(
@@ -140,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="GPUs for the train step: nvidia.com/gpu limit, GPU image, GPU-node toleration",
     )
+
+
+def _add_cluster_commands(commands: Any) -> None:
     upload = commands.add_parser(
         "upload", help="upload the compiled pipeline to Kubeflow Pipelines"
     )
@@ -176,18 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
         "started from the dashboard; manifests/base/deployer-rbac.yaml grants it the deploy "
         "rights)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mlops`` argument parser."""
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_run_command(commands)
+    _add_compile_command(commands)
+    _add_cluster_commands(commands)
     return parser
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """``epochs=20`` to ``("epochs", 20)``; a value that is not JSON stays text."""
-    name, found, value = text.partition("=")
-    if not found or not name:
-        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE, e.g. epochs=20")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
 
 
 def run_arguments(args: argparse.Namespace) -> dict[str, Any]:
@@ -225,74 +191,10 @@ def _check_run_arguments(arguments: dict[str, Any]) -> None:
         raise PipelineInputError(f"No data at {data!r}: the path does not exist.")
 
 
-# Views a run links into its folder under names a browser or editor opens directly.
-VIEWS = (
-    ("statistics", "validate", "statistics_view", "statistics.html"),
-    ("evaluation", "evaluate", "report", "evaluation.md"),
-    ("training", "train", "training_report", "training.md"),
-)
-
-
-def link_views(run_dir: str) -> dict[str, str]:
-    """Links each view artifact of a run as ``<run dir>/<name>.<ext>``; returns label → path."""
-    links = {}
-    for label, task, output, file_name in VIEWS:
-        matches = glob.glob(os.path.join(run_dir, "*", task, output))
-        if matches:
-            link = os.path.join(run_dir, file_name)
-            if not os.path.lexists(link):
-                os.symlink(os.path.relpath(matches[0], run_dir), link)
-            links[label] = link
-    return links
-
-
-def _shown(path: str) -> str:
-    """A path relative to the working folder when it is inside it, else absolute."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
-
-
-def summary(report: Any) -> str:
-    """The human summary of a finished run."""
-    out = report.outputs
-    c = constants
-    train, evaluation = out["train_data"].metadata, out["eval_data"].metadata
-    anomalies = out["anomalies"].metadata.get(c.ANOMALIES, [])
-    blessing, pushed = out["blessing"].metadata, out["push_result"].metadata
-    values = out["metrics"].metadata
-    order = c.CLASSIFICATION_METRICS + c.REGRESSION_METRICS
-    metrics = " · ".join(f"{name} {values[name]:.4f}" for name in order if name in values)
-    model = out["model"].metadata
-    times = " · ".join(f"{name} {secs:.1f} s" for name, secs in report.times.seconds.items())
-    train_rows, eval_rows = int(train[c.NUM_ROWS]), int(evaluation[c.NUM_ROWS])
-    lines = [
-        "",
-        "Summary",
-        f"  data       {train_rows + eval_rows} rows: {train_rows} train, {eval_rows} eval "
-        f"(fingerprint {train[c.FINGERPRINT]})",
-        f"  anomalies  {'; '.join(anomalies) if anomalies else 'none'}",
-        f"  training   {int(model[c.EPOCHS_RUN])} epochs, {model[c.STRATEGY]} strategy with "
-        f"{int(model[c.REPLICAS])} replica(s), task {model[c.TASK]}",
-        f"  metrics    {metrics} (eval split)",
-        f"  blessed    {'yes' if blessing[c.BLESSED] else 'no'}: {'; '.join(blessing[c.REASONS])}",
-    ]
-    if pushed[c.PUSHED]:
-        version, destination = int(pushed[c.VERSION]), pushed[c.DESTINATION]
-        lines.append(f"  model      pushed as version {version}: {destination}")
-    else:
-        lines.append("  model      not pushed (not blessed); the registry is unchanged")
-    for label, path in link_views(report.run_dir).items():
-        lines.append(f"  {label:<10} {_shown(path)}")
-    lines += [
-        f"  log        {_shown(report.log_path)}",
-        f"  wall time  {times} · total {report.total_seconds:.1f} s",
-    ]
-    return "\n".join(lines)
-
-
 def command_run(args: argparse.Namespace) -> int:
     """``mlops run --local``."""
     from pipelines.local import RunFailed, run_local
+    from pipelines.report import summary
     from pipelines.training import build_training_pipeline
 
     arguments = run_arguments(args)
@@ -330,29 +232,13 @@ def command_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(host: str, ui_host: str | None = None) -> Any:
-    import requests
-
-    from pipelines import cluster
-
-    # The KFP client retries an unreachable server for 25 s before it says so; ask once first.
-    try:
-        requests.get(f"{host.rstrip('/')}/apis/v2beta1/healthz", timeout=5).raise_for_status()
-    except requests.RequestException as err:
-        raise PipelineInputError(
-            f"Cannot reach the Kubeflow Pipelines API at {host} ({type(err).__name__}). On kind: "
-            "kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888, or pass --host."
-        ) from err
-    return cluster.connect(host, ui_host)
-
-
 def command_upload(args: argparse.Namespace) -> int:
     """``mlops upload``."""
     from pipelines import cluster
 
     if not os.path.isfile(args.package):
         raise PipelineInputError(f"No compiled pipeline at {args.package!r}; run `make compile`.")
-    uploaded = cluster.upload(_client(args.host), args.package, args.name)
+    uploaded = cluster.upload(cluster.reach(args.host), args.package, args.name)
     state = "uploaded" if uploaded.created else "already there"
     print(f"{args.name} version {uploaded.version_name}: {state} (pipeline {uploaded.pipeline_id})")
     return 0
@@ -368,7 +254,7 @@ def command_submit(args: argparse.Namespace) -> int:
         )
     params = dict(args.param)  # the rest from the compiled defaults, as from the dashboard
     _, url = cluster.submit(
-        _client(args.host, args.ui_host),
+        cluster.reach(args.host, args.ui_host),
         args.name,
         args.package,
         args.experiment,

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from components.errors import ConfigurationError
+from components.errors import ConfigurationError, PipelineInputError
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,25 @@ def connect(host: str, ui_host: str | None = None) -> Any:
     import kfp
 
     return kfp.Client(host=host, ui_host=ui_host)
+
+
+def reach(host: str, ui_host: str | None = None) -> Any:
+    """:func:`connect`, once the KFP API at ``host`` answers its health check.
+
+    Raises:
+        PipelineInputError: Nothing answers there; the message says how to reach it on kind.
+    """
+    import requests
+
+    # The KFP client retries an unreachable server for 25 s before it says so; ask once first.
+    try:
+        requests.get(f"{host.rstrip('/')}/apis/v2beta1/healthz", timeout=5).raise_for_status()
+    except requests.RequestException as err:
+        raise PipelineInputError(
+            f"Cannot reach the Kubeflow Pipelines API at {host} ({type(err).__name__}). On kind: "
+            "kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888, or pass --host."
+        ) from err
+    return connect(host, ui_host)
 
 
 @contextlib.contextmanager
