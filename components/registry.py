@@ -234,6 +234,19 @@ class ModelRegistry:
         logger.info("Published %s version %d at %s", name, version, self.served_uri(name, version))
         return self.served_uri(name, version)
 
+    def served_versions(self, name: str) -> list[int]:
+        """The versions of ``name`` that have a served folder, oldest first: on a cluster, the
+        one an InferenceService serves and the one a rollback would go back to (older folders
+        are retired), plus one whose rollout is under way."""
+        selector = pa_fs.FileSelector(
+            f"{self.root}/{SERVED_FOLDER}/{check_model_name(name)}", allow_not_found=True
+        )
+        return sorted(
+            int(info.base_name)
+            for info in self.fs.get_file_info(selector)
+            if info.type == pa_fs.FileType.Directory and info.base_name.isdigit()
+        )
+
     def retire_served(self, name: str, keep: set[int]) -> list[int]:
         """Deletes the served folders of ``name`` except those of the versions in ``keep`` (the
         serving one and the one a rollback would go back to); returns the versions retired.

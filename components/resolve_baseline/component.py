@@ -7,7 +7,9 @@ from components.images import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
-def resolve_baseline(registry: str, model_name: str, baseline: Output[Model]) -> None:
+def resolve_baseline(
+    registry: str, model_name: str, baseline: Output[Model], served_only: bool = False
+) -> None:
     """Copies the registry's newest version of the model, the baseline evaluate compares with.
 
     Args:
@@ -15,6 +17,7 @@ def resolve_baseline(registry: str, model_name: str, baseline: Output[Model]) ->
         model_name: The model's name in the registry.
         baseline: The baseline SavedModel (a folder, empty when there is none); metadata
             ``found`` and, when found, ``version``, ``registry_path``, ``metrics``.
+        served_only: Only versions a rollout served count (the cluster pipeline, serving).
     """
     from components import constants
     from components.errors import step
@@ -22,7 +25,7 @@ def resolve_baseline(registry: str, model_name: str, baseline: Output[Model]) ->
     from components.resolve_baseline import core
 
     with step("resolve-baseline"):
-        result = core.resolve_baseline(registry, model_name, baseline.path)
+        result = core.resolve_baseline(registry, model_name, baseline.path, served_only)
     record(
         baseline,
         {

@@ -39,22 +39,31 @@ class BaselineResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def resolve_baseline(registry_root: str, model_name: str, output_dir: str) -> BaselineResult:
+def resolve_baseline(
+    registry_root: str, model_name: str, output_dir: str, served_only: bool = False
+) -> BaselineResult:
     """Copies the registry's newest version of ``model_name`` into ``output_dir``.
 
     Args:
         registry_root: The registry: a local path or a URI (``s3://``, ``gs://``).
         model_name: The model's name.
         output_dir: Where the baseline SavedModel goes; made empty when there is none.
+        served_only: Only versions a rollout served count (a cluster pipeline that serves):
+            a version pushed by a run whose rollout never ran is not the model in service.
 
     Returns:
         The baseline's version, registry path and recorded metrics, or that there is none.
     """
     registry = ModelRegistry(registry_root)
-    version = registry.latest(model_name)
+    versions = registry.versions(model_name)
+    if served_only:
+        served = set(registry.served_versions(model_name))
+        versions = [version for version in versions if version in served]
+    version = versions[-1] if versions else None
     os.makedirs(output_dir, exist_ok=True)
     if version is None:
-        reason = f"no baseline: the registry has no version of {model_name!r} yet"
+        which = "served" if served_only else "pushed"
+        reason = f"no baseline: no version of {model_name!r} has been {which} yet"
         logger.info("%s (%s)", reason, registry_root)
         return BaselineResult(found=False, reason=reason)
     with tempfile.TemporaryDirectory() as scratch:

@@ -139,7 +139,7 @@ def test_evaluate_logs_metrics_and_confusion_matrix(pipeline_outputs):
 def test_resolve_baseline_finds_none_in_an_empty_registry(pipeline_outputs):
     assert pipeline_outputs["baseline"].metadata == {
         constants.BASELINE_FOUND: False,
-        constants.REASON: "no baseline: the registry has no version of 'penguins' yet",
+        constants.REASON: "no baseline: no version of 'penguins' has been pushed yet",
     }
 
 

@@ -56,3 +56,22 @@ def test_an_object_store_version_is_copied_without_the_push_claim(tmp_path):
     assert result.metrics == {"rmse": 3.0}
     assert (out / "saved_model.pb").is_file() and (out / "schema.pbtxt").is_file()
     assert not [name for name in os.listdir(out) if name.startswith(CLAIM_PREFIX)]
+
+
+def test_serving_only_a_served_version_is_the_baseline(tmp_path):
+    model = _fake_saved_model(tmp_path / "model")
+    root = f"file://{tmp_path}/store"
+    registry = ModelRegistry(root)
+    registry.push("penguins", model, {})
+    registry.publish("penguins", 1)  # Rolled out.
+    registry.push("penguins", model, {})  # Pushed; its rollout never ran.
+    served = core.resolve_baseline(root, "penguins", str(tmp_path / "a"), served_only=True)
+    pushed = core.resolve_baseline(root, "penguins", str(tmp_path / "b"))
+    assert (served.version, pushed.version) == (1, 2)
+
+
+def test_serving_only_with_nothing_served_there_is_no_baseline(tmp_path):
+    root = f"file://{tmp_path}/store"
+    ModelRegistry(root).push("penguins", _fake_saved_model(tmp_path / "model"), {})
+    result = core.resolve_baseline(root, "penguins", str(tmp_path / "out"), served_only=True)
+    assert not result.found and "has been served" in result.reason
