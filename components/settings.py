@@ -18,7 +18,7 @@ from typing import Any
 
 from components.errors import ConfigurationError
 
-_HELP, _CHECK, _RULE, _PARSE, _SHOW = "help", "check", "rule", "parse", "show"
+_HELP, _CHECK, _RULE, _PARSE, _SHOW, _FLAG = "help", "check", "rule", "parse", "show", "flag"
 
 
 def setting(
@@ -28,6 +28,7 @@ def setting(
     rule: str = "",
     parse: Callable[[str], Any] | None = None,
     show: str | None = None,
+    flag: str | None = None,
 ) -> Any:
     """A config field.
 
@@ -38,8 +39,16 @@ def setting(
         rule: What ``check`` requires, for the error message ("at least 1").
         parse: Turns a command-line string into a value (default: the default's type).
         show: How the default is written for people, when ``repr`` does not say it well.
+        flag: The command-line flag, when not ``--`` and the name with ``-`` for ``_``.
     """
-    metadata = {_HELP: help, _CHECK: check, _RULE: rule, _PARSE: parse, _SHOW: show}
+    metadata = {
+        _HELP: help,
+        _CHECK: check,
+        _RULE: rule,
+        _PARSE: parse,
+        _SHOW: show,
+        _FLAG: flag,
+    }
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -88,8 +97,8 @@ def check(config: Any) -> None:
             raise ConfigurationError(f"{problem}.")
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+def _flag(item: dataclasses.Field) -> str:
+    return item.metadata[_FLAG] or "--" + item.name.replace("_", "-")
 
 
 def add_arguments(
@@ -112,7 +121,7 @@ def add_arguments(
             return parsed
 
         parser.add_argument(
-            _flag(item.name),
+            _flag(item),
             dest=item.name,
             type=typed,
             default=value,
@@ -136,13 +145,17 @@ def _shown(item: dataclasses.Field, value: Any) -> str:
     return str(value)
 
 
-def markdown_table(config: type, only: Sequence[str] | None = None) -> str:
-    """The README table of ``config``'s settings: parameter, default, meaning."""
-    rows = ["| parameter | default | meaning |", "|---|---|---|"]
+def markdown_table(
+    config: type, only: Sequence[str] | None = None, flags: bool = False, header: bool = True
+) -> str:
+    """The README table of ``config``'s settings: parameter (or its flag), default, meaning."""
+    rows = [f"| {'option' if flags else 'parameter'} | default | meaning |", "|---|---|---|"]
+    rows = rows if header else []
     for item in _fields(config, only):
         value = _shown(item, default(config, item.name))
         rule = f" ({item.metadata[_RULE]})" if item.metadata[_RULE] else ""
-        rows.append(f"| `{item.name}` | `{value}` | {item.metadata[_HELP]}{rule} |")
+        name = _flag(item) if flags else item.name
+        rows.append(f"| `{name}` | `{value}` | {item.metadata[_HELP]}{rule} |")
     return "\n".join(rows) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""Parsers of ``mlops`` flag values: thresholds, layer widths, positive numbers, ``--param``."""
+"""Parsers of the ``mlops`` flag values that are not a step setting's: thresholds, ``--param``."""
 
 import argparse
 import json
@@ -17,27 +17,6 @@ def parse_threshold(text: str) -> tuple[str, dict[str, float]]:
         )
     name, op, value = match.groups()
     return name, {"lower_bound" if op == ">=" else "upper_bound": float(value)}
-
-
-def parse_units(text: str) -> list[int]:
-    """``64,32`` to ``[64, 32]``."""
-    try:
-        units = [int(part) for part in text.split(",")]
-    except ValueError:
-        units = []
-    if not units or min(units) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give layer widths like 64,32")
-    return units
-
-
-def positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-
-    return parse
 
 
 def parse_param(text: str) -> tuple[str, Any]:

@@ -13,10 +13,16 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from components import settings
 from components.errors import REPORTED_ERRORS, PipelineInputError
-from pipelines.arguments import parse_param, parse_threshold, parse_units, positive
+from components.evaluate.blessing import EvalConfig
+from components.ingest.config import IngestConfig
+from components.train.config import TrainConfig
+from components.transform.config import TransformConfig
+from components.validate.config import ValidateConfig
+from pipelines.arguments import parse_param, parse_threshold
 from pipelines.cluster_training import OBJECT_STORE_SECRET, PIPELINE_NAME
-from pipelines.training import bundled_penguins
+from pipelines.parameters import TRAINING_CONFIGS, RunConfig
 
 DEFAULT_OUTPUT = os.path.join("pipelines", "compiled", "training.yaml")
 # kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888 and svc/ml-pipeline-ui 8080:80
@@ -33,41 +39,23 @@ def _add_run_command(commands: Any) -> None:
         help="run embedded on this machine with kfp.local (the only mode of `run`; "
         "cluster runs are started with `mlops submit`)",
     )
+    # Every flag but --schema, --threshold and --beam-pipeline-arg (whose command-line forms
+    # differ from the parameter's) comes from a step config (pipelines/parameters.py).
     data = run.add_argument_group("data")
-    data.add_argument(
-        "--data",
-        help="CSV or Parquet file or folder, local, gs:// or s3:// "
-        "(default: the bundled Palmer penguins)",
-    )
-    data.add_argument("--label", default="species", help="label column (default: species)")
-    data.add_argument("--task", default="auto", choices=["auto", "classification", "regression"])
+    settings.add_arguments(data, RunConfig, ["data_uri", "label"])
+    settings.add_arguments(data, IngestConfig)
     data.add_argument("--schema", help="curated TFDV schema (text format) to validate against")
-    data.add_argument("--eval-fraction", type=float, default=0.2, help="share of rows for eval")
     data.add_argument(
         "--beam-pipeline-arg",
         action="append",
         default=[],
         metavar="ARG",
-        help="compute TFDV statistics with Beam using this pipeline option, repeatable "
-        "(e.g. --beam-pipeline-arg=--runner=DirectRunner); default: in-process",
+        help=settings.help_text(ValidateConfig, "beam_pipeline_args") + "; repeatable",
     )
     model = run.add_argument_group("model")
-    model.add_argument("--model-name", default="penguins", help="name in the registry")
-    model.add_argument("--registry", default="model-registry", help="model registry folder")
-    model.add_argument("--epochs", type=positive(int), default=50)
-    model.add_argument("--batch-size", type=positive(int), default=32)
-    model.add_argument("--learning-rate", type=positive(float), default=0.01)
-    model.add_argument("--hidden-units", type=parse_units, default=[64, 32], help="e.g. 64,32")
-    model.add_argument("--dropout", type=float, default=0.1)
-    model.add_argument("--early-stopping-patience", type=int, default=5)
-    model.add_argument("--seed", type=int, default=42)
-    model.add_argument(
-        "--cpu-devices",
-        type=positive(int),
-        default=1,
-        help="split the CPU into N logical devices and train under "
-        "MirroredStrategy (GPUs are used when present)",
-    )
+    settings.add_arguments(model, RunConfig, ["model_name", "registry"])
+    settings.add_arguments(model, TransformConfig)
+    settings.add_arguments(model, TrainConfig)
     blessing = run.add_argument_group("blessing")
     blessing.add_argument(
         "--threshold",
@@ -75,14 +63,9 @@ def _add_run_command(commands: Any) -> None:
         action="append",
         default=[],
         metavar="METRIC>=VALUE",
-        help="absolute threshold, repeatable (e.g. accuracy>=0.9, rmse<=3)",
+        help=settings.help_text(EvalConfig, "thresholds") + "; repeatable",
     )
-    blessing.add_argument(
-        "--min-improvement",
-        type=float,
-        default=0.0,
-        help="required gain of accuracy (or drop of RMSE) over the deployed model",
-    )
+    settings.add_arguments(blessing, EvalConfig, ["min_improvement"])
     run.add_argument("--runs-dir", default="runs", help="where each run's artifacts and log go")
     run.add_argument("--verbose", "-v", action="store_true", help="show every step's output")
 
@@ -157,38 +140,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_arguments(args: argparse.Namespace) -> dict[str, Any]:
-    """The pipeline parameters of ``mlops run``."""
-    return {
-        "data_uri": args.data or bundled_penguins(),
-        "label": args.label,
-        "model_name": args.model_name,
+    """The pipeline parameters of ``mlops run``, each checked by its step config.
+
+    Raises:
+        PipelineInputError: A value its config refuses, or data that is not there.
+    """
+    given = {
+        **vars(args),
         # Steps run in other processes; an absolute path means the same folder to all.
         "registry": os.path.abspath(args.registry),
-        "task": args.task,
-        "eval_fraction": args.eval_fraction,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
-        "hidden_units": args.hidden_units,
-        "dropout": args.dropout,
-        "early_stopping_patience": args.early_stopping_patience,
-        "seed": args.seed,
-        "cpu_devices": args.cpu_devices,
         "thresholds": dict(args.threshold),
-        "min_improvement": args.min_improvement,
         "beam_pipeline_args": args.beam_pipeline_arg,
     }
-
-
-def _check_run_arguments(arguments: dict[str, Any]) -> None:
-    from components.ingest.core import check_eval_fraction
-    from components.registry import check_model_name
-
-    check_model_name(arguments["model_name"])
-    check_eval_fraction(arguments["eval_fraction"])
+    arguments = {}
+    for config in TRAINING_CONFIGS:
+        values = {name: given[name] for name in settings.defaults(config)}
+        config(**values)  # Checks them.
+        arguments.update(values)
+    arguments["hidden_units"] = list(arguments["hidden_units"])
     data = arguments["data_uri"]
     if "://" not in data and not os.path.exists(data):
         raise PipelineInputError(f"No data at {data!r}: the path does not exist.")
+    return arguments
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -198,7 +171,6 @@ def command_run(args: argparse.Namespace) -> int:
     from pipelines.training import build_training_pipeline
 
     arguments = run_arguments(args)
-    _check_run_arguments(arguments)
     schema = (
         os.path.abspath(args.schema) if args.schema and "://" not in args.schema else args.schema
     )

@@ -11,12 +11,17 @@ keys from a Kubernetes Secret for the steps that read or write the object store,
 train step, and the rollout's KServe parameters.
 """
 
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from kfp import dsl, kubernetes
 
+from components import settings
 from components.rollout.component import rollout
+from components.rollout.core import KServeSettings
+from components.settings import setting
 from components.train.component import train, train_gpu
+from pipelines import parameters
 from pipelines.training import RunDefaults, add_training_steps
 
 PIPELINE_NAME = "mlops-training"
@@ -34,13 +39,28 @@ CLUSTER_DEFAULTS = RunDefaults(
 )
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    """Whether the cluster pipeline serves what it pushes."""
+
+    serve: bool = setting(
+        True,
+        "roll the pushed version out on KServe; false only pushes it to the registry",
+    )
+
+
+# The cluster pipeline's parameters: the training pipeline's, then the rollout's.
+CLUSTER_CONFIGS = (*parameters.TRAINING_CONFIGS, ServeConfig, KServeSettings)
+
+
 def build_cluster_training_pipeline(
     schema_uri: Optional[str] = None,
     gpus: int = 0,
     object_store_secret: Optional[str] = OBJECT_STORE_SECRET,
     defaults: RunDefaults = CLUSTER_DEFAULTS,
 ):
-    """Returns the cluster training pipeline function.
+    """Returns the cluster training pipeline, whose parameters are the settings of
+    :data:`CLUSTER_CONFIGS`.
 
     Args:
         schema_uri: A curated TFDV schema to validate against; inferred from train when None.
@@ -49,8 +69,7 @@ def build_cluster_training_pipeline(
         object_store_secret: The Kubernetes Secret whose ``AWS_ACCESS_KEY_ID`` and
             ``AWS_SECRET_ACCESS_KEY`` the steps that read or write the object store (ingest,
             resolve-baseline, deploy, rollout) get as environment variables; never pipeline
-            parameters.
-            None gives them none.
+            parameters. None gives them none.
         defaults: Where runs read and write unless told otherwise.
 
     Raises:
@@ -58,63 +77,17 @@ def build_cluster_training_pipeline(
     """
     if gpus < 0:
         raise ValueError(f"gpus must be >= 0, got {gpus}")
+    training_names = {
+        name for config in parameters.TRAINING_CONFIGS for name in settings.defaults(config)
+    }
 
-    @dsl.pipeline(
-        name=PIPELINE_NAME,
-        description="Ingest, validate (TFDV), transform, train (Keras), evaluate against the "
-        "registry's newest version, deploy to the registry and roll out on KServe.",
-    )
-    def cluster_training_pipeline(
-        data_uri: str = defaults.data_uri,
-        label: str = "species",
-        model_name: str = "penguins",
-        registry: str = defaults.registry,
-        task: str = "auto",
-        eval_fraction: float = 0.2,
-        epochs: int = 50,
-        batch_size: int = 32,
-        learning_rate: float = 0.01,
-        hidden_units: List[int] = [64, 32],  # noqa: B006 - KFP reads the default, never mutates it.
-        dropout: float = 0.1,
-        early_stopping_patience: int = 5,
-        seed: int = 42,
-        cpu_devices: int = 1,
-        max_vocab_size: int = 1000,
-        num_oov_buckets: int = 2,
-        thresholds: Dict[str, Dict[str, float]] = {},  # noqa: B006 - as above.
-        min_improvement: float = 0.0,
-        beam_pipeline_args: List[str] = [],  # noqa: B006 - as above.
-        serve: bool = True,
-        serving_namespace: str = "mlops-models",
-        serving_runtime: str = "kserve-tensorflow-serving",
-        predictor_cpu: str = "500m",
-        predictor_memory: str = "1Gi",
-        deployment_mode: str = "RawDeployment",
-        canary_traffic_percent: int = 100,
-        rollout_timeout_seconds: int = 600,
-    ) -> None:
+    def steps(**values: Any) -> None:
+        training = {name: value for name, value in values.items() if name in training_names}
         tasks = add_training_steps(
-            data_uri=data_uri,
-            label=label,
-            model_name=model_name,
-            registry=registry,
-            task=task,
-            eval_fraction=eval_fraction,
-            max_vocab_size=max_vocab_size,
-            num_oov_buckets=num_oov_buckets,
-            thresholds=thresholds,
-            min_improvement=min_improvement,
-            beam_pipeline_args=beam_pipeline_args,
             schema_uri=schema_uri,
             train_step=train_gpu if gpus else train,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            hidden_units=hidden_units,
-            dropout=dropout,
-            early_stopping_patience=early_stopping_patience,
-            seed=seed,
-            cpu_devices=cpu_devices,
+            served_only=values["serve"],
+            **training,
         )
         if gpus:
             tasks.train.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(gpus)
@@ -123,16 +96,10 @@ def build_cluster_training_pipeline(
             )
         rollout_task = rollout(
             push_result=tasks.deploy.outputs["push_result"],
-            registry=registry,
-            model_name=model_name,
-            serve=serve,
-            serving_namespace=serving_namespace,
-            serving_runtime=serving_runtime,
-            predictor_cpu=predictor_cpu,
-            predictor_memory=predictor_memory,
-            deployment_mode=deployment_mode,
-            canary_traffic_percent=canary_traffic_percent,
-            rollout_timeout_seconds=rollout_timeout_seconds,
+            registry=values["registry"],
+            model_name=values["model_name"],
+            **{name: values[name] for name in settings.defaults(ServeConfig)},
+            **{name: values[name] for name in settings.defaults(KServeSettings)},
         )
         # Rollout changes the cluster and the registry: a cached rollout would serve nothing.
         rollout_task.set_caching_options(False)
@@ -144,7 +111,18 @@ def build_cluster_training_pipeline(
                     secret_key_to_env={key: key for key in OBJECT_STORE_KEYS},
                 )
 
-    return cluster_training_pipeline
+    function = parameters.pipeline_function(
+        "cluster_training_pipeline",
+        "The training pipeline on a Kubeflow Pipelines cluster, served by KServe.",
+        CLUSTER_CONFIGS,
+        steps,
+        overrides={"data_uri": defaults.data_uri, "registry": defaults.registry},
+    )
+    return dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Ingest, validate (TFDV), transform, train (Keras), evaluate against the "
+        "registry's newest version, deploy to the registry and roll out on KServe.",
+    )(function)
 
 
 cluster_training_pipeline = build_cluster_training_pipeline()

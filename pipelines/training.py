@@ -17,9 +17,8 @@ reads the blessing itself, as TFX's Pusher does. The cluster pipeline
 the pushed version out on KServe; this one has no cluster parameter.
 """
 
-import importlib.resources
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Metrics, Model, PipelineTask
@@ -31,6 +30,7 @@ from components.resolve_baseline.component import resolve_baseline
 from components.train.component import train
 from components.transform.component import transform
 from components.validate.component import validate
+from pipelines import parameters
 
 PIPELINE_NAME = "mlops-training-local"
 
@@ -47,16 +47,6 @@ class RunDefaults:
 
     data_uri: str
     registry: str
-
-
-def bundled_penguins() -> str:
-    """The Palmer penguins CSV that the ``palmerpenguins`` package ships."""
-    return str(importlib.resources.files("palmerpenguins") / "data" / "penguins.csv")
-
-
-def local_defaults() -> RunDefaults:
-    """The bundled penguins and ``./model-registry``."""
-    return RunDefaults(bundled_penguins(), "model-registry")
 
 
 class TrainingOutputs(NamedTuple):
@@ -155,10 +145,13 @@ def _bless_and_push(
     model_name: Any,
     thresholds: Any,
     min_improvement: Any,
+    served_only: Any,
 ) -> tuple[PipelineTask, PipelineTask, PipelineTask]:
     # After train: the baseline is the registry's newest version when the candidate is ready,
     # not when the run started (training takes minutes, and other runs push meanwhile).
-    baseline_task = resolve_baseline(registry=registry, model_name=model_name).after(train_task)
+    baseline_task = resolve_baseline(
+        registry=registry, model_name=model_name, served_only=served_only
+    ).after(train_task)
     # The registry is an input the cache key cannot see.
     baseline_task.set_caching_options(False)
     # Everything evaluate reads is an input artifact or parameter, so it may come from the cache.
@@ -198,6 +191,7 @@ def add_training_steps(
     beam_pipeline_args: Any,
     schema_uri: Optional[str] = None,
     train_step: Any = train,
+    served_only: Any = False,
     **hyperparameters: Any,
 ) -> TrainingTasks:
     """Adds ingest → validate → transform → train → resolve-baseline → evaluate → deploy to the
@@ -207,6 +201,8 @@ def add_training_steps(
     Args:
         schema_uri: A curated TFDV schema to validate against, fixed when the pipeline is built.
         train_step: The train component (:data:`components.train.component.train_gpu` for GPUs).
+        served_only: Whether only versions a rollout served are the baseline (a cluster
+            pipeline that serves).
         hyperparameters: The train step's parameters (epochs, batch_size, ...).
     """
     ingest_task, validate_task = _read_and_validate(
@@ -231,6 +227,7 @@ def add_training_steps(
         model_name,
         thresholds,
         min_improvement,
+        served_only,
     )
     return TrainingTasks(
         ingest_task,
@@ -244,65 +241,30 @@ def add_training_steps(
 
 
 def build_training_pipeline(schema_uri: Optional[str] = None):
-    """Returns the local training pipeline function.
+    """Returns the local training pipeline, whose parameters are the settings of
+    :data:`pipelines.parameters.TRAINING_CONFIGS`.
 
     Args:
         schema_uri: A curated TFDV schema to validate against; inferred from train when None.
             It is fixed when the pipeline is built, as TFX's ImportSchemaGen does, because
             ``kfp.local`` cannot take an absent value for a run-time parameter.
     """
-    defaults = local_defaults()
 
-    @dsl.pipeline(
+    def steps(**parameters: Any) -> TrainingOutputs:
+        return add_training_steps(schema_uri=schema_uri, **parameters).outputs()
+
+    function = parameters.pipeline_function(
+        "training_pipeline",
+        "The training pipeline, on one machine.",
+        parameters.TRAINING_CONFIGS,
+        steps,
+        returns=TrainingOutputs,
+    )
+    return dsl.pipeline(
         name=PIPELINE_NAME,
         description="Ingest, validate (TFDV), transform, train (Keras), evaluate against the "
         "registry's newest version and deploy to the registry, on one machine.",
-    )
-    def training_pipeline(
-        data_uri: str = defaults.data_uri,
-        label: str = "species",
-        model_name: str = "penguins",
-        registry: str = defaults.registry,
-        task: str = "auto",
-        eval_fraction: float = 0.2,
-        epochs: int = 50,
-        batch_size: int = 32,
-        learning_rate: float = 0.01,
-        hidden_units: List[int] = [64, 32],  # noqa: B006 - KFP reads the default, never mutates it.
-        dropout: float = 0.1,
-        early_stopping_patience: int = 5,
-        seed: int = 42,
-        cpu_devices: int = 1,
-        max_vocab_size: int = 1000,
-        num_oov_buckets: int = 2,
-        thresholds: Dict[str, Dict[str, float]] = {},  # noqa: B006 - as above.
-        min_improvement: float = 0.0,
-        beam_pipeline_args: List[str] = [],  # noqa: B006 - as above.
-    ) -> TrainingOutputs:
-        return add_training_steps(
-            data_uri=data_uri,
-            label=label,
-            model_name=model_name,
-            registry=registry,
-            task=task,
-            eval_fraction=eval_fraction,
-            max_vocab_size=max_vocab_size,
-            num_oov_buckets=num_oov_buckets,
-            thresholds=thresholds,
-            min_improvement=min_improvement,
-            beam_pipeline_args=beam_pipeline_args,
-            schema_uri=schema_uri,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            hidden_units=hidden_units,
-            dropout=dropout,
-            early_stopping_patience=early_stopping_patience,
-            seed=seed,
-            cpu_devices=cpu_devices,
-        ).outputs()
-
-    return training_pipeline
+    )(function)
 
 
 training_pipeline = build_training_pipeline()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from components import constants
 from components.errors import ConfigurationError
+from components.settings import check, setting
 
 # The metric blessing compares with the trivial model and the baseline, and its direction:
 # +1 higher is better, -1 lower is better.
@@ -29,8 +30,22 @@ class EvalConfig:
             on the baseline; 0 means any improvement.
     """
 
-    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
-    min_improvement: float = 0.0
+    thresholds: dict[str, dict[str, float]] = setting(
+        {},
+        "absolute bounds per metric, e.g. accuracy>=0.9 or rmse<=3 "
+        '(as a parameter: {"accuracy": {"lower_bound": 0.9}})',
+        show="none",
+    )
+    min_improvement: float = setting(
+        0.0,
+        "how much the primary metric (accuracy, or RMSE downwards) must improve on the "
+        "baseline; 0 means any improvement",
+        lambda v: v >= 0,
+        "0 or more",
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
 
     def check(self, task: str) -> None:
         """Raises ConfigurationError for a threshold the task does not compute."""
@@ -48,8 +63,6 @@ class EvalConfig:
                 raise ConfigurationError(
                     f"Threshold on {name!r} must give lower_bound and/or upper_bound, got {bounds}."
                 )
-        if self.min_improvement < 0:
-            raise ConfigurationError(f"min_improvement must be >= 0, got {self.min_improvement}.")
 
 
 @dataclass(frozen=True)

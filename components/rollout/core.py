@@ -50,8 +50,8 @@ class KServeSettings:
         lambda v: 0 <= v <= 100,
         "0..100",
     )
-    rollout_timeout_seconds: float = setting(
-        600.0,
+    rollout_timeout_seconds: int = setting(
+        600,
         "how long the new version has to serve before it is rolled back",
         lambda v: v > 0,
         "above 0",

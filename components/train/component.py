@@ -15,7 +15,7 @@ def train(
     transform_graph: Input[Artifact],
     model: Output[Model],
     training_report: Output[Markdown],
-    hidden_units: List[int],
+    hidden_units: List[int] = [64, 32],  # noqa: B006 - KFP reads the default, never mutates it.
     epochs: int = 50,
     batch_size: int = 32,
     learning_rate: float = 0.01,

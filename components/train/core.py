@@ -24,53 +24,11 @@ from components.features import (
     model_inputs,
     raw_signature,
 )
+from components.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
 _SHUFFLE_BUFFER = 10_000
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters and the device layout (TFX's ``FnArgs`` in spirit).
-
-    Attributes:
-        epochs: Most passes over the train split; early stopping may end sooner.
-        batch_size: Global batch size, split across replicas.
-        learning_rate: Adam's learning rate.
-        hidden_units: Width of each hidden layer.
-        dropout: Dropout rate after each hidden layer.
-        embedding_dim: Width of each categorical feature's embedding.
-        early_stopping_patience: Epochs without a better eval loss before stopping.
-        seed: Seed for weights and shuffling; with op determinism the run is repeatable.
-        cpu_devices: Split the CPU into this many logical devices and mirror across them
-            (for machines without GPUs; 1 keeps one CPU device).
-    """
-
-    epochs: int = 50
-    batch_size: int = 32
-    learning_rate: float = 0.01
-    hidden_units: tuple[int, ...] = (64, 32)
-    dropout: float = 0.1
-    embedding_dim: int = 8
-    early_stopping_patience: int = 5
-    seed: int = 42
-    cpu_devices: int = 1
-
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "hidden_units": len(self.hidden_units) > 0 and min(self.hidden_units) >= 1,
-            "dropout": 0.0 <= self.dropout < 1.0,
-            "embedding_dim": self.embedding_dim >= 1,
-            "early_stopping_patience": self.early_stopping_patience >= 0,
-            "cpu_devices": self.cpu_devices >= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ConfigurationError(f"Invalid {name}: {getattr(self, name)!r}.")
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,9 @@ def transform(
             label,
             transform_graph.path,
             task,
-            core.TransformConfig(max_vocab_size, num_oov_buckets),
+            core.TransformConfig(
+                task=task, max_vocab_size=max_vocab_size, num_oov_buckets=num_oov_buckets
+            ),
         )
     record(
         transform_graph,

@@ -10,7 +10,6 @@ one copy of the preprocessing.
 
 import logging
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -31,34 +30,12 @@ from components.features import (
     label_values,
     raw_signature,
 )
+from components.transform.config import TransformConfig
 
 logger = logging.getLogger(__name__)
 
 # An integer label with at most this many distinct values is taken as classes by task=auto.
 MAX_AUTO_CLASSES = 20
-
-
-@dataclass(frozen=True)
-class TransformConfig:
-    """How the transform is fitted.
-
-    Attributes:
-        max_vocab_size: Most frequent values kept per categorical; the rest go to OOV buckets.
-        num_oov_buckets: Hash buckets for categorical values outside the vocabulary.
-    """
-
-    max_vocab_size: int = 1000
-    num_oov_buckets: int = 2
-
-    def __post_init__(self) -> None:
-        if self.max_vocab_size < 1:
-            raise ConfigurationError(
-                f"max_vocab_size must be at least 1, got {self.max_vocab_size}."
-            )
-        if self.num_oov_buckets < 1:
-            raise ConfigurationError(
-                f"num_oov_buckets must be at least 1, got {self.num_oov_buckets}."
-            )
 
 
 def resolve_task(task: str, column: pa.ChunkedArray, label: str) -> str:

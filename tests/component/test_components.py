@@ -271,15 +271,3 @@ def test_a_failed_rollout_is_one_marked_line_and_its_version_is_discarded(
     assert "did not serve within 1 s version 1" in reported["message"]
     assert "CrashLoopBackOff" in reported["message"]
     assert ModelRegistry(registry).versions("penguins") == []
-
-
-def test_rollout_parameter_defaults_are_its_settings_defaults():
-    # KFP ships the wrapper's source, where a default must be a literal: the one repetition.
-    import inspect
-
-    from components import settings
-    from components.rollout.core import KServeSettings
-
-    signature = inspect.signature(rollout.python_func).parameters
-    for name, value in settings.defaults(KServeSettings).items():
-        assert signature[name].default == value, name

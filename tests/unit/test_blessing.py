@@ -144,5 +144,5 @@ def test_a_threshold_without_bounds_is_rejected():
 
 
 def test_a_negative_min_improvement_is_rejected():
-    with pytest.raises(ConfigurationError, match="min_improvement must be >= 0"):
-        EvalConfig(min_improvement=-0.1).check(CLASSIFICATION)
+    with pytest.raises(ConfigurationError, match=r"min_improvement must be 0 or more, got -0\.1"):
+        EvalConfig(min_improvement=-0.1)

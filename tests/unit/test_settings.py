@@ -85,3 +85,15 @@ def test_defaults_and_help_of_one_setting():
     assert settings.default(Example, "units") == [64, 32]
     assert settings.help_text(Example, "rate") == "Learning rate"
     assert settings.defaults(Example)["epochs"] == 50
+
+
+@dataclass(frozen=True)
+class Renamed:
+    data_uri: str = settings.setting("here.csv", "Where the data is", flag="--data", show="bundled")
+
+
+def test_a_setting_can_name_its_own_flag_and_show_its_default():
+    parser = argparse.ArgumentParser(prog="t")
+    settings.add_arguments(parser, Renamed)
+    assert parser.parse_args(["--data", "x.csv"]).data_uri == "x.csv"
+    assert "(default: bundled)" in parser.format_help()
