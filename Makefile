@@ -36,7 +36,7 @@ KFP_UI ?= http://localhost:8080
 need = @command -v $(1) >/dev/null || { echo "error: '$(1)' is not installed; $(2)"; exit 1; }
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve test lint compile lock bench bench-serving clean images images-cpu image-gpu load-images load-images-cpu load-image-gpu cluster down platform credentials gpu-plugin port-forward upload submit e2e
+.PHONY: help run serve test test-fast testdata lint compile lock bench bench-serving clean images images-cpu image-gpu load-images load-images-cpu load-image-gpu cluster down platform credentials gpu-plugin port-forward upload submit e2e
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,14 @@ test: $(BIN)/.installed $(SERVING_BIN)/.installed $(TOOLS_BIN)/.installed ## Run
 	$(BIN)/ruff check .
 	MLOPS_TOOLS_BIN=$(abspath $(TOOLS_BIN)) $(BIN)/python -m pytest --ignore=tests/serving $(ARGS)
 	MLOPS_PIPELINE_PYTHON=$(abspath $(BIN)/python) $(SERVING_BIN)/python -m pytest tests/serving $(ARGS)
+
+# .venv only (no serving or tools venv): the golden artifacts in tests/testdata stand in for
+# training; `make testdata` rebuilds them.
+test-fast: lint ## Lint and the unit tests that train nothing (slow, integration and e2e left out), in .venv only; under a minute
+	$(BIN)/python -m pytest -m "not slow and not integration and not e2e" tests/unit $(ARGS)
+
+testdata: $(BIN)/.installed ## Rebuild the golden transform and model in tests/testdata with the current code (tests/testdata/README.md)
+	$(BIN)/python -m tests.testdata.build
 
 lint: $(BIN)/.installed ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -1,14 +1,24 @@
-"""Shared fixtures: the bundled penguins data, split once, and a transform fitted on it.
+"""Shared fixtures: the bundled penguins data, split once; a transform fitted on it and a model
+trained on it by the current code (slow tests only); and copies of the committed golden
+transform and model (tests/testdata) for tests that need just some transform or SavedModel.
 
 The serving tests (tests/serving) run in the serving environment, which has neither pyarrow nor
 the pipeline's libraries: everything here imports them inside the fixture that needs them.
 """
 
-import importlib.resources
 import os
+import pathlib
+import shutil
 import sys
 
 import pytest
+
+from tests.testdata import build as testdata
+
+# Fixtures that fit a transform or train a model. `make test-fast` leaves slow tests out to stay
+# under a minute, so a unit test using one of these must be marked slow (checked before it runs).
+FITTING_FIXTURES = frozenset({"penguins_transform", "penguins_model"})
+UNIT_TESTS = pathlib.Path(__file__).parent / "unit"
 
 # Tests import TensorFlow in this process; keep its C++ start-up chatter out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def penguins_csv() -> str:
     """The Palmer penguins CSV shipped by the palmerpenguins package (344 rows)."""
-    return str(importlib.resources.files("palmerpenguins") / "data" / "penguins.csv")
+    return testdata.penguins_csv()
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +37,7 @@ def penguins_splits(tmp_path_factory, penguins_csv) -> dict[str, str]:
 
     folder = tmp_path_factory.mktemp("penguins")
     splits = {"train": str(folder / "train.parquet"), "eval": str(folder / "eval.parquet")}
-    core.ingest(penguins_csv, splits["train"], splits["eval"], 0.2)
+    core.ingest(penguins_csv, splits["train"], splits["eval"], testdata.EVAL_FRACTION)
     return splits
 
 
@@ -36,7 +46,7 @@ def penguins_schema(penguins_splits):
     """The schema validate infers from the penguins train split."""
     from components.validate import core
 
-    return core.validate(penguins_splits, "species").schema
+    return core.validate(penguins_splits, testdata.LABEL).schema
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +55,7 @@ def penguins_transform(tmp_path_factory, penguins_splits, penguins_schema) -> st
     from components.transform import core
 
     folder = str(tmp_path_factory.mktemp("transform"))
-    core.transform(penguins_splits["train"], penguins_schema, "species", folder)
+    core.transform(penguins_splits["train"], penguins_schema, testdata.LABEL, folder)
     return folder
 
 
@@ -63,6 +73,44 @@ def penguins_model(tmp_path_factory, penguins_splits, penguins_transform) -> str
         core.TrainConfig(epochs=15),
     )
     return folder
+
+
+@pytest.fixture
+def golden_transform(tmp_path_factory) -> str:
+    """A copy of the committed transform fitted on the penguins train split (the split
+    ``penguins_splits`` makes), built by tests/testdata/build.py."""
+    return str(shutil.copytree(testdata.TRANSFORM_DIR, tmp_path_factory.mktemp("golden") / "tf"))
+
+
+@pytest.fixture
+def golden_model(tmp_path_factory) -> str:
+    """A copy of the committed serving SavedModel trained on the penguins train split on top of
+    the golden transform (tests/testdata/build.py); it beats the majority class on eval."""
+    return str(shutil.copytree(testdata.MODEL_DIR, tmp_path_factory.mktemp("golden") / "model"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """Fails a unit test that fits or trains without the ``slow`` marker, before it does."""
+    fitting = FITTING_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if fitting and UNIT_TESTS in item.path.parents and item.get_closest_marker("slow") is None:
+        pytest.fail(
+            f"{item.nodeid} needs {', '.join(sorted(fitting))} (fitting or training): mark it "
+            "@pytest.mark.slow, or use golden_transform and golden_model (tests/testdata)",
+            pytrace=False,
+        )
+
+
+def export_untrained(transform_dir: str, model_dir: str) -> str:
+    """Exports a serving model as train does, on the transform in ``transform_dir``, with its
+    network as initialised: train's signature and outputs without the cost of training."""
+    from components.features import load_transform
+    from components.train import core
+
+    spec, transform = load_transform(transform_dir)
+    network = core.build_model(spec, core.TrainConfig(hidden_units=(2,), embedding_dim=1))
+    core.export(spec, transform, network, model_dir)
+    return model_dir
 
 
 def write_parquet(path, columns: dict) -> str:

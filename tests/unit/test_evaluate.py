@@ -1,16 +1,16 @@
 """Evaluate: metrics on known values, and the candidate and baseline scored on the same eval rows
-(the blessing rules themselves are in test_blessing.py)."""
+(the blessing rules themselves are in test_blessing.py). The candidate is the golden model
+(tests/testdata): evaluating needs a trained model, not this run's training."""
 
 import numpy as np
 import pytest
 
+from components import constants
 from components.errors import ConfigurationError
 from components.evaluate import core
-from components.features import load_spec
-from components.train import core as train_core
+from components.features import LabelSpec, NumericFeature, TransformSpec, load_spec
 from components.transform import core as transform_core
-from components.validate import core as validate_core
-from tests.conftest import write_parquet
+from tests.conftest import export_untrained
 
 
 def test_classification_metrics_on_known_values():
@@ -47,20 +47,20 @@ def _evaluate(splits, model, transform, baseline=None, **config):
 
 
 def test_first_model_is_blessed_when_it_beats_the_majority_class(
-    penguins_splits, penguins_model, penguins_transform
+    penguins_splits, golden_model, golden_transform
 ):
-    result = _evaluate(penguins_splits, penguins_model, penguins_transform)
+    result = _evaluate(penguins_splits, golden_model, golden_transform)
     assert result.blessed
     assert result.metrics["accuracy"] > result.trivial_metrics["accuracy"]
     assert "no baseline" in result.reasons[0]
     assert len(result.confusion_matrix) == 3
 
 
-def test_unmet_threshold_blocks_the_blessing(penguins_splits, penguins_model, penguins_transform):
+def test_unmet_threshold_blocks_the_blessing(penguins_splits, golden_model, golden_transform):
     result = _evaluate(
         penguins_splits,
-        penguins_model,
-        penguins_transform,
+        golden_model,
+        golden_transform,
         thresholds={"log_loss": {"upper_bound": 1e-9}},
     )
     assert not result.blessed
@@ -70,53 +70,53 @@ def test_unmet_threshold_blocks_the_blessing(penguins_splits, penguins_model, pe
 
 
 def test_baseline_is_scored_on_the_same_rows_and_an_equal_model_is_not_blessed(
-    penguins_splits, penguins_model, penguins_transform
+    penguins_splits, golden_model, golden_transform
 ):
-    baseline = core.Baseline(version=1, model_dir=penguins_model)
-    result = _evaluate(penguins_splits, penguins_model, penguins_transform, baseline)
+    baseline = core.Baseline(version=1, model_dir=golden_model)
+    result = _evaluate(penguins_splits, golden_model, golden_transform, baseline)
     assert not result.blessed
     assert result.baseline_version == 1
     assert result.baseline_metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
     assert any("does not improve on the baseline" in reason for reason in result.reasons)
 
 
-def test_a_baseline_that_cannot_read_this_data_blocks_the_blessing(
-    tmp_path, penguins_splits, penguins_model, penguins_transform
-):
-    # A baseline trained on other columns: its signature does not take these features.
-    data = {"x": [1.0, 2.0, 3.0, 4.0] * 5, "y": [0, 1, 0, 1] * 5}
-    splits = {name: write_parquet(tmp_path / f"{name}.parquet", data) for name in ("train", "eval")}
-    schema = validate_core.validate(splits, "y").schema
-    transform_core.transform(splits["train"], schema, "y", str(tmp_path / "transform"))
-    train_core.train(
-        splits["train"],
-        splits["eval"],
-        str(tmp_path / "transform"),
-        str(tmp_path / "other"),
-        train_core.TrainConfig(epochs=1),
+def _model_for_other_data(folder) -> str:
+    """A model exported by train's code for data with one column, ``x``."""
+    spec = TransformSpec(
+        label=LabelSpec(name="y", task=constants.CLASSIFICATION, classes=[0, 1], is_string=False),
+        numeric=[NumericFeature(name="x", mean=0.0, std=1.0, has_missing=False)],
+        categorical=[],
     )
-    baseline = core.Baseline(version=4, model_dir=str(tmp_path / "other"))
-    result = _evaluate(penguins_splits, penguins_model, penguins_transform, baseline)
+    transform_core.save(spec, str(folder / "transform"))
+    return export_untrained(str(folder / "transform"), str(folder / "model"))
+
+
+def test_a_baseline_that_cannot_read_this_data_blocks_the_blessing(
+    tmp_path, penguins_splits, golden_model, golden_transform
+):
+    # A baseline made for other columns: its signature does not take these features.
+    baseline = core.Baseline(version=4, model_dir=_model_for_other_data(tmp_path))
+    result = _evaluate(penguins_splits, golden_model, golden_transform, baseline)
     assert not result.blessed
     assert "the baseline (version 4) cannot score this eval data" in result.reasons[-1]
 
 
 def test_a_config_the_task_cannot_use_stops_the_evaluation(
-    penguins_splits, penguins_model, penguins_transform
+    penguins_splits, golden_model, golden_transform
 ):
     with pytest.raises(ConfigurationError, match="rmse"):
         _evaluate(
             penguins_splits,
-            penguins_model,
-            penguins_transform,
+            golden_model,
+            golden_transform,
             thresholds={"rmse": {"upper_bound": 1.0}},
         )
 
 
 def test_report_shows_the_decision_and_the_confusion_matrix(
-    penguins_splits, penguins_model, penguins_transform
+    penguins_splits, golden_model, golden_transform
 ):
-    result = _evaluate(penguins_splits, penguins_model, penguins_transform)
+    result = _evaluate(penguins_splits, golden_model, golden_transform)
     report = core.markdown_report(result)
     assert report.startswith("# Evaluation (classification)")
     assert "**Blessed**" in report

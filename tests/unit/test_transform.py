@@ -102,8 +102,8 @@ def test_vocabulary_is_capped_for_high_cardinality(tmp_path):
     assert spec.categorical[0].cardinality == 1 + 10 + 3
 
 
-def test_spec_survives_json(penguins_transform):
-    spec = load_spec(penguins_transform)
+def test_spec_survives_json(golden_transform):
+    spec = load_spec(golden_transform)
     again = type(spec).from_json(spec.to_json())
     assert again == spec
     assert spec.label.classes == ["Adelie", "Chinstrap", "Gentoo"]
