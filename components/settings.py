@@ -102,10 +102,23 @@ def _flag(item: dataclasses.Field) -> str:
 
 
 def add_arguments(
-    parser: argparse.ArgumentParser | Any, config: type, only: Sequence[str] | None = None
+    parser: argparse.ArgumentParser | Any,
+    config: type,
+    only: Sequence[str] | None = None,
+    underscores: bool = False,
+    default_in_help: bool = True,
 ) -> None:
     """Adds a ``--name`` flag per setting of ``config`` (or those in ``only``), with its default
-    and help; a value that fails the check is an argparse error naming the flag."""
+    and help; a value that fails the check is an argparse error naming the flag.
+
+    Args:
+        parser: The parser or argument group.
+        config: The config class.
+        only: The settings to add (default: all).
+        underscores: Also accept ``--max_rows`` for ``--max-rows`` (KServe runtimes' spelling).
+        default_in_help: Append the default to the help (off when the parser's formatter
+            shows defaults itself).
+    """
     for item in _fields(config, only):
         value = default(config, item.name)
         parse = item.metadata[_PARSE] or type(value)
@@ -120,12 +133,16 @@ def add_arguments(
                 raise argparse.ArgumentTypeError(problem)
             return parsed
 
+        spellings = [_flag(item)]
+        if underscores and "-" in spellings[0][2:]:
+            spellings.append("--" + spellings[0][2:].replace("-", "_"))
         parser.add_argument(
-            _flag(item),
+            *spellings,
             dest=item.name,
             type=typed,
             default=value,
-            help=f"{item.metadata[_HELP]} (default: {_shown(item, value)})",
+            help=item.metadata[_HELP]
+            + (f" (default: {_shown(item, value)})" if default_in_help else ""),
         )
 
 

@@ -15,8 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from components import layout
-from serving.http import DEFAULT_MAX_BODY_BYTES
+from components import layout, settings
+from serving.config import ServingConfig
 
 # KServe spells its flags with underscores. mlops-serve spelled these with hyphens before it took
 # KServe's parser, and the README and images/serving/Dockerfile still do.
@@ -61,16 +61,6 @@ def _version(text: str) -> int | None:
     if version is None or version < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a version number or 'latest'")
     return version
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
-    return seconds
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -120,30 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|latest",
         help="version to serve; 'latest' follows new pushes",
     )
-    own.add_argument(
-        "--worker-start-seconds",
-        "--worker_start_seconds",
-        type=_seconds,
-        default=120.0,
-        help="with --workers > 1: a worker not started by then stops the server, saying why",
-    )
-    own.add_argument(
-        "--max-rows", "--max_rows", type=int, default=10_000, help="most rows per request"
-    )
-    own.add_argument(
-        "--max-body-bytes",
-        "--max_body_bytes",
-        type=int,
-        default=DEFAULT_MAX_BODY_BYTES,
-        help="larger request bodies get 413",
-    )
-    own.add_argument(
-        "--poll-seconds",
-        "--poll_seconds",
-        type=_seconds,
-        default=2.0,
-        help="how often --version latest looks for a new version",
-    )
+    settings.add_arguments(own, ServingConfig, underscores=True, default_in_help=False)
     return parser
 
 
@@ -188,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = args.model_name
         source = ModelSource(model_dir=args.model_dir, version=args.version)
     serving_logger.info("Serving %r from %s", name, source)
-    model = ServedModel(name, source, args.max_rows, args.poll_seconds, args.max_body_bytes)
+    config = settings.from_arguments(args, ServingConfig)
+    model = ServedModel(name, source, config.max_rows, config.poll_seconds, config.max_body_bytes)
     model.load()
     install_body_limit(args.max_body_bytes)
     server = ModelServer(

@@ -2,8 +2,6 @@
 
 import json
 
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-
 
 class BodySizeLimit:
     """ASGI middleware: a request body over ``max_bytes`` gets 413 before the model sees it."""

@@ -21,7 +21,8 @@ from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
 from components import constants, layout
-from serving.http import DEFAULT_MAX_BODY_BYTES, install_body_limit
+from serving.config import ServingConfig
+from serving.http import install_body_limit
 from serving.payload import (
     NUMBER,
     STRING,
@@ -128,9 +129,9 @@ class ServedModel(Model):
         self,
         name: str,
         source: ModelSource,
-        max_rows: int = 10_000,
-        poll_seconds: float = 2.0,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_rows: int = ServingConfig.max_rows,
+        poll_seconds: float = ServingConfig.poll_seconds,
+        max_body_bytes: int = ServingConfig.max_body_bytes,
     ) -> None:
         super().__init__(name)
         self.source = source
