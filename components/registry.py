@@ -45,6 +45,8 @@ MAX_MODEL_NAME = 48
 _MODEL_NAME = re.compile(rf"^[a-z]([-a-z0-9]{{0,{MAX_MODEL_NAME - 2}}}[a-z0-9])?$")
 # Beside the model folders; not a DNS-1035 label, so no model can be called that.
 SERVED_FOLDER = "_served"
+# Beside a served folder once its rollout succeeded: ``_served/<model>/<version>.served``.
+SERVED_MARKER_SUFFIX = ".served"
 # Left in the folder of a discarded version.
 DISCARDED_MARKER = ".discarded"
 # A push's claim on a version number, inside that version's folder (see ModelRegistry._claim).
@@ -234,23 +236,37 @@ class ModelRegistry:
         logger.info("Published %s version %d at %s", name, version, self.served_uri(name, version))
         return self.served_uri(name, version)
 
+    def _served_marker(self, name: str, version: int) -> str:
+        # Beside the served folder, not in it: the storage initializer downloads everything
+        # under the folder's URI, which ends with "/" and so never matches "<version>.served".
+        return f"{self._served_folder(name, version)}{SERVED_MARKER_SUFFIX}"
+
+    def mark_served(self, name: str, version: int) -> None:
+        """Records that a rollout of ``version`` succeeded: it has served."""
+        self._write(self._served_marker(name, version), b"")
+
     def served_versions(self, name: str) -> list[int]:
-        """The versions of ``name`` that have a served folder, oldest first: on a cluster, the
-        one an InferenceService serves and the one a rollback would go back to (older folders
-        are retired), plus one whose rollout is under way."""
+        """The versions of ``name`` whose rollout succeeded and whose served folder is still
+        there, oldest first: on a cluster, the one an InferenceService serves and the one a
+        rollback would go back to (older folders are retired). A version whose rollout is
+        under way, or whose rollout step died before it finished, is not among them."""
         selector = pa_fs.FileSelector(
             f"{self.root}/{SERVED_FOLDER}/{check_model_name(name)}", allow_not_found=True
         )
+        listed = {info.base_name: info.type for info in self.fs.get_file_info(selector)}
         return sorted(
-            int(info.base_name)
-            for info in self.fs.get_file_info(selector)
-            if info.type == pa_fs.FileType.Directory and info.base_name.isdigit()
+            int(base)
+            for base, kind in listed.items()
+            if kind == pa_fs.FileType.Directory
+            and base.isdigit()
+            and f"{base}{SERVED_MARKER_SUFFIX}" in listed
         )
 
     def retire_served(self, name: str, keep: set[int]) -> list[int]:
-        """Deletes the served folders of ``name`` except those of the versions in ``keep`` (the
-        serving one and the one a rollback would go back to); returns the versions retired.
-        The registry's versions themselves stay."""
+        """Deletes the served folders of ``name`` older than the newest in ``keep``, except
+        those in ``keep`` (the serving one and the one a rollback would go back to); returns
+        the versions retired. Newer folders belong to rollouts under way in other runs. The
+        registry's versions themselves stay."""
         selector = pa_fs.FileSelector(
             f"{self.root}/{SERVED_FOLDER}/{check_model_name(name)}", allow_not_found=True
         )
@@ -259,8 +275,11 @@ class ModelRegistry:
             for info in self.fs.get_file_info(selector)
             if (version := layout.version_number(info.base_name)) is not None
             and version not in keep
+            and version < max(keep)
         )
         for version in retired:
+            if self._exists(marker := self._served_marker(name, version)):
+                self.fs.delete_file(marker)
             self.fs.delete_dir(self._served_folder(name, version))
         return retired
 

@@ -178,7 +178,7 @@ def markdown_table(
 
 def docstring_args(configs: Iterable[type], names: Iterable[str] | None = None) -> str:
     """A Google-style ``Args:`` section describing the settings of ``configs``: KFP reads it
-    into the pipeline's parameter descriptions, which the dashboard shows beside each field."""
+    into the pipeline's parameter descriptions, kept in the compiled package."""
     wanted = None if names is None else set(names)
     lines = ["Args:"]
     for config in configs:

@@ -19,12 +19,45 @@ def parse_threshold(text: str) -> tuple[str, dict[str, float]]:
     return name, {"lower_bound" if op == ">=" else "upper_bound": float(value)}
 
 
-def parse_param(text: str) -> tuple[str, Any]:
-    """``epochs=20`` to ``("epochs", 20)``; a value that is not JSON stays text."""
+def parse_param(text: str) -> tuple[str, str]:
+    """``epochs=20`` to ``("epochs", "20")``; :func:`typed_params` gives the value its type."""
     name, found, value = text.partition("=")
     if not found or not name:
         raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE, e.g. epochs=20")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
+    return name, value
+
+
+# How a --param value is read, by the parameter's type in the compiled pipeline. The KFP 2.5.0
+# API server refuses a value of another type ("requires type string": backend/src/apiserver/
+# template/v2_template.go:401-405), so "--param label=2024" must stay the text "2024".
+_READERS = {
+    "STRING": str,
+    "NUMBER_INTEGER": int,
+    "NUMBER_DOUBLE": float,
+    "BOOLEAN": lambda text: {"true": True, "false": False}[text.lower()],
+    "LIST": json.loads,
+    "STRUCT": json.loads,
+}
+
+
+def typed_params(given: list[tuple[str, str]], types: dict[str, str]) -> dict[str, Any]:
+    """``--param`` values as the pipeline's parameter types (name to KFP ``parameterType``).
+
+    Raises:
+        ValueError: An unknown parameter, or a value its type cannot take; says which.
+    """
+    params = {}
+    for name, text in given:
+        if name not in types:
+            raise ValueError(
+                f"--param {name}: the pipeline has no such parameter; it has "
+                f"{', '.join(sorted(types))}."
+            )
+        try:
+            params[name] = _READERS[types[name]](text)
+        except (ValueError, KeyError) as err:
+            raise ValueError(
+                f"--param {name}={text}: not a {types[name].lower().replace('_', ' ')} "
+                f"({err})."
+            ) from err
+    return params

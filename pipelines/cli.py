@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
+
 from components import settings
 from components.errors import REPORTED_ERRORS, PipelineInputError
 from components.evaluate.blessing import EvalConfig
@@ -20,7 +22,7 @@ from components.ingest.config import IngestConfig
 from components.train.config import TrainConfig
 from components.transform.config import TransformConfig
 from components.validate.config import ValidateConfig
-from pipelines.arguments import parse_param, parse_threshold
+from pipelines.arguments import parse_param, parse_threshold, typed_params
 from pipelines.cluster_training import OBJECT_STORE_SECRET, PIPELINE_NAME
 from pipelines.parameters import TRAINING_CONFIGS, RunConfig
 
@@ -118,7 +120,8 @@ def _add_cluster_commands(commands: Any) -> None:
         default=[],
         type=parse_param,
         metavar="K=V",
-        help="pipeline parameter, repeatable; values are JSON or text",
+        help="pipeline parameter, repeatable; read as the parameter's type in the package "
+        '(text, number, true/false, or JSON for lists and dicts)',
     )
     submit.add_argument(
         "--service-account",
@@ -195,6 +198,13 @@ def command_compile(args: argparse.Namespace) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     if args.gpus < 0:
         raise PipelineInputError(f"--gpus must be 0 or more, got {args.gpus}.")
+    if args.schema and not args.schema.startswith("gs://"):
+        # validate reads it with TensorFlow in its pod: no local file of this machine is there,
+        # and TensorFlow 2.16 has no s3:// filesystem.
+        raise PipelineInputError(
+            f"--schema {args.schema!r}: on a cluster the curated schema must be at a gs:// URI "
+            "the validate step can read (TensorFlow reads gs://, not s3:// or local paths)."
+        )
     secret = None if args.object_store_secret == "none" else args.object_store_secret
     # The package is for a cluster: its defaults are the cluster's, which runs started from the
     # dashboard or on a schedule use.
@@ -224,7 +234,17 @@ def command_submit(args: argparse.Namespace) -> int:
         raise PipelineInputError(
             f"No compiled pipeline at {args.package!r}; run `make compile` and `make upload`."
         )
-    params = dict(args.param)  # the rest from the compiled defaults, as from the dashboard
+    with open(args.package) as handle:
+        spec = next(yaml.safe_load_all(handle))
+    types = {
+        name: parameter["parameterType"]
+        for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items()
+    }
+    try:
+        # Only what was given; the rest from the compiled defaults, as from the dashboard.
+        params = typed_params(args.param, types)
+    except ValueError as err:
+        raise PipelineInputError(str(err)) from err
     _, url = cluster.submit(
         cluster.reach(args.host, args.ui_host),
         args.name,

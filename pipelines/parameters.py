@@ -1,7 +1,8 @@
 """The pipelines' parameters, made from the step configs.
 
-Each parameter's name, type, default and the description the KFP dashboard shows beside its
-field come from one setting (:mod:`components.settings`): the run's locations and names below,
+Each parameter's name, type, default and description (in the compiled package, where the KFP
+API and the pipeline's YAML view carry it; the 2.5.0 run form shows names and defaults only)
+come from one setting (:mod:`components.settings`): the run's locations and names below,
 then each step's config. :func:`pipeline_function` turns a list of configs into the signature
 and docstring KFP reads, so a pipeline never writes its parameters out again.
 """

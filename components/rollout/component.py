@@ -42,12 +42,19 @@ def rollout(
     """
     import dataclasses
     import json
+    import signal
+    import sys
 
     from components import constants
     from components.errors import step
     from components.metadata import read, record
     from components.rollout import core
 
+    # A run terminated from the dashboard has its pods stopped with SIGTERM (KFP 2.5.0 sets
+    # the workflow's activeDeadlineSeconds to 0: backend/src/apiserver/resource/
+    # resource_manager.go:802). Python would die without unwinding; exiting through SystemExit
+    # lets the rollout put the previous spec back and discard the version first.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with step("rollout"):
         pushed = bool(read(push_result, constants.PUSHED))
         result = core.rollout(

@@ -171,6 +171,13 @@ def rollout(
             registry.discard(model_name, version)
             discarded.append(version)
 
+    if version not in registry.versions(model_name):
+        # A retried rollout step: its first attempt failed and discarded the version.
+        raise ConfigurationError(
+            f"Version {version} of {model_name!r} is not in the registry (a failed rollout "
+            "discarded it, or it was never complete): nothing to roll out. Run the pipeline "
+            "again to train and push a new version."
+        )
     try:
         settings.check()
         if registry.is_local:
@@ -189,6 +196,7 @@ def rollout(
     except BaseException:
         discard()
         raise
+    registry.mark_served(model_name, version)
     _retire_served(registry, model_name, {version, served.previous_model_version})
     previous = served.previous_model_version
     return RolloutResult(

@@ -98,3 +98,40 @@ def test_compiled_ir_is_a_pipeline_spec_and_a_platform_spec(tmp_path):
     assert {"components", "deploymentSpec", "root"} <= set(documents[0])
     assert set(documents[1]) == {"platforms"}
     assert documents[0]["pipelineInfo"]["name"] == "mlops-training"
+
+
+def test_compile_refuses_a_schema_the_cluster_cannot_read(tmp_path, capsys):
+    assert (
+        main(["compile", "--output", str(tmp_path / "x.yaml"), "--schema", "/home/me/s.pbtxt"]) == 1
+    )
+    assert "must be at a gs:// URI" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_submit_sends_each_param_as_its_type_in_the_package(tmp_path):
+    package = _compiled(tmp_path)
+    with KfpStandIn() as kfp:
+        assert main(["upload", "--host", kfp.host, "--package", package]) == 0
+        flags = ["--param", "label=2024", "--param", "epochs=3", "--param", "serve=false"]
+        flags += ["--param", "hidden_units=[8,4]", "--param", "predictor_cpu=1"]
+        assert _submit(kfp, package, *flags) == 0
+        (run,) = kfp.runs
+    assert run["runtime_config"]["parameters"] == {
+        "label": "2024",
+        "epochs": 3,
+        "serve": False,
+        "hidden_units": [8, 4],
+        "predictor_cpu": "1",
+    }
+
+
+def test_submit_of_an_unknown_or_mistyped_param_says_which(tmp_path, capsys):
+    package = _compiled(tmp_path)
+    with KfpStandIn() as kfp:
+        assert main(["upload", "--host", kfp.host, "--package", package]) == 0
+        assert _submit(kfp, package, "--param", "epoch=3") == 1
+        assert _submit(kfp, package, "--param", "epochs=many") == 1
+        assert kfp.runs == []
+    err = capsys.readouterr().err
+    assert "--param epoch: the pipeline has no such parameter" in err
+    assert "--param epochs=many: not a number integer" in err

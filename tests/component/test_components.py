@@ -185,15 +185,19 @@ def test_deploy_pushes_the_blessed_model(pipeline_outputs):
     assert recorded["metrics"]["accuracy"] > 0.9
 
 
-def _use_kubeconfig(monkeypatch, path, host: str) -> None:
-    """Makes the API at ``host`` the one a step outside a pod reaches: a kubeconfig in the
-    kubernetes client's default place (which it reads from KUBECONFIG once, at import)."""
+def _write_kubeconfig(path, host: str) -> None:
     path.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: standin\n"
         f"clusters: [{{name: standin, cluster: {{server: '{host}'}}}}]\n"
         "contexts: [{name: standin, context: {cluster: standin, user: standin}}]\n"
         "users: [{name: standin, user: {token: none}}]\n"
     )
+
+
+def _use_kubeconfig(monkeypatch, path, host: str) -> None:
+    """Makes the API at ``host`` the one a step outside a pod reaches: a kubeconfig in the
+    kubernetes client's default place (which it reads from KUBECONFIG once, at import)."""
+    _write_kubeconfig(path, host)
     monkeypatch.setattr(
         "kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(path), raising=True
     )
@@ -271,3 +275,54 @@ def test_a_failed_rollout_is_one_marked_line_and_its_version_is_discarded(
     assert "did not serve within 1 s version 1" in reported["message"]
     assert "CrashLoopBackOff" in reported["message"]
     assert ModelRegistry(registry).versions("penguins") == []
+
+
+TERMINATED_ROLLOUT = """
+import sys
+from kfp import dsl
+from components.rollout.component import rollout
+
+registry, folder = sys.argv[1:3]
+push_result = dsl.Artifact(
+    name="push_result", uri=folder + "/push_result", metadata={"pushed": True, "version": 1}
+)
+result = dsl.Artifact(name="rollout_result", uri=folder + "/rollout_result")
+rollout.python_func(push_result, registry, "penguins", result, serving_namespace="models")
+"""
+
+
+def test_a_rollout_terminated_from_the_dashboard_rolls_back_and_discards(
+    pipeline_outputs, tmp_path
+):
+    # KFP stops a terminated run's pods with SIGTERM; the step must unwind, not just die.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from components.registry import ModelRegistry
+    from tests.k8s_standin import KServeStandIn, PodFailure
+
+    registry = f"file://{tmp_path}/store"
+    ModelRegistry(registry).push("penguins", pipeline_outputs["model"].path, {})
+    crash = PodFailure(reason="CrashLoopBackOff", message="back-off restarting failed container")
+    with KServeStandIn(lambda annotations: crash) as standin:
+        kubeconfig = tmp_path / "kubeconfig"
+        _write_kubeconfig(kubeconfig, standin.host)
+        step = subprocess.Popen(
+            [sys.executable, "-c", TERMINATED_ROLLOUT, registry, str(tmp_path)],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while ("models", "penguins") not in standin.objects and time.monotonic() < deadline:
+            assert step.poll() is None, step.stderr.read()
+            time.sleep(0.2)
+        step.send_signal(signal.SIGTERM)
+        status = step.wait(timeout=60)
+        leftover = dict(standin.objects)
+    assert status == 143
+    assert leftover == {}  # The service it created is gone again.
+    assert ModelRegistry(registry).versions("penguins") == []
+    assert ModelRegistry(registry).served_versions("penguins") == []

@@ -195,3 +195,13 @@ def test_kind_config_pins_its_node_image():
     roles = [node["role"] for node in config["nodes"]]
     assert roles[0] == "control-plane" and "worker" in roles
     assert all(":v1." in node["image"] for node in config["nodes"])
+
+
+def test_the_kind_runtime_runs_the_serving_image_the_makefile_builds(tmp_path):
+    from components.images import SERVING_IMAGE
+
+    rendered = tmp_path / "kind.yaml"
+    rendered.write_text(_render("kind", tmp_path))
+    runtime = _one(rendered, "ServingRuntime", "mlops-predictor")
+    (container,) = runtime["spec"]["containers"]
+    assert container["image"] == SERVING_IMAGE

@@ -63,8 +63,10 @@ def test_serving_only_a_served_version_is_the_baseline(tmp_path):
     root = f"file://{tmp_path}/store"
     registry = ModelRegistry(root)
     registry.push("penguins", model, {})
-    registry.publish("penguins", 1)  # Rolled out.
-    registry.push("penguins", model, {})  # Pushed; its rollout never ran.
+    registry.publish("penguins", 1)
+    registry.mark_served("penguins", 1)  # Rolled out.
+    registry.push("penguins", model, {})
+    registry.publish("penguins", 2)  # Its rollout step died before it finished.
     served = core.resolve_baseline(root, "penguins", str(tmp_path / "a"), served_only=True)
     pushed = core.resolve_baseline(root, "penguins", str(tmp_path / "b"))
     assert (served.version, pushed.version) == (1, 2)

@@ -341,7 +341,8 @@ def test_rollout_discards_a_version_that_does_not_serve(tmp_path):
     assert _version(stored) == "1"
     assert stored["spec"]["predictor"]["model"]["storageUri"] == f"{registry}/_served/penguins/1/"
     served = tmp_path / "store" / "_served" / "penguins"
-    assert [p.name for p in served.iterdir()] == ["1"]
+    # The failed version's folder is gone; the serving one stays, marked as served.
+    assert sorted(p.name for p in served.iterdir()) == ["1", "1.served"]
     assert (served / "1" / "1" / "saved_model.pb").is_file()
 
 
@@ -433,7 +434,8 @@ def test_served_folders_of_versions_no_spec_names_are_retired(tmp_path):
             _deploy_and_roll_out(standin, model, registry)
     served = tmp_path / "store" / "_served" / "penguins"
     # The serving version and the one a rollback goes back to; the registry keeps all three.
-    assert sorted(p.name for p in served.iterdir()) == ["2", "3"]
+    assert sorted(p.name for p in served.iterdir()) == ["2", "2.served", "3", "3.served"]
+    assert ModelRegistry(registry).served_versions("penguins") == [2, 3]
     assert ModelRegistry(registry).versions("penguins") == [1, 2, 3]
 
 
@@ -451,3 +453,27 @@ def test_the_number_of_a_discarded_version_is_never_reused(tmp_path):
         third, _ = _deploy_and_roll_out(standin, model, registry)
     assert third.version == 3
     assert ModelRegistry(registry).versions("penguins") == [1, 3]
+
+
+def test_a_retried_rollout_of_a_discarded_version_says_so_at_once(tmp_path):
+    registry = f"file://{tmp_path}/store"
+    ModelRegistry(registry).push("penguins", _fake_saved_model(tmp_path / "model"), {})
+    ModelRegistry(registry).discard("penguins", 1)  # What the first, failed attempt did.
+    with KServeStandIn() as standin:
+        with pytest.raises(ConfigurationError, match="not in the registry"):
+            rollout_core.rollout(1, registry, "penguins", _settings(), api=_api(standin))
+        assert standin.objects == {}
+
+
+def test_served_folders_of_newer_versions_are_left_to_their_rollouts(tmp_path):
+    registry = ModelRegistry(f"file://{tmp_path}/store")
+    model = _fake_saved_model(tmp_path / "model")
+    for version in (1, 2, 3, 4):
+        registry.push("penguins", model, {})
+        registry.publish("penguins", version)
+        if version < 4:
+            registry.mark_served("penguins", version)
+    # Version 3 just served after 2; 4 is another run's rollout under way.
+    assert registry.retire_served("penguins", {3, 2}) == [1]
+    assert registry.served_versions("penguins") == [2, 3]
+    assert (tmp_path / "store" / "_served" / "penguins" / "4" / "4" / "saved_model.pb").is_file()
