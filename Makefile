@@ -36,7 +36,7 @@ KFP_UI ?= http://localhost:8080
 need = @command -v $(1) >/dev/null || { echo "error: '$(1)' is not installed; $(2)"; exit 1; }
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve test test-fast testdata lint compile lock bench bench-serving clean images images-cpu image-gpu load-images load-images-cpu load-image-gpu cluster down platform credentials gpu-plugin port-forward upload submit e2e
+.PHONY: help run serve test test-fast testdata docs lint compile lock bench bench-serving clean images images-cpu image-gpu load-images load-images-cpu load-image-gpu cluster down platform credentials gpu-plugin port-forward upload submit e2e
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ testdata: $(BIN)/.installed ## Rebuild the golden transform and model in tests/t
 lint: $(BIN)/.installed ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+docs: $(BIN)/.installed ## Rewrite the settings tables of README.md and components/*/README.md from the step configs
+	$(BIN)/python -m pipelines.docs
 
 compile: $(BIN)/.installed ## Compile the pipelines to pipelines/compiled/*.yaml
 	$(BIN)/mlops compile --output pipelines/compiled/training.yaml

@@ -57,7 +57,6 @@ def typed_params(given: list[tuple[str, str]], types: dict[str, str]) -> dict[st
             params[name] = _READERS[types[name]](text)
         except (ValueError, KeyError) as err:
             raise ValueError(
-                f"--param {name}={text}: not a {types[name].lower().replace('_', ' ')} "
-                f"({err})."
+                f"--param {name}={text}: not a {types[name].lower().replace('_', ' ')} ({err})."
             ) from err
     return params

@@ -121,7 +121,7 @@ def _add_cluster_commands(commands: Any) -> None:
         type=parse_param,
         metavar="K=V",
         help="pipeline parameter, repeatable; read as the parameter's type in the package "
-        '(text, number, true/false, or JSON for lists and dicts)',
+        "(text, number, true/false, or JSON for lists and dicts)",
     )
     submit.add_argument(
         "--service-account",
