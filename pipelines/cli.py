@@ -196,8 +196,6 @@ def command_compile(args: argparse.Namespace) -> int:
     from pipelines.cluster_training import build_cluster_training_pipeline
 
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    if args.gpus < 0:
-        raise PipelineInputError(f"--gpus must be 0 or more, got {args.gpus}.")
     if args.schema and not args.schema.startswith("gs://"):
         # validate reads it with TensorFlow in its pod: no local file of this machine is there,
         # and TensorFlow 2.16 has no s3:// filesystem.

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from kfp import dsl, kubernetes
 
 from components import settings
+from components.errors import ConfigurationError
 from components.rollout.component import rollout
 from components.rollout.core import KServeSettings
 from components.settings import setting
@@ -73,10 +74,10 @@ def build_cluster_training_pipeline(
         defaults: Where runs read and write unless told otherwise.
 
     Raises:
-        ValueError: ``gpus`` is negative.
+        ConfigurationError: ``gpus`` is negative.
     """
     if gpus < 0:
-        raise ValueError(f"gpus must be >= 0, got {gpus}")
+        raise ConfigurationError(f"--gpus must be 0 or more, got {gpus}.")
     training_names = {
         name for config in parameters.TRAINING_CONFIGS for name in settings.defaults(config)
     }
