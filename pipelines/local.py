@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from components.errors import find_reported_error
+from components.lineage import recording
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
@@ -128,6 +129,30 @@ def new_run_dir(root: str) -> str:
     return path
 
 
+@contextlib.contextmanager
+def _lineage_environment(runs_root: str, run_dir: str, model_name: str | None) -> Iterator[None]:
+    """Tells the steps (kfp.local's subprocesses inherit the environment) where to record
+    lineage: the workspace's store beside the runs, this run's name, the model's name. A store
+    the caller set already wins; set to an empty value, nothing is recorded."""
+    values = {
+        recording.STORE_ENV: os.environ.get(
+            recording.STORE_ENV, os.path.join(os.path.abspath(runs_root), recording.STORE_FILE)
+        ),
+        recording.RUN_ENV: os.path.basename(run_dir),
+        recording.MODEL_ENV: model_name or "",
+    }
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_local(
     pipeline_func: Any,
     arguments: dict[str, Any],
@@ -164,6 +189,7 @@ def run_local(
             contextlib.redirect_stdout(reporter),
             warnings.catch_warnings(),
             _interpreter_replacement_fixed(),
+            _lineage_environment(runs_root, run_dir, arguments.get("model_name")),
         ):
             if not verbose:
                 warnings.simplefilter("ignore")

@@ -46,13 +46,16 @@ def evaluate(
     """
     import dataclasses
     import json
+    import time
 
     from components import constants
     from components.errors import step
     from components.evaluate import core
     from components.features import load_spec
+    from components.lineage.recording import record_step
     from components.metadata import read, record
 
+    started = time.time()
     with step("evaluate"):
         config = core.EvalConfig(thresholds or {}, min_improvement)
         found = bool(read(baseline, constants.BASELINE_FOUND))
@@ -85,4 +88,16 @@ def evaluate(
             constants.BASELINE_VERSION: result.baseline_version,  # None without a baseline
             constants.METRICS: result.metrics,
         },
+    )
+    record_step(
+        "evaluate",
+        started,
+        {"thresholds": thresholds, "min_improvement": min_improvement},
+        {
+            "eval_data": eval_data,
+            "model": model,
+            "transform_graph": transform_graph,
+            "baseline": baseline,
+        },
+        {"metrics": metrics, "report": report, "blessing": blessing},
     )

@@ -129,3 +129,62 @@ def record(
             STRICT_ENV,
         )
         return None
+
+
+# The model name the run trains: a context for every step, even those that do not take it.
+MODEL_ENV = "MLOPS_LINEAGE_MODEL"
+
+# The lineage type of each artifact the pipelines pass, by its input/output name (TFX's names);
+# any other artifact (a report, a view) is a generic artifact.
+ARTIFACT_TYPES = {
+    "train_data": store.EXAMPLES,
+    "eval_data": store.EXAMPLES,
+    "statistics": store.EXAMPLE_STATISTICS,
+    "schema": store.SCHEMA,
+    "anomalies": store.EXAMPLE_ANOMALIES,
+    "transform_graph": store.TRANSFORM_GRAPH,
+    "model": store.MODEL,
+    "baseline": store.MODEL,
+    "metrics": store.MODEL_EVALUATION,
+    "blessing": store.MODEL_BLESSING,
+    "push_result": store.PUSHED_MODEL,
+}
+
+
+def _artifact(name: str, artifact: object) -> store.Artifact:
+    return store.Artifact(
+        ARTIFACT_TYPES.get(name, store.GENERIC),
+        artifact.uri,  # type: ignore[attr-defined]
+        dict(artifact.metadata),  # type: ignore[attr-defined]
+    )
+
+
+def record_step(
+    step: str,
+    started: float,
+    parameters: Mapping[str, object],
+    inputs: Mapping[str, object],
+    outputs: Mapping[str, object],
+) -> store.Recorded | None:
+    """What a component wrapper calls last: records its execution, with its KFP artifacts
+    (anything with ``.uri`` and ``.metadata``) typed by :data:`ARTIFACT_TYPES`, in the run's
+    context and the model name's (:data:`MODEL_ENV`). See :func:`record`.
+
+    Args:
+        step: The step's name.
+        started: When the step began, seconds since the epoch.
+        parameters: Its parameters.
+        inputs: Its input artifacts by name.
+        outputs: Its output artifacts by name, their metadata written.
+    """
+    import time
+
+    return record(
+        step,
+        parameters,
+        {name: _artifact(name, artifact) for name, artifact in inputs.items()},
+        {name: _artifact(name, artifact) for name, artifact in outputs.items()},
+        started=started,
+        ended=time.time(),
+        model_name=os.environ.get(MODEL_ENV) or None,
+    )

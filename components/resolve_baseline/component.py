@@ -19,11 +19,15 @@ def resolve_baseline(
             ``found`` and, when found, ``version``, ``registry_path``, ``metrics``.
         served_only: Only versions a rollout served count (the cluster pipeline, serving).
     """
+    import time
+
     from components import constants
     from components.errors import step
+    from components.lineage.recording import record_step
     from components.metadata import record
     from components.resolve_baseline import core
 
+    started = time.time()
     with step("resolve-baseline"):
         result = core.resolve_baseline(registry, model_name, baseline.path, served_only)
     record(
@@ -35,4 +39,11 @@ def resolve_baseline(
             constants.REGISTRY_PATH: result.registry_path,
             constants.METRICS: result.metrics or None,
         },
+    )
+    record_step(
+        "resolve-baseline",
+        started,
+        {"registry": registry, "model_name": model_name, "served_only": served_only},
+        {},
+        {"baseline": baseline},
     )

@@ -43,11 +43,16 @@ def train(
         seed: Random seed (runs are repeatable).
         cpu_devices: Logical CPU devices to mirror across when there is no GPU.
     """
+    import dataclasses
+    import time
+
     from components import constants
     from components.errors import step
+    from components.lineage.recording import record_step
     from components.metadata import read, record
     from components.train import core
 
+    started = time.time()
     with step("train"):
         config = core.TrainConfig(
             epochs=epochs,
@@ -74,6 +79,14 @@ def train(
             constants.REPLICAS: result.replicas,
             constants.STRATEGY: result.strategy,
         },
+    )
+
+    record_step(
+        "train",
+        started,
+        dataclasses.asdict(config),
+        {"train_data": train_data, "eval_data": eval_data, "transform_graph": transform_graph},
+        {"model": model, "training_report": training_report},
     )
 
 

@@ -27,11 +27,15 @@ def transform(
         max_vocab_size: Most frequent values kept per categorical feature.
         num_oov_buckets: Hash buckets for values outside the vocabulary.
     """
+    import time
+
     from components import constants
     from components.errors import step
+    from components.lineage.recording import record_step
     from components.metadata import record
     from components.transform import core
 
+    started = time.time()
     with step("transform"):
         spec = core.transform(
             train_data.path,
@@ -50,4 +54,16 @@ def transform(
             constants.TASK: spec.label.task,
             constants.CLASSES: spec.label.classes,  # None for regression
         },
+    )
+    record_step(
+        "transform",
+        started,
+        {
+            "label": label,
+            "task": task,
+            "max_vocab_size": max_vocab_size,
+            "num_oov_buckets": num_oov_buckets,
+        },
+        {"train_data": train_data, "schema": schema},
+        {"transform_graph": transform_graph},
     )

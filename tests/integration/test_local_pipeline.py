@@ -10,6 +10,8 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from components.features import load_spec, read_split
+from components.lineage import recording, store
+from components.lineage.mlmd import sqlite_store
 from components.registry import ModelRegistry
 from pipelines.cli import main
 
@@ -50,6 +52,25 @@ def test_run_pushes_a_model_that_predicts_species(first_run, capsys, penguins_sp
     features, labels = read_split(penguins_splits["eval"], load_spec(str(transform)))
     predicted = serve(**{name: tf.constant(values) for name, values in features.items()})["label"]
     assert np.mean(predicted.numpy().astype(str) == labels) > 0.9
+
+
+def test_every_step_is_recorded_in_the_workspace_lineage_store(first_run):
+    folder, _ = first_run
+    lineage = sqlite_store(str(folder / "runs" / recording.STORE_FILE))
+    run = min(path.name for path in (folder / "runs").iterdir() if path.is_dir())
+    executions = {e.type_name: e for e in lineage.executions(store.RUN_CONTEXT, run)}
+    assert sorted(executions) == sorted(
+        ["ingest", "validate", "transform", "train", "resolve-baseline", "evaluate", "deploy"]
+    )
+    assert all((store.MODEL_CONTEXT, "penguins") in e.contexts for e in executions.values())
+    assert all(e.state == store.COMPLETE for e in executions.values())
+    model = executions["train"].outputs["model"]
+    assert model.type_name == store.MODEL
+    assert executions["deploy"].inputs["model"].id == model.id
+    assert executions["train"].properties["epochs"] == 20
+    assert executions["train"].properties[recording.CODE_VERSION] == recording.code_version()
+    assert executions["deploy"].outputs["push_result"].type_name == store.PUSHED_MODEL
+    assert executions["deploy"].outputs["push_result"].properties["version"] == 1
 
 
 def test_second_run_that_is_not_better_is_not_pushed(first_run, capsys):
