@@ -70,6 +70,8 @@ TASKS = (AUTO, CLASSIFICATION, REGRESSION)
 # deploy / validate
 # Keys of the metadata kept beside each registry version (besides METRICS, TASK, CLASSES).
 DATA_FINGERPRINT = "data_fingerprint"
+# Where the version's lineage is: {"store", "run", "model"} (components.lineage.recording).
+LINEAGE = "lineage"
 # Metadata key of the schema artifact: where the schema came from.
 SCHEMA_SOURCE = "source"
 # Metadata keys of the baseline artifact (resolve_baseline), besides VERSION and METRICS.

@@ -6,6 +6,7 @@ mlops upload [--host URL] | mlops submit [--host URL] [--param K=V ...]
 """
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 
 from components import settings
-from components.errors import REPORTED_ERRORS, PipelineInputError
+from components.errors import REPORTED_ERRORS, ConfigurationError, PipelineInputError
 from components.evaluate.blessing import EvalConfig
 from components.ingest.config import IngestConfig
 from components.train.config import TrainConfig
@@ -131,6 +132,18 @@ def _add_cluster_commands(commands: Any) -> None:
         "rights)",
     )
 
+    lineage = commands.add_parser(
+        "lineage", help="the provenance of a pushed model, or what used a dataset"
+    )
+    lineage.add_argument(
+        "model", nargs="?", metavar="MODEL[:VERSION]", help="a pushed model (newest version)"
+    )
+    lineage.add_argument("--dataset", metavar="FINGERPRINT", help="the runs that used a dataset")
+    lineage.add_argument(
+        "--runs-dir", default="runs", help="the workspace whose lineage store to read"
+    )
+    lineage.add_argument("--json", action="store_true", help="print JSON for tools")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``mlops`` argument parser."""
@@ -185,7 +198,7 @@ def command_run(args: argparse.Namespace) -> int:
     except RunFailed as err:
         print(f"\nerror: {err}", file=sys.stderr)
         return 1
-    print(summary(report))
+    print(summary(report, arguments.get("model_name"), args.runs_dir))
     return 0
 
 
@@ -256,6 +269,40 @@ def command_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_lineage(args: argparse.Namespace) -> int:
+    """``mlops lineage MODEL[:VERSION]`` and ``mlops lineage --dataset FINGERPRINT``."""
+    from components.lineage import recording
+    from components.lineage.mlmd import sqlite_store
+    from pipelines import lineage
+
+    if (args.model is None) == (args.dataset is None):
+        raise ConfigurationError("Give a MODEL[:VERSION] or --dataset FINGERPRINT (one of them).")
+    path = os.path.join(args.runs_dir, recording.STORE_FILE)
+    if not os.path.isfile(path):
+        raise ConfigurationError(
+            f"No lineage store at {path!r}: "
+            f"run 'mlops run --local --runs-dir {args.runs_dir}' first."
+        )
+    store = sqlite_store(path)
+    if args.dataset is not None:
+        users = lineage.dataset_users(store, args.dataset)
+        print(
+            json.dumps(users, indent=2)
+            if args.json
+            else lineage.render_dataset(args.dataset, users)
+        )
+        return 0
+    name, _, version = args.model.partition(":")
+    if version and not version.isdigit():
+        raise ConfigurationError(f"Version {version!r} in {args.model!r} is not a number.")
+    try:
+        tree = lineage.provenance(store, name, int(version) if version else None)
+    except LookupError as err:
+        raise ConfigurationError(str(err)) from err
+    print(json.dumps(tree, indent=2) if args.json else lineage.render_provenance(tree))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlops`` console script."""
     args = build_parser().parse_args(argv)
@@ -270,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compile": command_compile,
         "upload": command_upload,
         "submit": command_submit,
+        "lineage": command_lineage,
     }
     try:
         return commands[args.command](args)

@@ -34,8 +34,14 @@ def _shown(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
-def summary(report: Any) -> str:
-    """The human summary of a finished run."""
+def summary(report: Any, model_name: str | None = None, runs_dir: str = "runs") -> str:
+    """The human summary of a finished run.
+
+    Args:
+        report: What the run produced.
+        model_name: The model's name, for the ``mlops lineage`` command of a pushed version.
+        runs_dir: The workspace the run recorded its lineage in.
+    """
     out = report.outputs
     c = constants
     train, evaluation = out["train_data"].metadata, out["eval_data"].metadata
@@ -61,6 +67,9 @@ def summary(report: Any) -> str:
     if pushed[c.PUSHED]:
         version, destination = int(pushed[c.VERSION]), pushed[c.DESTINATION]
         lines.append(f"  model      pushed as version {version}: {destination}")
+        if model_name:
+            workspace = "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
+            lines.append(f"  lineage    mlops lineage {model_name}:{version}{workspace}")
     else:
         lines.append("  model      not pushed (not blessed); the registry is unchanged")
     for label, path in link_views(report.run_dir).items():

@@ -34,7 +34,7 @@ def deploy(
     from components import constants
     from components.deploy import core
     from components.errors import step
-    from components.lineage.recording import record_step
+    from components.lineage.recording import record_step, reference
     from components.metadata import read, record, without_nulls
 
     started = time.time()
@@ -53,6 +53,7 @@ def deploy(
                     constants.DATA_FINGERPRINT: read(train_data, constants.FINGERPRINT),
                     constants.TASK: read(model, constants.TASK),
                     constants.CLASSES: read(model, constants.CLASSES),
+                    constants.LINEAGE: reference(),
                 }
             ),
             schema_text,

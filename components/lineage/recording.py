@@ -151,6 +151,20 @@ ARTIFACT_TYPES = {
 }
 
 
+def reference(environ: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """Where this run's lineage is recorded (store, run context, model context), for a pushed
+    version's metadata; ``None`` when nothing is recorded."""
+    environ = os.environ if environ is None else environ
+    if not environ.get(STORE_ENV):
+        return None
+    found = {
+        "store": environ[STORE_ENV],
+        "run": environ.get(RUN_ENV) or "unnamed-run",
+        "model": environ.get(MODEL_ENV) or None,
+    }
+    return {key: value for key, value in found.items() if value}
+
+
 def _artifact(name: str, artifact: object) -> store.Artifact:
     return store.Artifact(
         ARTIFACT_TYPES.get(name, store.GENERIC),

@@ -1,5 +1,8 @@
 """The whole training pipeline through ``kfp.local``, as ``mlops run --local`` runs it."""
 
+import contextlib
+import io
+import json
 import os
 
 import numpy as np
@@ -73,11 +76,30 @@ def test_every_step_is_recorded_in_the_workspace_lineage_store(first_run):
     assert executions["deploy"].outputs["push_result"].properties["version"] == 1
 
 
-def test_second_run_that_is_not_better_is_not_pushed(first_run, capsys):
+@pytest.fixture(scope="module")
+def second_run(first_run):
+    """A second run into the same registry and workspace, which does not beat the first."""
     folder, _ = first_run
-    capsys.readouterr()
-    assert _run(folder) == 0
-    printed = capsys.readouterr().out
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = _run(folder)
+    return folder, status, out.getvalue()
+
+
+def _lineage(folder, *args) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["lineage", *args, "--runs-dir", str(folder / "runs")]) == 0
+    return out.getvalue()
+
+
+def _run_names(folder) -> list[str]:
+    return sorted(path.name for path in (folder / "runs").iterdir() if path.is_dir())
+
+
+def test_second_run_that_is_not_better_is_not_pushed(second_run):
+    folder, status, printed = second_run
+    assert status == 0
     assert "blessed    no: accuracy" in printed
     assert "does not improve on the baseline" in printed
     assert "not pushed" in printed
@@ -100,7 +122,56 @@ def test_summary_reports_each_step_and_the_outcome(tmp_path, capsys):
     assert "344 rows: " in printed
     assert "anomalies  none" in printed
     assert "pushed as version 1" in printed
+    assert f"lineage    mlops lineage summary-check:1 --runs-dir {tmp_path / 'runs'}" in printed
     assert "Traceback" not in printed
+
+
+def test_lineage_of_a_pushed_model_is_what_happened(second_run):
+    folder, _, _ = second_run
+    first, second = _run_names(folder)
+    tree = json.loads(_lineage(folder, "penguins:1", "--json"))
+    registry = ModelRegistry(str(folder / "registry")).metadata("penguins", 1)
+    assert (tree["model"], tree["version"], tree["run"]) == ("penguins", 1, first)
+    assert tree["code_version"] == recording.code_version()
+    assert registry["lineage"] == {
+        "store": str(folder / "runs" / recording.STORE_FILE),
+        "run": first,
+        "model": "penguins",
+    }
+    assert tree["data"]["uri"].endswith(".csv")
+    splits = tree["data"]["splits"]
+    assert splits["train"]["rows"] + splits["eval"]["rows"] == 344
+    assert splits["train"]["fingerprint"] == registry["data_fingerprint"]
+    assert tree["anomalies"] == []
+    assert tree["parameters"]["epochs"] == 20
+    assert tree["metrics"] == registry["metrics"]
+    assert tree["blessing"]["blessed"] is True
+    assert tree["blessing"]["baseline_version"] is None
+    (unblessed,) = tree["not_pushed"]
+    assert unblessed["run"] == second
+    assert unblessed["baseline_version"] == 1
+    assert any("does not improve on the baseline" in reason for reason in unblessed["reasons"])
+
+
+def test_lineage_tree_reads_as_text(second_run):
+    folder, _, _ = second_run
+    printed = _lineage(folder, "penguins")
+    assert printed.startswith("penguins:1 ")
+    assert "├─ blessed       no baseline:" in printed
+    assert "└─ not pushed    1 other run(s) of penguins" in printed
+
+
+def test_lineage_of_a_dataset_lists_both_runs(second_run):
+    folder, _, _ = second_run
+    first, second = _run_names(folder)
+    fingerprint = ModelRegistry(str(folder / "registry")).metadata("penguins", 1)[
+        "data_fingerprint"
+    ]
+    users = json.loads(_lineage(folder, "--dataset", fingerprint, "--json"))
+    assert [(u["run"], u["model"], u["pushed"], u["version"]) for u in users] == [
+        (first, "penguins", True, 1),
+        (second, "penguins", False, None),
+    ]
 
 
 def test_data_failing_validation_stops_the_run_with_nothing_pushed(

@@ -126,3 +126,9 @@ def test_strict_recording_makes_a_failure_an_error(tmp_path):
 
 def test_code_version_names_the_package_version():
     assert recording.code_version().startswith("0.1.0")
+
+
+def test_a_pushed_version_names_where_its_lineage_is():
+    environ = {recording.STORE_ENV: "/w/runs/metadata.sqlite", recording.RUN_ENV: "run-1"}
+    assert recording.reference(environ) == {"store": "/w/runs/metadata.sqlite", "run": "run-1"}
+    assert recording.reference({}) is None

@@ -1,0 +1,179 @@
+"""``mlops lineage``: the provenance of a pushed model, and what used a dataset, read from the
+workspace's lineage store (``runs/metadata.sqlite`` by default)."""
+
+import json
+from typing import Any
+
+from components import constants as c
+from components.lineage import recording, store
+
+
+def _value(value: Any) -> Any:
+    # Lists and mappings are stored as JSON text (components.lineage.mlmd).
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _props(item: Any) -> dict[str, Any]:
+    return {key: _value(value) for key, value in item.properties.items()}
+
+
+def _run(execution: store.StoredExecution) -> str | None:
+    return next((name for kind, name in execution.contexts if kind == store.RUN_CONTEXT), None)
+
+
+def _deploys(lineage: store.LineageStore, model_name: str) -> list[store.StoredExecution]:
+    return [
+        e for e in lineage.executions(store.MODEL_CONTEXT, model_name) if e.type_name == "deploy"
+    ]
+
+
+def _producer_props(lineage: store.LineageStore, artifact: store.StoredArtifact) -> dict:
+    producer = lineage.producer(artifact.id)
+    return _props(producer) if producer else {}
+
+
+def provenance(lineage: store.LineageStore, model_name: str, version: int | None) -> dict:
+    """The provenance of version ``version`` (the newest pushed when ``None``) of a model, and
+    the runs of that model that pushed nothing, with why.
+
+    Raises:
+        LookupError: No such pushed version is recorded.
+    """
+    deploys = _deploys(lineage, model_name)
+    pushed = [e for e in deploys if _props(e.outputs["push_result"]).get(c.PUSHED) in (True, 1)]
+    if version is not None:
+        pushed = [e for e in pushed if _props(e.outputs["push_result"]).get(c.VERSION) == version]
+    if not pushed:
+        wanted = f"{model_name}:{version}" if version is not None else model_name
+        raise LookupError(f"No pushed model {wanted!r} is recorded in the lineage store.")
+    deploy = max(pushed, key=lambda e: _props(e.outputs["push_result"])[c.VERSION])
+    push = _props(deploy.outputs["push_result"])
+    train = lineage.producer(deploy.inputs["model"].id)
+    ingest = lineage.producer(deploy.inputs["train_data"].id)
+    validate = lineage.producer(deploy.inputs["schema"].id)
+    blessing = _props(deploy.inputs["blessing"])
+    result = {
+        "model": model_name,
+        "version": push[c.VERSION],
+        "destination": push.get(c.DESTINATION),
+        "run": _run(deploy),
+        "code_version": _props(train).get(recording.CODE_VERSION) if train else None,
+        "data": {
+            "uri": _props(ingest).get("data_uri") if ingest else None,
+            "splits": {
+                _props(a).get(c.SPLIT, name): {
+                    "rows": _props(a).get(c.NUM_ROWS),
+                    "fingerprint": _props(a).get(c.FINGERPRINT),
+                    "uri": a.uri,
+                }
+                for name, a in (ingest.outputs if ingest else {}).items()
+            },
+        },
+        "schema": deploy.inputs["schema"].uri,
+        "anomalies": _props(validate.outputs["anomalies"]).get(c.ANOMALIES, [])
+        if validate
+        else None,
+        "parameters": {
+            key: value
+            for key, value in (_props(train) if train else {}).items()
+            if key not in (recording.CODE_VERSION, recording.STARTED, recording.ENDED)
+        },
+        "metrics": blessing.get(c.METRICS, {}),
+        "blessing": {
+            "blessed": bool(blessing.get(c.BLESSED)),
+            "reasons": blessing.get(c.REASONS, []),
+            "baseline_version": blessing.get(c.BASELINE_VERSION),
+        },
+        "lineage": {
+            "deploy_execution": deploy.id,
+            "pushed_model_artifact": deploy.outputs["push_result"].id,
+        },
+        "not_pushed": [],
+    }
+    for other in deploys:
+        if _props(other.outputs["push_result"]).get(c.PUSHED) in (True, 1):
+            continue
+        why = _props(other.inputs["blessing"])
+        result["not_pushed"].append(
+            {
+                "run": _run(other),
+                "reasons": why.get(c.REASONS, []),
+                "baseline_version": why.get(c.BASELINE_VERSION),
+                "metrics": why.get(c.METRICS, {}),
+            }
+        )
+    return result
+
+
+def dataset_users(lineage: store.LineageStore, fingerprint: str) -> list[dict]:
+    """The runs whose training read the dataset of ``fingerprint``, with the model each pushed."""
+    found = []
+    for examples in lineage.artifacts(store.EXAMPLES):
+        if _props(examples).get(c.FINGERPRINT) != fingerprint:
+            continue
+        for consumer in lineage.consumers(examples.id):
+            if consumer.type_name != "deploy":
+                continue
+            push = _props(consumer.outputs["push_result"])
+            found.append(
+                {
+                    "run": _run(consumer),
+                    "model": _props(consumer).get("model_name"),
+                    "pushed": bool(push.get(c.PUSHED)),
+                    "version": push.get(c.VERSION),
+                    "reason": push.get(c.REASON),
+                }
+            )
+    return found
+
+
+def render_provenance(tree: dict) -> str:
+    """``tree`` from :func:`provenance` as text a person reads."""
+    lines = [f"{tree['model']}:{tree['version']}  {tree['destination']}"]
+    lines.append(f"├─ run           {tree['run']} (code {tree['code_version']})")
+    lines.append(f"├─ data          {tree['data']['uri']}")
+    for split, info in tree["data"]["splits"].items():
+        lines.append(f"│  ├─ {split:<10} {info['rows']} rows, fingerprint {info['fingerprint']}")
+    lines.append(f"├─ schema        {tree['schema']}")
+    anomalies = tree["anomalies"]
+    lines.append(f"├─ anomalies     {'; '.join(anomalies) if anomalies else 'none'}")
+    params = ", ".join(f"{key}={value}" for key, value in sorted(tree["parameters"].items()))
+    lines.append(f"├─ parameters    {params}")
+    metrics = ", ".join(
+        f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in sorted(tree["metrics"].items())
+    )
+    lines.append(f"├─ metrics       {metrics}")
+    blessing = tree["blessing"]
+    beat = (
+        f"beat version {blessing['baseline_version']}"
+        if blessing["baseline_version"] is not None
+        else "no baseline"
+    )
+    lines.append(f"├─ blessed       {beat}: {'; '.join(blessing['reasons'])}")
+    others = tree["not_pushed"]
+    lines.append(f"└─ not pushed    {len(others)} other run(s) of {tree['model']}")
+    for index, other in enumerate(others):
+        branch = "└─" if index == len(others) - 1 else "├─"
+        lines.append(f"   {branch} {other['run']}: {'; '.join(other['reasons'])}")
+    return "\n".join(lines)
+
+
+def render_dataset(fingerprint: str, users: list[dict]) -> str:
+    """:func:`dataset_users` as text."""
+    if not users:
+        return f"No recorded run used the dataset with fingerprint {fingerprint}."
+    lines = [f"dataset {fingerprint}"]
+    for user in users:
+        outcome = (
+            f"pushed {user['model']}:{user['version']}"
+            if user["pushed"]
+            else f"{user['model']} not pushed ({user['reason']})"
+        )
+        lines.append(f"  run {user['run']}: {outcome}")
+    return "\n".join(lines)
