@@ -11,6 +11,7 @@ keys from a Kubernetes Secret for the steps that read or write the object store,
 train step, and the rollout's KServe parameters.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -23,7 +24,7 @@ from components.rollout.core import KServeSettings
 from components.settings import setting
 from components.train.component import train, train_gpu
 from pipelines import parameters
-from pipelines.training import RunDefaults, add_training_steps
+from pipelines.training import add_training_steps
 
 PIPELINE_NAME = "mlops-training"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -32,8 +33,11 @@ OBJECT_STORE_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 OBJECT_STORE_SECRET = "mlops-s3-credentials"
 
 # The bundled penguins inside the pipeline image, the registry in KFP's MinIO (its Service in
-# the kubeflow namespace).
-CLUSTER_DEFAULTS = RunDefaults(
+# the kubeflow namespace). KFP fills every parameter a run does not set with the compiled
+# default (kubeflow/pipelines@2.5.0 backend/src/v2/compiler/argocompiler/argo.go:71-81), and
+# runs started from the dashboard or on a schedule set only what a person types: so the package
+# for a cluster carries the cluster's locations.
+CLUSTER_DEFAULTS = parameters.RunConfig(
     data_uri="/opt/venv/lib/python3.11/site-packages/palmerpenguins/data/penguins.csv",
     registry="s3://mlpipeline/model-registry?endpoint_override=minio-service.kubeflow:9000"
     "&scheme=http&region=us-east-1",
@@ -58,7 +62,7 @@ def build_cluster_training_pipeline(
     schema_uri: Optional[str] = None,
     gpus: int = 0,
     object_store_secret: Optional[str] = OBJECT_STORE_SECRET,
-    defaults: RunDefaults = CLUSTER_DEFAULTS,
+    defaults: parameters.RunConfig = CLUSTER_DEFAULTS,
 ):
     """Returns the cluster training pipeline, whose parameters are the settings of
     :data:`CLUSTER_CONFIGS`.
@@ -117,7 +121,7 @@ def build_cluster_training_pipeline(
         "The training pipeline on a Kubeflow Pipelines cluster, served by KServe.",
         CLUSTER_CONFIGS,
         steps,
-        overrides={"data_uri": defaults.data_uri, "registry": defaults.registry},
+        overrides=dataclasses.asdict(defaults),
     )
     return dsl.pipeline(
         name=PIPELINE_NAME,

@@ -17,7 +17,6 @@ reads the blessing itself, as TFX's Pusher does. The cluster pipeline
 the pushed version out on KServe; this one has no cluster parameter.
 """
 
-from dataclasses import dataclass
 from typing import Any, Dict, NamedTuple, Optional
 
 from kfp import dsl
@@ -33,20 +32,6 @@ from components.validate.component import validate
 from pipelines import parameters
 
 PIPELINE_NAME = "mlops-training-local"
-
-
-@dataclass(frozen=True)
-class RunDefaults:
-    """The defaults of the parameters that say where a run reads and writes.
-
-    KFP fills every parameter a run does not set with the compiled default (kubeflow/pipelines
-    @2.5.0 backend/src/v2/compiler/argocompiler/argo.go:71-81), and runs started from the
-    dashboard or on a schedule set only what a person types: so the package for a cluster
-    carries the cluster's locations, and the local pipeline this machine's.
-    """
-
-    data_uri: str
-    registry: str
 
 
 class TrainingOutputs(NamedTuple):

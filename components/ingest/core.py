@@ -17,7 +17,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
 
-from components.errors import ConfigurationError, DataError
+from components.errors import DataError
+from components.ingest.config import IngestConfig
 
 logger = logging.getLogger(__name__)
 
@@ -167,14 +168,6 @@ def row_hashes(table: pa.Table) -> pd.Series:
     return pd.util.hash_pandas_object(table.to_pandas(), index=False)
 
 
-def check_eval_fraction(eval_fraction: float) -> None:
-    """Raises ConfigurationError unless ``eval_fraction`` is in (0, 1)."""
-    if not 0.0 < eval_fraction < 1.0:
-        raise ConfigurationError(
-            f"eval_fraction must be between 0 and 1 (exclusive), got {eval_fraction}."
-        )
-
-
 def split_table(table: pa.Table, eval_fraction: float) -> tuple[pa.Table, pa.Table, str]:
     """Splits rows into train and eval by hashing their values.
 
@@ -189,7 +182,7 @@ def split_table(table: pa.Table, eval_fraction: float) -> tuple[pa.Table, pa.Tab
         ConfigurationError: ``eval_fraction`` is not in (0, 1).
         DataError: One of the splits would be empty.
     """
-    check_eval_fraction(eval_fraction)
+    IngestConfig(eval_fraction=eval_fraction)  # Checks it.
     hashes = row_hashes(table).to_numpy()
     is_eval = (hashes % _BUCKETS) < round(eval_fraction * _BUCKETS)
     train, evaluation = table.filter(pa.array(~is_eval)), table.filter(pa.array(is_eval))
@@ -216,7 +209,7 @@ def ingest(data_uri: str, train_path: str, eval_path: str, eval_fraction: float)
         Row counts, a content fingerprint and the column names.
     """
     logger.info("Ingesting %s (eval_fraction=%s)", data_uri, eval_fraction)
-    check_eval_fraction(eval_fraction)
+    IngestConfig(eval_fraction=eval_fraction)  # Checks it.
     table = read_table(data_uri)
     train, evaluation, fingerprint = split_table(table, eval_fraction)
     for path, split in ((train_path, train), (eval_path, evaluation)):
