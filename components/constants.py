@@ -47,6 +47,11 @@ VERSION = "version"
 DESTINATION = "destination"
 REASON = "reason"
 
+# Metadata key of the rollout step's output: whether the version serves (components.rollout).
+ROLLED_OUT = "rolled_out"
+# The parameter naming the model, also a lineage execution property.
+MODEL_NAME = "model_name"
+
 # The exported model's serving signature and its outputs.
 SERVING_SIGNATURE = "serving_default"
 OUTPUT_PROBABILITIES = "probabilities"

@@ -142,6 +142,11 @@ def _add_cluster_commands(commands: Any) -> None:
     lineage.add_argument(
         "--runs-dir", default="runs", help="the workspace whose lineage store to read"
     )
+    lineage.add_argument(
+        "--store",
+        metavar="URI",
+        help="another store: grpc://HOST:PORT (KFP's, by kubectl port-forward) or a SQLite file",
+    )
     lineage.add_argument("--json", action="store_true", help="print JSON for tools")
 
 
@@ -271,19 +276,35 @@ def command_submit(args: argparse.Namespace) -> int:
 
 def command_lineage(args: argparse.Namespace) -> int:
     """``mlops lineage MODEL[:VERSION]`` and ``mlops lineage --dataset FINGERPRINT``."""
+    from ml_metadata import errors as mlmd_errors
+
     from components.lineage import recording
-    from components.lineage.mlmd import sqlite_store
-    from pipelines import lineage
+    from components.lineage.mlmd import open_store
 
     if (args.model is None) == (args.dataset is None):
         raise ConfigurationError("Give a MODEL[:VERSION] or --dataset FINGERPRINT (one of them).")
-    path = os.path.join(args.runs_dir, recording.STORE_FILE)
-    if not os.path.isfile(path):
+    uri = args.store or os.path.join(args.runs_dir, recording.STORE_FILE)
+    if not uri.startswith("grpc://") and not os.path.isfile(uri):
         raise ConfigurationError(
-            f"No lineage store at {path!r}: "
+            f"No lineage store at {uri!r}: "
             f"run 'mlops run --local --runs-dir {args.runs_dir}' first."
         )
-    store = sqlite_store(path)
+    try:
+        return _print_lineage(args, open_store(uri))
+    except (ValueError, mlmd_errors.UnavailableError, mlmd_errors.DeadlineExceededError) as err:
+        hint = (
+            " Is 'kubectl port-forward -n kubeflow svc/metadata-grpc-service 8090:8080' running?"
+            if uri.startswith("grpc://")
+            else ""
+        )
+        raise ConfigurationError(
+            f"Cannot read the lineage store {uri}: {' '.join(str(err).split())[:300]}.{hint}"
+        ) from err
+
+
+def _print_lineage(args: argparse.Namespace, store: Any) -> int:
+    from pipelines import lineage
+
     if args.dataset is not None:
         users = lineage.dataset_users(store, args.dataset)
         print(

@@ -26,10 +26,53 @@ def _run(execution: store.StoredExecution) -> str | None:
     return next((name for kind, name in execution.contexts if kind == store.RUN_CONTEXT), None)
 
 
-def _deploys(lineage: store.LineageStore, model_name: str) -> list[store.StoredExecution]:
-    return [
-        e for e in lineage.executions(store.MODEL_CONTEXT, model_name) if e.type_name == "deploy"
+_DEPLOY = recording.execution_type("deploy")
+_ROLLOUT = recording.execution_type("rollout")
+
+
+def _completed(
+    executions: list[store.StoredExecution], step_type: str
+) -> list[store.StoredExecution]:
+    return [e for e in executions if e.type_name == step_type and e.state == store.COMPLETE]
+
+
+def _pushed_version(deploy: store.StoredExecution) -> int | None:
+    push = _props(deploy.outputs["push_result"])
+    return push.get(c.VERSION) if push.get(c.PUSHED) in (True, 1) else None
+
+
+def _deployment(executions: list[store.StoredExecution], version: int) -> dict:
+    """Where ``version`` serves now, as the model's rollouts recorded it: the newest rollout
+    that served a version says which version serves."""
+    served = [
+        (e, _props(e.outputs["rollout_result"]))
+        for e in _completed(executions, _ROLLOUT)
+        if _props(e.outputs["rollout_result"]).get(c.ROLLED_OUT) in (True, 1)
     ]
+    if not served:
+        return {"serving": False, "status": "never rolled out to a cluster"}
+    latest, result = served[-1]
+    if result.get(c.VERSION) == version:
+        return {
+            "serving": True,
+            "status": (
+                f"InferenceService {result.get('namespace')}/{result.get('inference_service')}"
+                f" at {result.get('url')}, revision {result.get('revision')},"
+                f" {result.get('traffic_percent', 100)}% of traffic (run {_run(latest)})"
+            ),
+            "inference_service": result.get("inference_service"),
+            "namespace": result.get("namespace"),
+            "url": result.get("url"),
+            "revision": result.get("revision"),
+            "storage_uri": result.get("served_uri"),
+            "traffic_percent": result.get("traffic_percent"),
+            "run": _run(latest),
+        }
+    was = [e for e, r in served if r.get(c.VERSION) == version]
+    status = f"version {result.get(c.VERSION)} serves instead (run {_run(latest)})"
+    if was:
+        status = f"served from run {_run(was[-1])}; {status}"
+    return {"serving": False, "status": status}
 
 
 def _producer_props(lineage: store.LineageStore, artifact: store.StoredArtifact) -> dict:
@@ -44,14 +87,15 @@ def provenance(lineage: store.LineageStore, model_name: str, version: int | None
     Raises:
         LookupError: No such pushed version is recorded.
     """
-    deploys = _deploys(lineage, model_name)
-    pushed = [e for e in deploys if _props(e.outputs["push_result"]).get(c.PUSHED) in (True, 1)]
+    executions = lineage.executions(store.MODEL_CONTEXT, model_name)
+    deploys = _completed(executions, _DEPLOY)
+    pushed = [e for e in deploys if _pushed_version(e) is not None]
     if version is not None:
-        pushed = [e for e in pushed if _props(e.outputs["push_result"]).get(c.VERSION) == version]
+        pushed = [e for e in pushed if _pushed_version(e) == version]
     if not pushed:
         wanted = f"{model_name}:{version}" if version is not None else model_name
         raise LookupError(f"No pushed model {wanted!r} is recorded in the lineage store.")
-    deploy = max(pushed, key=lambda e: _props(e.outputs["push_result"])[c.VERSION])
+    deploy = max(pushed, key=_pushed_version)
     push = _props(deploy.outputs["push_result"])
     train = lineage.producer(deploy.inputs["model"].id)
     ingest = lineage.producer(deploy.inputs["train_data"].id)
@@ -89,14 +133,24 @@ def provenance(lineage: store.LineageStore, model_name: str, version: int | None
             "reasons": blessing.get(c.REASONS, []),
             "baseline_version": blessing.get(c.BASELINE_VERSION),
         },
+        "deployed": _deployment(executions, push[c.VERSION]),
         "lineage": {
             "deploy_execution": deploy.id,
             "pushed_model_artifact": deploy.outputs["push_result"].id,
         },
         "not_pushed": [],
+        "failed": [
+            {
+                "run": _run(e),
+                "step": e.type_name.removeprefix(recording.EXECUTION_PREFIX),
+                "error": _props(e).get(recording.ERROR),
+            }
+            for e in executions
+            if e.state == store.FAILED
+        ],
     }
     for other in deploys:
-        if _props(other.outputs["push_result"]).get(c.PUSHED) in (True, 1):
+        if _pushed_version(other) is not None:
             continue
         why = _props(other.inputs["blessing"])
         result["not_pushed"].append(
@@ -117,13 +171,13 @@ def dataset_users(lineage: store.LineageStore, fingerprint: str) -> list[dict]:
         if _props(examples).get(c.FINGERPRINT) != fingerprint:
             continue
         for consumer in lineage.consumers(examples.id):
-            if consumer.type_name != "deploy":
+            if consumer.type_name != _DEPLOY or consumer.state != store.COMPLETE:
                 continue
             push = _props(consumer.outputs["push_result"])
             found.append(
                 {
                     "run": _run(consumer),
-                    "model": _props(consumer).get("model_name"),
+                    "model": _props(consumer).get(c.MODEL_NAME),
                     "pushed": bool(push.get(c.PUSHED)),
                     "version": push.get(c.VERSION),
                     "reason": push.get(c.REASON),
@@ -132,13 +186,24 @@ def dataset_users(lineage: store.LineageStore, fingerprint: str) -> list[dict]:
     return found
 
 
+def _tree(lines: list[str], items: list[str], indent: str) -> None:
+    for index, item in enumerate(items):
+        lines.append(f"{indent}{'└─' if index == len(items) - 1 else '├─'} {item}")
+
+
 def render_provenance(tree: dict) -> str:
     """``tree`` from :func:`provenance` as text a person reads."""
     lines = [f"{tree['model']}:{tree['version']}  {tree['destination']}"]
     lines.append(f"├─ run           {tree['run']} (code {tree['code_version']})")
     lines.append(f"├─ data          {tree['data']['uri']}")
-    for split, info in tree["data"]["splits"].items():
-        lines.append(f"│  ├─ {split:<10} {info['rows']} rows, fingerprint {info['fingerprint']}")
+    _tree(
+        lines,
+        [
+            f"{split:<10} {info['rows']} rows, fingerprint {info['fingerprint']}"
+            for split, info in tree["data"]["splits"].items()
+        ],
+        "│  ",
+    )
     lines.append(f"├─ schema        {tree['schema']}")
     anomalies = tree["anomalies"]
     lines.append(f"├─ anomalies     {'; '.join(anomalies) if anomalies else 'none'}")
@@ -156,11 +221,20 @@ def render_provenance(tree: dict) -> str:
         else "no baseline"
     )
     lines.append(f"├─ blessed       {beat}: {'; '.join(blessing['reasons'])}")
+    lines.append(f"├─ deployed      {tree['deployed']['status']}")
     others = tree["not_pushed"]
-    lines.append(f"└─ not pushed    {len(others)} other run(s) of {tree['model']}")
-    for index, other in enumerate(others):
-        branch = "└─" if index == len(others) - 1 else "├─"
-        lines.append(f"   {branch} {other['run']}: {'; '.join(other['reasons'])}")
+    failed = tree["failed"]
+    lines.append(
+        f"{'├─' if failed else '└─'} not pushed    {len(others)} other run(s) of {tree['model']}"
+    )
+    _tree(
+        lines,
+        [f"{other['run']}: {'; '.join(other['reasons'])}" for other in others],
+        "│  " if failed else "   ",
+    )
+    if failed:
+        lines.append(f"└─ failed        {len(failed)} step(s) of runs of {tree['model']}")
+        _tree(lines, [f"{f['run']} {f['step']}: {f['error']}" for f in failed], "   ")
     return "\n".join(lines)
 
 
@@ -173,7 +247,7 @@ def render_dataset(fingerprint: str, users: list[dict]) -> str:
         outcome = (
             f"pushed {user['model']}:{user['version']}"
             if user["pushed"]
-            else f"{user['model']} not pushed ({user['reason']})"
+            else f"{user['model']}: {user['reason']}"
         )
         lines.append(f"  run {user['run']}: {outcome}")
     return "\n".join(lines)

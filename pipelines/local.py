@@ -131,16 +131,23 @@ def new_run_dir(root: str) -> str:
 
 @contextlib.contextmanager
 def _lineage_environment(runs_root: str, run_dir: str, model_name: str | None) -> Iterator[None]:
-    """Tells the steps (kfp.local's subprocesses inherit the environment) where to record
-    lineage: the workspace's store beside the runs, this run's name, the model's name. A store
-    the caller set already wins; set to an empty value, nothing is recorded."""
+    """Tells the steps (kfp.local's subprocesses inherit the environment) how to record lineage:
+    each writes its record into the run's spool folder, which :func:`_store_lineage` stores in
+    the workspace's store beside the runs when the run ends (one ML Metadata start-up per run,
+    not one per step). A store the caller set already wins; set to an empty value, nothing is
+    recorded."""
+    store_uri = os.environ.get(
+        recording.STORE_ENV, os.path.join(os.path.abspath(runs_root), recording.STORE_FILE)
+    )
+    spool = os.path.join(run_dir, _SPOOL)
     values = {
-        recording.STORE_ENV: os.environ.get(
-            recording.STORE_ENV, os.path.join(os.path.abspath(runs_root), recording.STORE_FILE)
-        ),
+        recording.STORE_ENV: store_uri,
+        recording.SPOOL_ENV: spool if store_uri else "",
         recording.RUN_ENV: os.path.basename(run_dir),
         recording.MODEL_ENV: model_name or "",
     }
+    if store_uri:
+        os.makedirs(spool, exist_ok=True)
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -151,6 +158,27 @@ def _lineage_environment(runs_root: str, run_dir: str, model_name: str | None) -
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if store_uri:
+            _store_lineage(spool, store_uri, os.path.basename(run_dir))
+
+
+# The folder of a run where its steps leave their lineage records until the run ends.
+_SPOOL = "lineage-records"
+
+
+def _store_lineage(spool: str, store_uri: str, run: str) -> None:
+    """Stores the steps' lineage records: a failure is one warning line (the records stay in the
+    run's folder), or an error when :data:`~components.lineage.recording.STRICT_ENV` is 1."""
+    try:
+        recording.store_spooled(spool, store_uri, run)
+    except Exception as err:  # a run never fails for lineage unless asked to
+        message = f"Lineage of run {run} not stored in {store_uri} ({type(err).__name__}: {err})"
+        if os.environ.get(recording.STRICT_ENV) == "1":
+            raise RunFailed(f"{message}; its records are in {spool}.") from err
+        print(f"warning: {message}; its records stay in {spool}.", file=sys.stderr)
+        return
+    with contextlib.suppress(OSError):
+        os.rmdir(spool)
 
 
 def run_local(

@@ -29,16 +29,24 @@ def deploy(
     """
     import dataclasses
     import json
-    import time
 
     from components import constants
     from components.deploy import core
     from components.errors import step
-    from components.lineage.recording import record_step, reference
+    from components.lineage.recording import reference
+    from components.lineage.recording import step as lineage_step
     from components.metadata import read, record, without_nulls
 
-    started = time.time()
-    with step("deploy"):
+    with (
+        lineage_step(
+            "deploy",
+            {"registry": registry, "model_name": model_name},
+            {"model": model, "blessing": blessing, "train_data": train_data, "schema": schema},
+            {"push_result": push_result},
+            model_name=model_name,
+        ),
+        step("deploy"),
+    ):
         with open(schema.path) as f:
             schema_text = f.read()
         result = core.deploy(
@@ -58,14 +66,7 @@ def deploy(
             ),
             schema_text,
         )
-    outcome = dataclasses.asdict(result)  # keys: constants.PUSHED, VERSION, DESTINATION, REASON
-    with open(push_result.path, "w") as f:
-        json.dump(outcome, f, indent=2)
-    record(push_result, outcome)  # version and destination are None for an unpushed model
-    record_step(
-        "deploy",
-        started,
-        {"registry": registry, "model_name": model_name},
-        {"model": model, "blessing": blessing, "train_data": train_data, "schema": schema},
-        {"push_result": push_result},
-    )
+        outcome = dataclasses.asdict(result)  # keys: constants.PUSHED, VERSION, DESTINATION, REASON
+        with open(push_result.path, "w") as f:
+            json.dump(outcome, f, indent=2)
+        record(push_result, outcome)  # version and destination are None for an unpushed model

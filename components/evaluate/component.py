@@ -46,17 +46,28 @@ def evaluate(
     """
     import dataclasses
     import json
-    import time
 
     from components import constants
     from components.errors import step
     from components.evaluate import core
     from components.features import load_spec
-    from components.lineage.recording import record_step
+    from components.lineage.recording import step as lineage_step
     from components.metadata import read, record
 
-    started = time.time()
-    with step("evaluate"):
+    with (
+        lineage_step(
+            "evaluate",
+            {"thresholds": thresholds, "min_improvement": min_improvement},
+            {
+                "eval_data": eval_data,
+                "model": model,
+                "transform_graph": transform_graph,
+                "baseline": baseline,
+            },
+            {"metrics": metrics, "report": report, "blessing": blessing},
+        ),
+        step("evaluate"),
+    ):
         config = core.EvalConfig(thresholds or {}, min_improvement)
         found = bool(read(baseline, constants.BASELINE_FOUND))
         result = core.evaluate(
@@ -66,38 +77,26 @@ def evaluate(
             core.Baseline(int(read(baseline, constants.VERSION)), baseline.path) if found else None,
             config,
         )
-    record(metrics, result.metrics)  # what Metrics.log_metric does, without NaN
-    if result.confusion_matrix:
-        classification_metrics.log_confusion_matrix(
-            [str(name) for name in result.classes], result.confusion_matrix
+        record(metrics, result.metrics)  # what Metrics.log_metric does, without NaN
+        if result.confusion_matrix:
+            classification_metrics.log_confusion_matrix(
+                [str(name) for name in result.classes], result.confusion_matrix
+            )
+        if result.roc_curve:
+            classification_metrics.log_roc_curve(
+                result.roc_curve["fpr"], result.roc_curve["tpr"], result.roc_curve["thresholds"]
+            )
+        with open(report.path, "w") as f:
+            f.write(core.markdown_report(result))
+        with open(blessing.path, "w") as f:
+            json.dump(dataclasses.asdict(result), f, indent=2)
+        record(
+            blessing,
+            {
+                constants.BLESSED: result.blessed,
+                constants.REASONS: result.reasons,
+                constants.PRIMARY_METRIC: result.primary_metric,
+                constants.BASELINE_VERSION: result.baseline_version,  # None without a baseline
+                constants.METRICS: result.metrics,
+            },
         )
-    if result.roc_curve:
-        classification_metrics.log_roc_curve(
-            result.roc_curve["fpr"], result.roc_curve["tpr"], result.roc_curve["thresholds"]
-        )
-    with open(report.path, "w") as f:
-        f.write(core.markdown_report(result))
-    with open(blessing.path, "w") as f:
-        json.dump(dataclasses.asdict(result), f, indent=2)
-    record(
-        blessing,
-        {
-            constants.BLESSED: result.blessed,
-            constants.REASONS: result.reasons,
-            constants.PRIMARY_METRIC: result.primary_metric,
-            constants.BASELINE_VERSION: result.baseline_version,  # None without a baseline
-            constants.METRICS: result.metrics,
-        },
-    )
-    record_step(
-        "evaluate",
-        started,
-        {"thresholds": thresholds, "min_improvement": min_improvement},
-        {
-            "eval_data": eval_data,
-            "model": model,
-            "transform_graph": transform_graph,
-            "baseline": baseline,
-        },
-        {"metrics": metrics, "report": report, "blessing": blessing},
-    )

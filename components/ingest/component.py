@@ -21,34 +21,33 @@ def ingest(
         eval_data: The eval split.
         eval_fraction: The share of rows for eval.
     """
-    import time
 
     from components import constants
     from components.errors import step
     from components.ingest import core
-    from components.lineage.recording import record_step
+    from components.lineage.recording import step as lineage_step
     from components.metadata import record
 
-    started = time.time()
-    with step("ingest"):
-        result = core.ingest(data_uri, train_data.path, eval_data.path, eval_fraction)
-    for artifact, split, rows in (
-        (train_data, constants.TRAIN_SPLIT, result.train_rows),
-        (eval_data, constants.EVAL_SPLIT, result.eval_rows),
+    with (
+        lineage_step(
+            "ingest",
+            {"data_uri": data_uri, "eval_fraction": eval_fraction},
+            {},
+            {"train_data": train_data, "eval_data": eval_data},
+        ),
+        step("ingest"),
     ):
-        record(
-            artifact,
-            {
-                constants.SPLIT: split,
-                constants.NUM_ROWS: rows,
-                constants.FINGERPRINT: result.fingerprint,
-                constants.COLUMNS: result.columns,
-            },
-        )
-    record_step(
-        "ingest",
-        started,
-        {"data_uri": data_uri, "eval_fraction": eval_fraction},
-        {},
-        {"train_data": train_data, "eval_data": eval_data},
-    )
+        result = core.ingest(data_uri, train_data.path, eval_data.path, eval_fraction)
+        for artifact, split, rows in (
+            (train_data, constants.TRAIN_SPLIT, result.train_rows),
+            (eval_data, constants.EVAL_SPLIT, result.eval_rows),
+        ):
+            record(
+                artifact,
+                {
+                    constants.SPLIT: split,
+                    constants.NUM_ROWS: rows,
+                    constants.FINGERPRINT: result.fingerprint,
+                    constants.COLUMNS: result.columns,
+                },
+            )

@@ -1,8 +1,9 @@
 """The ML Metadata backend of :class:`~components.lineage.store.LineageStore`.
 
-Locally it opens one SQLite file per workspace (:func:`sqlite_store`). Everything a step records
-goes into custom properties, so the types need no schema of their own and a type TFX registers
-later with declared properties stays compatible (``can_add_fields``).
+Locally it opens one SQLite file per workspace (:func:`sqlite_store`); on a cluster, KFP's
+``metadata-grpc-service`` over gRPC (:func:`grpc_store`); :func:`open_store` takes either by URI.
+Everything a step records goes into custom properties, so the types need no schema of their own
+and a type TFX registers later with declared properties stays compatible (``can_add_fields``).
 """
 
 import json
@@ -21,6 +22,27 @@ def sqlite_store(path: str) -> "MlmdStore":
     config.sqlite.filename_uri = path
     config.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
     return MlmdStore(config)
+
+
+def grpc_store(host: str, port: int) -> "MlmdStore":
+    """The store of the ML Metadata gRPC server at ``host:port`` (KFP's metadata-grpc-service)."""
+    # A store that stops answering fails the call (one warning line) instead of hanging a step.
+    config = mlmd.MetadataStoreClientConfig(host=host, port=port, client_timeout_sec=30)
+    return MlmdStore(config)
+
+
+def open_store(uri: str) -> "MlmdStore":
+    """The store at ``uri``: ``grpc://HOST:PORT``, or a SQLite file's path.
+
+    Raises:
+        ValueError: A ``grpc://`` URI without a numeric port.
+    """
+    if uri.startswith("grpc://"):
+        host, _, port = uri[len("grpc://") :].rstrip("/").rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{uri!r} is not grpc://HOST:PORT")
+        return grpc_store(host, int(port))
+    return sqlite_store(uri)
 
 
 def _to_value(value: object, target: mlmd.Value) -> None:
@@ -62,6 +84,11 @@ class MlmdStore:
     def __init__(self, config: Any) -> None:
         self._store = metadata_store.MetadataStore(config)
         self._type_ids: dict[tuple[str, str], int] = {}
+
+    @property
+    def metadata_store(self) -> metadata_store.MetadataStore:
+        """The ``ml_metadata`` client, for what only ML Metadata stores hold (KFP's runs)."""
+        return self._store
 
     def _type_id(self, kind: str, name: str) -> int:
         key = (kind, name)

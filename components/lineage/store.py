@@ -18,11 +18,16 @@ MODEL = "Model"
 MODEL_EVALUATION = "ModelEvaluation"
 MODEL_BLESSING = "ModelBlessing"
 PUSHED_MODEL = "PushedModel"
+# A pushed version serving on a cluster (InferenceService, namespace, revision, storageUri,
+# traffic): TFX has no type for it.
+DEPLOYMENT = "ModelDeployment"
 # Artifacts TFX has no type for (a Facets view, a resolved baseline, ...).
 GENERIC = "Artifact"
 
-# Context types: one context per pipeline run, one per model name.
-RUN_CONTEXT = "PipelineRun"
+# Context types: one context per pipeline run, one per model name. The run's is KFP's own
+# (kubeflow/pipelines@2.5.0 backend/src/v2/metadata/client.go:49), named by the run id on a
+# cluster and by the run folder locally, so a query reads both stores the same way.
+RUN_CONTEXT = "system.PipelineRun"
 MODEL_CONTEXT = "ModelName"
 
 # Execution states, as MLMD names them (metadata_store.proto, Execution.State).
@@ -65,6 +70,32 @@ class Execution:
     inputs: Mapping[str, Artifact]
     outputs: Mapping[str, Artifact]
     contexts: Sequence[tuple[str, str]]
+
+
+def with_context(execution: Execution, context: tuple[str, str]) -> Execution:
+    """``execution`` in one more context."""
+    return dataclasses.replace(execution, contexts=[context, *execution.contexts])
+
+
+def to_json(execution: Execution) -> dict:
+    """``execution`` as JSON data (for a record written now and stored later)."""
+    return dataclasses.asdict(execution)
+
+
+def from_json(data: Mapping) -> Execution:
+    """The execution :func:`to_json` wrote."""
+
+    def artifacts(found: Mapping) -> dict[str, Artifact]:
+        return {name: Artifact(**artifact) for name, artifact in found.items()}
+
+    return Execution(
+        type_name=data["type_name"],
+        properties=data["properties"],
+        state=data["state"],
+        inputs=artifacts(data["inputs"]),
+        outputs=artifacts(data["outputs"]),
+        contexts=[(kind, name) for kind, name in data["contexts"]],
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,31 +19,31 @@ def resolve_baseline(
             ``found`` and, when found, ``version``, ``registry_path``, ``metrics``.
         served_only: Only versions a rollout served count (the cluster pipeline, serving).
     """
-    import time
 
     from components import constants
     from components.errors import step
-    from components.lineage.recording import record_step
+    from components.lineage.recording import step as lineage_step
     from components.metadata import record
     from components.resolve_baseline import core
 
-    started = time.time()
-    with step("resolve-baseline"):
+    with (
+        lineage_step(
+            "resolve-baseline",
+            {"registry": registry, "model_name": model_name, "served_only": served_only},
+            {},
+            {"baseline": baseline},
+            model_name=model_name,
+        ),
+        step("resolve-baseline"),
+    ):
         result = core.resolve_baseline(registry, model_name, baseline.path, served_only)
-    record(
-        baseline,
-        {
-            constants.BASELINE_FOUND: result.found,
-            constants.REASON: result.reason,
-            constants.VERSION: result.version,  # None without a baseline: left out
-            constants.REGISTRY_PATH: result.registry_path,
-            constants.METRICS: result.metrics or None,
-        },
-    )
-    record_step(
-        "resolve-baseline",
-        started,
-        {"registry": registry, "model_name": model_name, "served_only": served_only},
-        {},
-        {"baseline": baseline},
-    )
+        record(
+            baseline,
+            {
+                constants.BASELINE_FOUND: result.found,
+                constants.REASON: result.reason,
+                constants.VERSION: result.version,  # None without a baseline: left out
+                constants.REGISTRY_PATH: result.registry_path,
+                constants.METRICS: result.metrics or None,
+            },
+        )

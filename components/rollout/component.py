@@ -47,6 +47,7 @@ def rollout(
 
     from components import constants
     from components.errors import step
+    from components.lineage.recording import step as lineage_step
     from components.metadata import read, record
     from components.rollout import core
 
@@ -55,7 +56,24 @@ def rollout(
     # resource_manager.go:802). Python would die without unwinding; exiting through SystemExit
     # lets the rollout put the previous spec back and discard the version first.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with step("rollout"):
+    with (
+        lineage_step(
+            "rollout",
+            {
+                "registry": registry,
+                "model_name": model_name,
+                "serve": serve,
+                "serving_namespace": serving_namespace,
+                "serving_runtime": serving_runtime,
+                "deployment_mode": deployment_mode,
+                "canary_traffic_percent": canary_traffic_percent,
+            },
+            {"push_result": push_result},
+            {"rollout_result": rollout_result},
+            model_name=model_name,
+        ),
+        step("rollout"),
+    ):
         pushed = bool(read(push_result, constants.PUSHED))
         result = core.rollout(
             int(read(push_result, constants.VERSION)) if pushed else None,
@@ -72,7 +90,7 @@ def rollout(
             ),
             serve,
         )
-    outcome = dataclasses.asdict(result)
-    with open(rollout_result.path, "w") as f:
-        json.dump(outcome, f, indent=2)
-    record(rollout_result, outcome)  # url, revision, ... are None when nothing was rolled out
+        outcome = dataclasses.asdict(result)
+        with open(rollout_result.path, "w") as f:
+            json.dump(outcome, f, indent=2)
+        record(rollout_result, outcome)  # url, revision, ... are None when nothing was rolled out

@@ -102,6 +102,9 @@ class RolloutResult:
     revision: str | None = None
     previous_version: int | None = None
     previous_destination: str | None = None
+    inference_service: str | None = None
+    namespace: str | None = None
+    traffic_percent: int | None = None
 
 
 def _api_client() -> Any:
@@ -208,4 +211,7 @@ def rollout(
         revision=served.revision,
         previous_version=previous,
         previous_destination=None if previous is None else registry.path(model_name, previous),
+        inference_service=model_name,
+        namespace=settings.serving_namespace,
+        traffic_percent=settings.canary_traffic_percent,
     )

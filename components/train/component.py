@@ -44,16 +44,22 @@ def train(
         cpu_devices: Logical CPU devices to mirror across when there is no GPU.
     """
     import dataclasses
-    import time
 
     from components import constants
     from components.errors import step
-    from components.lineage.recording import record_step
+    from components.lineage.recording import step as lineage_step
     from components.metadata import read, record
     from components.train import core
 
-    started = time.time()
-    with step("train"):
+    with (
+        lineage_step(
+            "train",
+            {},
+            {"train_data": train_data, "eval_data": eval_data, "transform_graph": transform_graph},
+            {"model": model, "training_report": training_report},
+        ) as lineage,
+        step("train"),
+    ):
         config = core.TrainConfig(
             epochs=epochs,
             batch_size=batch_size,
@@ -65,29 +71,22 @@ def train(
             seed=seed,
             cpu_devices=cpu_devices,
         )
+        lineage.parameters.update(dataclasses.asdict(config))
         result = core.train(
             train_data.path, eval_data.path, transform_graph.path, model.path, config
         )
-    with open(training_report.path, "w") as f:
-        f.write(core.markdown_report(result, config))
-    record(
-        model,
-        {
-            constants.TASK: read(transform_graph, constants.TASK),
-            constants.CLASSES: read(transform_graph, constants.CLASSES),
-            constants.EPOCHS_RUN: result.epochs_run,
-            constants.REPLICAS: result.replicas,
-            constants.STRATEGY: result.strategy,
-        },
-    )
-
-    record_step(
-        "train",
-        started,
-        dataclasses.asdict(config),
-        {"train_data": train_data, "eval_data": eval_data, "transform_graph": transform_graph},
-        {"model": model, "training_report": training_report},
-    )
+        with open(training_report.path, "w") as f:
+            f.write(core.markdown_report(result, config))
+        record(
+            model,
+            {
+                constants.TASK: read(transform_graph, constants.TASK),
+                constants.CLASSES: read(transform_graph, constants.CLASSES),
+                constants.EPOCHS_RUN: result.epochs_run,
+                constants.REPLICAS: result.replicas,
+                constants.STRATEGY: result.strategy,
+            },
+        )
 
 
 # The same step in TensorFlow's GPU image, for pipelines compiled with GPUs.

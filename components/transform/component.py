@@ -27,16 +27,27 @@ def transform(
         max_vocab_size: Most frequent values kept per categorical feature.
         num_oov_buckets: Hash buckets for values outside the vocabulary.
     """
-    import time
 
     from components import constants
     from components.errors import step
-    from components.lineage.recording import record_step
+    from components.lineage.recording import step as lineage_step
     from components.metadata import record
     from components.transform import core
 
-    started = time.time()
-    with step("transform"):
+    with (
+        lineage_step(
+            "transform",
+            {
+                "label": label,
+                "task": task,
+                "max_vocab_size": max_vocab_size,
+                "num_oov_buckets": num_oov_buckets,
+            },
+            {"train_data": train_data, "schema": schema},
+            {"transform_graph": transform_graph},
+        ),
+        step("transform"),
+    ):
         spec = core.transform(
             train_data.path,
             core.read_schema(schema.path),
@@ -47,23 +58,11 @@ def transform(
                 task=task, max_vocab_size=max_vocab_size, num_oov_buckets=num_oov_buckets
             ),
         )
-    record(
-        transform_graph,
-        {
-            constants.LABEL: label,
-            constants.TASK: spec.label.task,
-            constants.CLASSES: spec.label.classes,  # None for regression
-        },
-    )
-    record_step(
-        "transform",
-        started,
-        {
-            "label": label,
-            "task": task,
-            "max_vocab_size": max_vocab_size,
-            "num_oov_buckets": num_oov_buckets,
-        },
-        {"train_data": train_data, "schema": schema},
-        {"transform_graph": transform_graph},
-    )
+        record(
+            transform_graph,
+            {
+                constants.LABEL: label,
+                constants.TASK: spec.label.task,
+                constants.CLASSES: spec.label.classes,  # None for regression
+            },
+        )

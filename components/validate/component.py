@@ -36,18 +36,29 @@ def validate(
         fail_on_anomalies: Stop the run when anomalies are found.
     """
     import os
-    import time
 
     from google.protobuf import text_format
 
     from components import constants
     from components.errors import step
-    from components.lineage.recording import record_step
+    from components.lineage.recording import step as lineage_step
     from components.metadata import record
     from components.validate import core
 
-    started = time.time()
-    with step("validate"):
+    with (
+        lineage_step(
+            "validate",
+            {
+                "label": label,
+                "schema_uri": schema_uri,
+                "beam_pipeline_args": beam_pipeline_args,
+                "fail_on_anomalies": fail_on_anomalies,
+            },
+            {"train_data": train_data, "eval_data": eval_data},
+            {"statistics": statistics, "schema": schema, "anomalies": anomalies},
+        ),
+        step("validate"),
+    ):
         result = core.validate(
             {constants.TRAIN_SPLIT: train_data.path, constants.EVAL_SPLIT: eval_data.path},
             label,
@@ -79,15 +90,3 @@ def validate(
         record(schema, {constants.SCHEMA_SOURCE: schema_uri or "inferred from the train split"})
         if fail_on_anomalies:
             core.raise_for_anomalies(result.found, anomalies.path)
-    record_step(
-        "validate",
-        started,
-        {
-            "label": label,
-            "schema_uri": schema_uri,
-            "beam_pipeline_args": beam_pipeline_args,
-            "fail_on_anomalies": fail_on_anomalies,
-        },
-        {"train_data": train_data, "eval_data": eval_data},
-        {"statistics": statistics, "schema": schema, "anomalies": anomalies},
-    )

@@ -10,11 +10,14 @@ from components import constants
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.ingest.component import ingest
+from components.lineage import recording
+from components.lineage.mlmd import sqlite_store
 from components.resolve_baseline.component import resolve_baseline
 from components.rollout.component import rollout
 from components.train.component import train
 from components.transform.component import transform
 from components.validate.component import validate
+from pipelines import lineage
 
 
 def _read(path: str) -> str:
@@ -233,6 +236,9 @@ def test_rollout_serves_the_pushed_version_with_the_clusters_credentials(
 
     registry = f"file://{tmp_path}/store"
     push_result = _push_result(tmp_path)
+    lineage_store = str(tmp_path / "metadata.sqlite")
+    monkeypatch.setenv(recording.STORE_ENV, lineage_store)
+    monkeypatch.setenv(recording.RUN_ENV, "run-7")
     deploy.python_func(
         pipeline_outputs["model"],
         pipeline_outputs["blessing"],
@@ -249,6 +255,13 @@ def test_rollout_serves_the_pushed_version_with_the_clusters_credentials(
     assert result.metadata["rolled_out"] is True and result.metadata["version"] == 1
     assert result.metadata["url"] == "http://penguins-models.example.com"
     assert served["storageUri"] == f"{registry}/_served/penguins/1/"
+    # Both steps recorded their lineage: where version 1 is deployed now.
+    tree = lineage.provenance(sqlite_store(lineage_store), "penguins", 1)
+    assert tree["deployed"]["serving"] is True
+    assert tree["deployed"]["namespace"] == "models"
+    assert tree["deployed"]["url"] == "http://penguins-models.example.com"
+    assert tree["deployed"]["storage_uri"] == f"{registry}/_served/penguins/1/"
+    assert tree["deployed"]["run"] == "run-7"
 
 
 def test_a_failed_rollout_is_one_marked_line_and_its_version_is_discarded(

@@ -61,10 +61,13 @@ def test_every_step_is_recorded_in_the_workspace_lineage_store(first_run):
     folder, _ = first_run
     lineage = sqlite_store(str(folder / "runs" / recording.STORE_FILE))
     run = min(path.name for path in (folder / "runs").iterdir() if path.is_dir())
-    executions = {e.type_name: e for e in lineage.executions(store.RUN_CONTEXT, run)}
+    executions = {
+        e.type_name.removeprefix("mlops."): e for e in lineage.executions(store.RUN_CONTEXT, run)
+    }
     assert sorted(executions) == sorted(
         ["ingest", "validate", "transform", "train", "resolve-baseline", "evaluate", "deploy"]
     )
+    assert not (folder / "runs" / run / "lineage-records").exists()  # all stored
     assert all((store.MODEL_CONTEXT, "penguins") in e.contexts for e in executions.values())
     assert all(e.state == store.COMPLETE for e in executions.values())
     model = executions["train"].outputs["model"]
@@ -158,7 +161,20 @@ def test_lineage_tree_reads_as_text(second_run):
     printed = _lineage(folder, "penguins")
     assert printed.startswith("penguins:1 ")
     assert "├─ blessed       no baseline:" in printed
+    assert "├─ deployed      never rolled out to a cluster" in printed
     assert "└─ not pushed    1 other run(s) of penguins" in printed
+    assert "│  └─ eval " in printed and "│  ├─ train " in printed
+
+
+def test_lineage_over_grpc_reads_what_the_local_store_holds(second_run):
+    """The same store behind ML Metadata's gRPC service, as KFP serves its own."""
+    from tests.mlmd_server import MetadataServer
+
+    folder, _, _ = second_run
+    local = _lineage(folder, "penguins:1", "--json")
+    with MetadataServer(str(folder / "runs" / recording.STORE_FILE)) as server:
+        remote = _lineage(folder, "penguins:1", "--json", "--store", server.uri)
+    assert json.loads(remote) == json.loads(local)
 
 
 def test_lineage_of_a_dataset_lists_both_runs(second_run):
@@ -188,6 +204,12 @@ def test_data_failing_validation_stops_the_run_with_nothing_pushed(
     assert "ring_id" in err
     assert "Traceback" not in err
     assert not os.path.exists(tmp_path / "registry")
+    lineage = sqlite_store(str(tmp_path / "runs" / recording.STORE_FILE))
+    (failed,) = [
+        e for e in lineage.executions(store.MODEL_CONTEXT, "penguins") if e.state == "FAILED"
+    ]
+    assert failed.type_name == "mlops.validate"
+    assert "ring_id" in failed.properties[recording.ERROR]
 
 
 def test_missing_label_stops_the_run_with_a_clear_message(tmp_path, capsys):

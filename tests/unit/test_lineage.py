@@ -1,5 +1,6 @@
 """components.lineage on a real ML Metadata SQLite store in tmp_path."""
 
+import dataclasses
 import logging
 import os
 
@@ -76,8 +77,8 @@ def test_an_unknown_context_has_no_executions(tmp_path):
     assert sqlite_store(str(tmp_path / "m.sqlite")).executions(store.RUN_CONTEXT, "nope") == []
 
 
-def _record(environ):
-    return recording.record(
+def _execution(**changes) -> store.Execution:
+    return recording.execution(
         "ingest",
         {"data_uri": "data.csv", "sample": None},
         inputs={},
@@ -85,19 +86,19 @@ def _record(environ):
         started=1.0,
         ended=2.0,
         model_name="flights",
-        environ=environ,
+        **changes,
     )
 
 
 def test_nothing_is_recorded_without_a_store_in_the_environment():
-    assert _record({}) is None
+    assert recording.record(_execution(), {}) is None
 
 
 def test_record_adds_code_version_times_run_and_model_contexts(tmp_path):
     path = str(tmp_path / "m.sqlite")
-    recorded = _record({recording.STORE_ENV: path, recording.RUN_ENV: "run-1"})
+    assert recording.record(_execution(), {recording.STORE_ENV: path, recording.RUN_ENV: "run-1"})
     (execution,) = sqlite_store(path).executions(*RUN)
-    assert execution.id == recorded.execution_id
+    assert execution.type_name == "mlops.ingest"
     assert execution.properties["data_uri"] == "data.csv"
     assert "sample" not in execution.properties
     assert execution.properties[recording.CODE_VERSION] == recording.code_version()
@@ -111,9 +112,9 @@ def test_record_adds_code_version_times_run_and_model_contexts(tmp_path):
 def test_a_store_that_cannot_be_opened_is_one_warning_line(tmp_path, caplog):
     path = str(tmp_path / "missing-folder" / "m.sqlite")
     with caplog.at_level(logging.WARNING):
-        assert _record({recording.STORE_ENV: path}) is None
+        assert recording.record(_execution(), {recording.STORE_ENV: path}) is None
     (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert "not recorded" in message and recording.STRICT_ENV in message
+    assert "mlops.ingest not recorded" in message and recording.STRICT_ENV in message
     assert "\n" not in message
     assert not os.path.exists(path)
 
@@ -121,7 +122,7 @@ def test_a_store_that_cannot_be_opened_is_one_warning_line(tmp_path, caplog):
 def test_strict_recording_makes_a_failure_an_error(tmp_path):
     path = str(tmp_path / "missing-folder" / "m.sqlite")
     with pytest.raises(recording.LineageError, match="ingest"):
-        _record({recording.STORE_ENV: path, recording.STRICT_ENV: "1"})
+        recording.record(_execution(), {recording.STORE_ENV: path, recording.STRICT_ENV: "1"})
 
 
 def test_code_version_names_the_package_version():
@@ -132,3 +133,78 @@ def test_a_pushed_version_names_where_its_lineage_is():
     environ = {recording.STORE_ENV: "/w/runs/metadata.sqlite", recording.RUN_ENV: "run-1"}
     assert recording.reference(environ) == {"store": "/w/runs/metadata.sqlite", "run": "run-1"}
     assert recording.reference({}) is None
+
+
+class _KfpArtifact:
+    """What a KFP artifact gives a step: ``uri`` and ``metadata`` (kfp.dsl.Artifact)."""
+
+    def __init__(self, uri: str, metadata: dict | None = None) -> None:
+        self.uri, self.metadata = uri, metadata or {}
+
+
+def test_a_step_records_its_outputs_metadata_as_written_when_it_ends(tmp_path):
+    path = str(tmp_path / "m.sqlite")
+    model = _KfpArtifact("/runs/1/model")
+    environ = {recording.STORE_ENV: path, recording.RUN_ENV: "run-1"}
+    with recording.step(
+        "train",
+        {"epochs": 2},
+        {"train_data": _KfpArtifact("/runs/1/train")},
+        {"model": model},
+        environ=environ,
+    ) as lineage:
+        lineage.parameters["seed"] = 7
+        model.metadata["epochs_run"] = 2
+    (execution,) = sqlite_store(path).executions(*RUN)
+    assert execution.state == store.COMPLETE
+    assert execution.properties["seed"] == 7
+    assert execution.outputs["model"].type_name == store.MODEL
+    assert execution.outputs["model"].properties == {"epochs_run": 2}
+    assert execution.inputs["train_data"].type_name == store.EXAMPLES
+
+
+def test_a_failed_step_is_recorded_failed_with_its_error_and_the_error_propagates(tmp_path):
+    path = str(tmp_path / "m.sqlite")
+    environ = {recording.STORE_ENV: path, recording.RUN_ENV: "run-1"}
+    with (
+        pytest.raises(ValueError, match="no label column"),
+        recording.step(
+            "validate",
+            {"label": "species"},
+            {"train_data": _KfpArtifact("/runs/1/train")},
+            {"schema": _KfpArtifact("/runs/1/schema")},
+            model_name="penguins",
+            environ=environ,
+        ),
+    ):
+        raise ValueError("no label column")
+    (execution,) = sqlite_store(path).executions(store.MODEL_CONTEXT, "penguins")
+    assert execution.state == store.FAILED
+    assert execution.properties[recording.ERROR] == "ValueError: no label column"
+    assert execution.outputs == {}
+    assert list(execution.inputs) == ["train_data"]
+
+
+def test_spooled_records_are_stored_in_the_order_the_steps_started(tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    environ = {recording.SPOOL_ENV: str(spool), recording.STORE_ENV: "unused"}
+    later = dataclasses.replace(_execution(), type_name="mlops.train")
+    later.properties[recording.STARTED] = 5.0  # type: ignore[index]
+    assert recording.record(later, environ) == str(spool)
+    assert recording.record(_execution(), environ) == str(spool)
+    (spool / "9.000000-mlops.half-1.json.partial").write_text("{")  # a step still writing
+    path = str(tmp_path / "m.sqlite")
+    assert recording.store_spooled(str(spool), path, "run-1") == 2
+    executions = sqlite_store(path).executions(*RUN)
+    assert [e.type_name for e in executions] == ["mlops.ingest", "mlops.train"]
+    assert [p.name for p in spool.iterdir()] == ["9.000000-mlops.half-1.json.partial"]
+
+
+def test_spooled_records_stay_when_the_store_fails(tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    recording.record(_execution(), {recording.SPOOL_ENV: str(spool)})
+    with pytest.raises(Exception):  # noqa: B017 - whatever the store raises
+        recording.store_spooled(str(spool), str(tmp_path / "missing" / "m.sqlite"), "run-1")
+    assert len(list(spool.iterdir())) == 1
