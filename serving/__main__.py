@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = ModelSource(model_dir=args.model_dir, version=args.version)
     serving_logger.info("Serving %r from %s", name, source)
     config = settings.from_arguments(args, ServingConfig)
-    model = ServedModel(name, source, config.max_rows, config.poll_seconds, config.max_body_bytes)
+    model = ServedModel(name, source, config)
     model.load()
     install_body_limit(args.max_body_bytes)
     server = ModelServer(

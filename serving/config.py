@@ -25,5 +25,21 @@ class ServingConfig:
         "above 0",
     )
 
+    prediction_log: str | None = setting(
+        None,
+        "log every prediction as Parquet under this folder or URI (s3://, gs://); off when unset",
+        parse=str,
+        show="off",
+    )
+    prediction_log_window_seconds: float = setting(
+        60.0, "the longest a prediction waits to be written", lambda v: v > 0, "above 0"
+    )
+    prediction_log_queue: int = setting(
+        10_000,
+        "requests waiting to be logged; beyond, predictions are dropped and counted",
+        lambda v: v >= 1,
+        "at least 1",
+    )
+
     def __post_init__(self) -> None:
         check(self)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from kserve.errors import InvalidInput
 from components import constants, layout
 from serving.config import ServingConfig
 from serving.http import install_body_limit
+from serving.metrics import register_metrics
 from serving.payload import (
     NUMBER,
     STRING,
@@ -33,6 +35,7 @@ from serving.payload import (
     columns_from_tensors,
     v1_predictions,
 )
+from serving.prediction_log import OUTPUT_TYPES, Prediction, PredictionLog
 
 logger = logging.getLogger(__name__)
 
@@ -125,29 +128,39 @@ _V2_DATATYPE = {tf.float32: "FP32", tf.string: "BYTES", tf.int64: "INT64"}
 class ServedModel(Model):
     """A pipeline-exported model behind KServe's V1 and V2 protocols."""
 
-    def __init__(
-        self,
-        name: str,
-        source: ModelSource,
-        max_rows: int = ServingConfig.max_rows,
-        poll_seconds: float = ServingConfig.poll_seconds,
-        max_body_bytes: int = ServingConfig.max_body_bytes,
-    ) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, source: ModelSource, config: ServingConfig | None = None) -> None:
+        # return_response_headers: predict gets the response's headers, to return the request id.
+        super().__init__(name, return_response_headers=True)
+        config = config or ServingConfig()
         self.source = source
-        self.max_rows = max_rows
-        self.poll_seconds = poll_seconds
-        self.max_body_bytes = max_body_bytes
+        self.max_rows = config.max_rows
+        self.poll_seconds = config.poll_seconds
+        self.max_body_bytes = config.max_body_bytes
+        self.config = config
         self._loaded: LoadedModel | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._log: PredictionLog | None = None
 
     def __getstate__(self) -> dict:
         # With --workers > 1 KServe spawns HTTP worker processes and pickles the model into
-        # them. A loaded TensorFlow graph and a thread do not pickle: each worker loads its own.
+        # them. A loaded TensorFlow graph and threads do not pickle: each worker loads its own
+        # model and writes its own prediction log files.
         state = self.__dict__.copy()
-        state.update(_loaded=None, _stop=None, _watcher=None)
+        state.update(_loaded=None, _stop=None, _watcher=None, _log=None)
         return state
+
+    @property
+    def prediction_log(self) -> PredictionLog | None:
+        """This process's prediction log writer, started on first use; None when off."""
+        if self._log is None and self.config.prediction_log:
+            self._log = PredictionLog(
+                self.config.prediction_log,
+                window_seconds=self.config.prediction_log_window_seconds,
+                queue_requests=self.config.prediction_log_queue,
+            )
+            register_metrics(self._log)
+        return self._log
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -188,8 +201,10 @@ class ServedModel(Model):
             self._watcher.start()
 
     def stop(self) -> None:
-        """Stops the watcher."""
+        """Stops the watcher, and writes what the prediction log holds."""
         self._stop.set()
+        if self._log is not None:
+            self._log.close()
 
     def _watch(self) -> None:
         failed: int | None = None
@@ -237,8 +252,14 @@ class ServedModel(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> dict | InferResponse:
-        """Validates the request, runs it as one batch, answers in the request's protocol."""
+        """Validates the request, runs it as one batch, answers in the request's protocol; logs
+        what it answered when the prediction log is on. The request's id is the client's
+        (``x-request-id``, ``ce-id``, or a V2 request's ``id``) or a new one, and comes back in
+        the ``x-request-id`` response header."""
         model = self.loaded  # One version for the whole request, even if a swap happens now.
+        request_id = _request_id(payload, headers)
+        if response_headers is not None:
+            response_headers[REQUEST_ID_HEADER] = request_id
         try:
             if isinstance(payload, InferRequest):
                 tensors = [
@@ -249,13 +270,33 @@ class ServedModel(Model):
                 columns = columns_from_instances(_json(payload), model.features, self.max_rows)
         except BadRequest as err:
             raise InvalidInput(str(err)) from err
+        started = time.perf_counter()
         outputs = await asyncio.get_running_loop().run_in_executor(None, model.run, columns)
+        latency_ms = (time.perf_counter() - started) * 1000
+        log = self.prediction_log
+        if log is not None:  # only queued here: the writer thread builds and writes the rows
+            log.log(
+                Prediction(
+                    model=self.name,
+                    version=model.version,
+                    request_id=request_id,
+                    answered=time.time(),
+                    latency_ms=latency_ms,
+                    features=columns,
+                    feature_kinds={name: f.kind for name, f in model.features.items()},
+                    outputs={k: v for k, v in outputs.items() if k in OUTPUT_TYPES},
+                )
+            )
         if isinstance(payload, InferRequest):
-            return self._v2_response(payload, outputs, model.version)
+            return self._v2_response(payload, outputs, model.version, request_id)
         return {"predictions": v1_predictions(outputs)}
 
     def _v2_response(
-        self, request: InferRequest, outputs: dict[str, np.ndarray], version: int | None
+        self,
+        request: InferRequest,
+        outputs: dict[str, np.ndarray],
+        version: int | None,
+        request_id: str,
     ) -> InferResponse:
         infer_outputs = []
         for name, value in sorted(outputs.items()):
@@ -269,10 +310,25 @@ class ServedModel(Model):
         return InferResponse(
             model_name=self.name,
             infer_outputs=infer_outputs,
-            response_id=request.id or str(uuid.uuid4()),
+            response_id=request_id,
             # The version that computed the outputs: self.loaded may have been swapped since.
             model_version=None if version is None else str(version),
         )
+
+
+# The header a client names its request with, and the server returns the id in.
+REQUEST_ID_HEADER = "x-request-id"
+# KServe's payload logger names each request's events with it (kserve pkg/logger).
+CLOUDEVENT_ID_HEADER = "ce-id"
+
+
+def _request_id(payload: Any, headers: dict[str, str] | None) -> str:
+    """The client's id for the request, or a new one."""
+    found = {key.lower(): value for key, value in (headers or {}).items()}
+    chosen = found.get(REQUEST_ID_HEADER) or found.get(CLOUDEVENT_ID_HEADER)
+    if not chosen and isinstance(payload, InferRequest):
+        chosen = payload.id
+    return chosen or str(uuid.uuid4())
 
 
 def _json(payload: Any) -> Any:
