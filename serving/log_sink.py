@@ -36,6 +36,7 @@ import argparse
 import dataclasses
 import logging
 import queue
+import signal
 import sys
 import threading
 import time
@@ -301,6 +302,10 @@ def render_metrics(joiner: Joiner) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _exit(*_: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mlops-log-sink``."""
     parser = argparse.ArgumentParser(prog="mlops-log-sink", description=__doc__.splitlines()[0])
@@ -332,6 +337,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     joiner = Joiner(log, args.unanswered_seconds, args.queue_events)
     logger.info("Log sink writing to %s, listening on %s:%d", args.log, args.host, args.port)
+    # uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found
+    # (uvicorn 0.30.6 server.py:311-328, in .venv-serving): ours ends the process through the
+    # finally below, which writes what the sink still holds; the default one would kill it first.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _exit)
     try:
         uvicorn.run(
             build_app(joiner, args.log), host=args.host, port=args.port, log_level="warning"
