@@ -148,6 +148,21 @@ def _add_cluster_commands(commands: Any) -> None:
         help="another store: grpc://HOST:PORT (KFP's, by kubectl port-forward) or a SQLite file",
     )
     lineage.add_argument("--json", action="store_true", help="print JSON for tools")
+    feedback = commands.add_parser(
+        "feedback", help="store late labels in the prediction log, joined by request id"
+    )
+    feedback.add_argument(
+        "--log", required=True, metavar="DIR|URI", help="the prediction log (mlops-serve's)"
+    )
+    feedback.add_argument(
+        "--labels",
+        required=True,
+        metavar="FILE",
+        help="CSV or Parquet with request_id, label and optionally row (0 by default)",
+    )
+    feedback.add_argument(
+        "--model", help="the model the labels are for (default: the one model in the log)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,6 +339,54 @@ def _print_lineage(args: argparse.Namespace, store: Any) -> int:
     return 0
 
 
+def command_feedback(args: argparse.Namespace) -> int:
+    """``mlops feedback --log URI --labels FILE``: stores late labels beside the predictions."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    from serving import prediction_log as pl
+
+    if not os.path.isfile(args.labels):
+        raise PipelineInputError(f"No labels file at {args.labels!r}.")
+    try:
+        if args.labels.endswith((".parquet", ".pq")):
+            table = pq.read_table(args.labels)
+        else:
+            # Every column as text: ids and labels are names, not numbers.
+            table = pa_csv.read_csv(
+                args.labels,
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={pl.REQUEST_ID: pa.string(), pl.LABEL: pa.string()}
+                ),
+            )
+        labels = pl.rows_of(table.to_pylist())
+    except (pa.ArrowInvalid, ValueError) as err:
+        raise PipelineInputError(
+            f"Cannot read labels from {args.labels!r}: {err}. It needs the columns "
+            f"{pl.REQUEST_ID!r} and {pl.LABEL!r} (and optionally {pl.ROW!r})."
+        ) from err
+    if not labels:
+        raise PipelineInputError(f"{args.labels!r} holds no labels.")
+    predictions = pl.read(args.log, pl.PREDICTIONS)
+    models = sorted(set(predictions.column("model").to_pylist())) if predictions.num_rows else []
+    model = args.model or (models[0] if len(models) == 1 else None)
+    if model is None:
+        raise ConfigurationError(
+            f"The log {args.log!r} holds predictions of {models or 'no model'}: "
+            "say which with --model."
+        )
+    path = pl.write_labels(args.log, model, labels)
+    known = pl.known_requests(args.log, model)
+    matched = sum((request_id, row) in known for request_id, row, _ in labels)
+    print(f"stored {len(labels)} labels of {model} in {path}")
+    print(
+        f"{matched} match a logged prediction now; "
+        f"{len(labels) - matched} do not (yet: a window is written within a minute)"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlops`` console script."""
     args = build_parser().parse_args(argv)
@@ -339,6 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "upload": command_upload,
         "submit": command_submit,
         "lineage": command_lineage,
+        "feedback": command_feedback,
     }
     try:
         return commands[args.command](args)

@@ -19,6 +19,7 @@ def rollout(
     predictor_memory: str = "1Gi",
     deployment_mode: str = "RawDeployment",
     canary_traffic_percent: int = 100,
+    prediction_log_url: str = "http://mlops-log-sink.mlops-models.svc.cluster.local/log",
     rollout_timeout_seconds: int = 600,
 ) -> None:
     """Serves the version deploy pushed with a KServe InferenceService; does nothing when it
@@ -38,6 +39,8 @@ def rollout(
         deployment_mode: ``RawDeployment`` or ``Serverless`` (Knative).
         canary_traffic_percent: Traffic for the new version; 100 rolls out fully, less needs
             Serverless mode.
+        prediction_log_url: Where KServe's payload logger sends each request and response
+            (the log sink in manifests/); empty: no prediction log.
         rollout_timeout_seconds: How long the new version has to serve before it is rolled back.
     """
     import dataclasses
@@ -67,6 +70,7 @@ def rollout(
                 "serving_runtime": serving_runtime,
                 "deployment_mode": deployment_mode,
                 "canary_traffic_percent": canary_traffic_percent,
+                "prediction_log_url": prediction_log_url,
             },
             {"push_result": push_result},
             {"rollout_result": rollout_result},
@@ -86,6 +90,7 @@ def rollout(
                 predictor_memory=predictor_memory,
                 deployment_mode=deployment_mode,
                 canary_traffic_percent=canary_traffic_percent,
+                prediction_log_url=prediction_log_url,
                 rollout_timeout_seconds=rollout_timeout_seconds,
             ),
             serve,

@@ -50,6 +50,13 @@ class KServeSettings:
         lambda v: 0 <= v <= 100,
         "0..100",
     )
+    prediction_log_url: str = setting(
+        inference_service.LOG_SINK_URL,
+        "where KServe's payload logger sends each request and response (the log sink in "
+        "manifests/); empty: no prediction log",
+        lambda v: v == "" or v.startswith(("http://", "https://")),
+        "an http:// or https:// URL, or empty",
+    )
     rollout_timeout_seconds: int = setting(
         600,
         "how long the new version has to serve before it is rolled back",
@@ -87,6 +94,7 @@ class KServeSettings:
             resources=self.resources,
             deployment_mode=self.deployment_mode,
             canary_traffic_percent=self.canary,
+            logger_url=self.prediction_log_url or None,
         )
 
 

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from components.errors import ConfigurationError, RolloutFailed
 
@@ -140,6 +141,20 @@ def check_options(runtime: str, deployment_mode: str, canary_traffic_percent: in
         )
 
 
+# The log sink of manifests/base/log-sink.yaml, for the serving namespace the manifests make.
+LOG_SINK_URL = "http://mlops-log-sink.mlops-models.svc.cluster.local/log"
+
+
+def logger_url(base: str, model: str, version: int | None) -> str:
+    """The payload logger's URL for one version: the sink's, with the model and version as query
+    parameters. KServe 0.15.2's agent posts to the URL as configured, query included
+    (kserve/kserve@v0.15.2 pkg/logger/worker.go:86-88), and each version's pods keep their own
+    URL, so the sink knows which version answered even while two versions serve."""
+    separator = "&" if "?" in base else "?"
+    query = urlencode({"model": model, **({"version": version} if version is not None else {})})
+    return f"{base}{separator}{query}"
+
+
 @dataclass(frozen=True)
 class InferenceServiceSpec:
     """What to serve and how.
@@ -160,6 +175,11 @@ class InferenceServiceSpec:
         canary_traffic_percent: Share of traffic for the new revision (Knative mode only;
             RawDeployment ignores it).
         deployment_mode: ``RawDeployment`` or ``Serverless`` (Knative).
+        logger_url: Where KServe's payload logger sends every request and response
+            (``logger.mode: all``), or None for no logger. KServe's agent then sits in front of
+            the model server on port 9081 (kserve/kserve@v0.15.2 pkg/webhook/admission/pod/
+            agent_injector.go:329-334; the predictor Service targets it,
+            service_reconciler.go:123-135).
     """
 
     name: str
@@ -173,6 +193,7 @@ class InferenceServiceSpec:
     max_replicas: int = 1
     canary_traffic_percent: int | None = None
     deployment_mode: str = "RawDeployment"
+    logger_url: str | None = None
 
     def __post_init__(self) -> None:
         check_options(self.runtime, self.deployment_mode, self.canary_traffic_percent)
@@ -205,6 +226,13 @@ class InferenceServiceSpec:
             predictor["model"]["runtimeVersion"] = runtime_version
         if self.canary_traffic_percent is not None:
             predictor["canaryTrafficPercent"] = self.canary_traffic_percent
+        if self.logger_url:
+            # mode "all": the request, and the response when the model answered 200
+            # (pkg/logger/handler.go:143, :177).
+            predictor["logger"] = {
+                "mode": "all",
+                "url": logger_url(self.logger_url, self.name, self.model_version),
+            }
         if self.model_version is not None:
             predictor["annotations"] = {MODEL_VERSION_ANNOTATION: str(self.model_version)}
         return {

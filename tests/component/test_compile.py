@@ -20,6 +20,7 @@ ROLLOUT_PARAMETERS = {
     "predictor_memory",
     "deployment_mode",
     "canary_traffic_percent",
+    "prediction_log_url",
     "rollout_timeout_seconds",
 }
 

@@ -189,6 +189,46 @@ def test_predictors_are_reachable_only_from_allowed_namespaces(rendered):
     assert "object-store" in policies
 
 
+def test_predictors_reach_the_log_sink_through_kserves_agent(rendered):
+    policies = {
+        d["metadata"]["name"]: d["spec"]
+        for d in _documents(rendered)
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == "mlops-models"
+    }
+    # With a logger, the predictor Service targets the agent on 9081 (kserve v0.15.2
+    # service_reconciler.go:123-135): clients must reach it there.
+    ports = {p["port"] for p in policies["predictor-clients"]["ingress"][0]["ports"]}
+    assert 9081 in ports
+    sink = _one(rendered, "Deployment", "mlops-log-sink")["spec"]["template"]["spec"]
+    (container,) = sink["containers"]
+    egress = policies["predictors-to-log-sink"]["egress"][0]
+    assert egress["to"] == [{"podSelector": {"matchLabels": sink_labels(rendered)}}]
+    assert egress["ports"][0]["port"] == container["ports"][0]["containerPort"]
+    service = _one(rendered, "Service", "mlops-log-sink")["spec"]
+    assert service["ports"][0]["port"] == 80  # the rollout's default URL has no port
+    assert service["sessionAffinity"] == "ClientIP"
+
+
+def sink_labels(rendered) -> dict:
+    return _one(rendered, "Deployment", "mlops-log-sink")["spec"]["selector"]["matchLabels"]
+
+
+def test_log_sink_meets_the_restricted_profile_and_reads_its_log_uri(rendered):
+    spec = _one(rendered, "Deployment", "mlops-log-sink")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    context = container["securityContext"]
+    assert spec["securityContext"]["runAsNonRoot"] and context["readOnlyRootFilesystem"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert container["command"] == ["mlops-log-sink"]
+    (uri_from,) = [e for e in container["env"] if e["name"] == "PREDICTION_LOG"]
+    config = _one(rendered, "ConfigMap", uri_from["valueFrom"]["configMapKeyRef"]["name"])
+    assert config["data"]["PREDICTION_LOG"].startswith("s3://")
+    assert container["envFrom"] == [{"secretRef": {"name": "mlops-s3-credentials"}}]
+    assert {"readinessProbe", "livenessProbe", "resources"} <= set(container)
+
+
 def test_kind_config_pins_its_node_image():
     with open(os.path.join(ROOT, "kind-config.yaml")) as handle:
         config = yaml.safe_load(handle)

@@ -192,3 +192,59 @@ def test_a_feature_named_like_a_log_column_is_stored_apart():
 def test_bad_labels_say_which_and_why(given, problem):
     with pytest.raises(ValueError, match=problem):
         pl.rows_of(given)
+
+
+def _cli(*args: str) -> int:
+    from pipelines.cli import main
+
+    return main(list(args))
+
+
+def test_feedback_stores_labels_and_says_how_many_match(tmp_path, capsys):
+    log = pl.PredictionLog(str(tmp_path / "log"))
+    log.log(_prediction("a", time.time()))
+    log.close()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,row,label\na,0,Gentoo\na,1,Adelie\nnever-seen,0,Adelie\n")
+    assert _cli("feedback", "--log", str(tmp_path / "log"), "--labels", str(labels)) == 0
+    printed = capsys.readouterr().out
+    assert "stored 3 labels of penguins" in printed
+    assert "2 match a logged prediction now; 1 do not" in printed
+    joined = pl.join_labels(
+        pl.read(str(tmp_path / "log"), pl.PREDICTIONS, "penguins"),
+        pl.read(str(tmp_path / "log"), pl.LABELS, "penguins"),
+    )
+    assert joined.column("true_label").to_pylist() == ["Gentoo", "Adelie"]
+
+
+def test_feedback_with_numeric_ids_keeps_them_as_text(tmp_path, capsys):
+    log = pl.PredictionLog(str(tmp_path / "log"))
+    log.log(_prediction("0042", time.time(), rows=1))
+    log.close()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,label\n0042,1\n")
+    assert _cli("feedback", "--log", str(tmp_path / "log"), "--labels", str(labels)) == 0
+    assert "1 match a logged prediction now" in capsys.readouterr().out
+
+
+def test_feedback_without_the_columns_says_which_it_needs(tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,truth\na,Gentoo\n")
+    assert _cli("feedback", "--log", str(tmp_path / "log"), "--labels", str(labels)) == 1
+    err = capsys.readouterr().err
+    assert "needs 'request_id' and 'label'" in err and "Traceback" not in err
+
+
+def test_feedback_to_a_log_of_two_models_needs_the_model(tmp_path, capsys):
+    log = pl.PredictionLog(str(tmp_path / "log"))
+    log.log(_prediction("a", time.time()))
+    other = _prediction("b", time.time())
+    other.model = "flights"
+    log.log(other)
+    log.close()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,label\na,Gentoo\n")
+    assert _cli("feedback", "--log", str(tmp_path / "log"), "--labels", str(labels)) == 1
+    assert "say which with --model" in capsys.readouterr().err
+    args = ("--log", str(tmp_path / "log"), "--labels", str(labels), "--model", "penguins")
+    assert _cli("feedback", *args) == 0

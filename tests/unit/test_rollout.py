@@ -3,6 +3,7 @@ stand-in in tests/k8s_standin.py (KServe v0.15.2's controller, cut down; its doc
 source of each behaviour): the InferenceService rollout itself, then the step serving what
 deploy pushed."""
 
+import copy
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from components.errors import ConfigurationError, PipelineInputError, RolloutFai
 from components.registry import ModelRegistry
 from components.rollout import core as rollout_core
 from components.rollout import inference_service as kserve
+from components.rollout.core import KServeSettings
 from tests.k8s_standin import KServeStandIn, PodFailure
 
 NS = "models"
@@ -477,3 +479,21 @@ def test_served_folders_of_newer_versions_are_left_to_their_rollouts(tmp_path):
     assert registry.retire_served("penguins", {3, 2}) == [1]
     assert registry.served_versions("penguins") == [2, 3]
     assert (tmp_path / "store" / "_served" / "penguins" / "4" / "4" / "saved_model.pb").is_file()
+
+
+def test_each_version_logs_to_the_sink_under_its_own_url():
+    settings = KServeSettings(serving_namespace=NS)
+    with KServeStandIn() as standin:
+        kserve.rollout(_api(standin), settings.spec("penguins", ROOT, 1), 30, poll_seconds=0.01)
+        first = copy.deepcopy(standin.objects[(NS, "penguins")]["spec"]["predictor"]["logger"])
+        kserve.rollout(_api(standin), settings.spec("penguins", ROOT, 2), 30, poll_seconds=0.01)
+        second = standin.objects[(NS, "penguins")]["spec"]["predictor"]["logger"]
+    assert first == {"mode": "all", "url": f"{kserve.LOG_SINK_URL}?model=penguins&version=1"}
+    assert second["url"] == f"{kserve.LOG_SINK_URL}?model=penguins&version=2"
+
+
+def test_no_logger_without_a_prediction_log_url():
+    spec = KServeSettings(prediction_log_url="").spec("penguins", ROOT, 1)
+    assert "logger" not in spec.to_body()["spec"]["predictor"]
+    with pytest.raises(ConfigurationError, match="an http:// or https:// URL, or empty"):
+        KServeSettings(prediction_log_url="mlops-log-sink/log").check()
