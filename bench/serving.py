@@ -7,10 +7,13 @@ In one run it measures, on single penguin rows:
 * the latency of one V1 request (``POST /v1/models/NAME:predict``) over a persistent HTTP
   connection to the real server, started as a subprocess on free loopback ports;
 * throughput (rows/s), latency and errors at 1, 8 and 32 concurrent clients (threads, one
-  session each), and a soak of 32 clients for ``--soak-seconds``.
+  session each), and a soak of 32 clients for ``--soak-seconds``;
+* the cost of the prediction log: p50 and rows/s at 8 clients of a server without and one with
+  ``--prediction-log``, in alternating rounds.
 
-It prints a table and verdicts against the targets: HTTP p50 <= 5 x in-process p50 + 2 ms, and
-no errors at 32 clients over the soak. Clients and server share this machine's cores.
+It prints a table and verdicts against the targets: HTTP p50 <= 5 x in-process p50 + 2 ms, no
+errors at 32 clients over the soak, and with the log p50 within +0.3 ms and rows/s within 10 %.
+Clients and server share this machine's cores (``--only-log`` runs the last part alone).
 
 Run with ``make bench-serving``, or ``.venv-serving/bin/python bench/serving.py --seconds 3``.
 """
@@ -84,7 +87,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(registry: str, name: str, log_path: str) -> tuple[subprocess.Popen, str]:
+def start_server(
+    registry: str, name: str, log_path: str, *extra: str
+) -> tuple[subprocess.Popen, str]:
     """Starts ``python -m serving`` on loopback; returns it and its URL once it is ready.
 
     Raises:
@@ -93,6 +98,7 @@ def start_server(registry: str, name: str, log_path: str) -> tuple[subprocess.Po
     http_port, grpc_port = free_port(), free_port()
     command = [sys.executable, "-m", "serving", "--registry", registry, "--model-name", name]
     command += ["--version", "1", "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    command += list(extra)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT, env=env)
@@ -166,6 +172,51 @@ def load(predict: str, pid: int, clients: int, seconds: float, count: int = 0) -
     return dict(rps=len(times) / elapsed, times=times, errors=errors, cpu=(server_ms, client_ms))
 
 
+def logging_cost(registry: str, name: str, rounds: int, seconds: float, requests_: int) -> int:
+    """The same load on a server without and with ``--prediction-log``, alternating rounds (so
+    drift of a shared machine falls on both); prints p50 and rows/s of each and the verdicts:
+    p50 within +0.3 ms and rows/s within 10 % with the log on."""
+    folder = tempfile.mkdtemp(prefix="bench-log-")
+    log_dir = os.path.join(folder, "prediction-log")
+    servers = {}
+    try:
+        servers["off"] = start_server(registry, name, os.path.join(folder, "off.log"))
+        servers["on"] = start_server(
+            registry, name, os.path.join(folder, "on.log"), "--prediction-log", log_dir
+        )
+        results: dict[str, dict[str, list[float]]] = {k: {"p50": [], "rps": []} for k in servers}
+        for _ in range(rounds):
+            for key, (process, url) in servers.items():
+                predict = f"{url}/v1/models/{name}:predict"
+                load(predict, process.pid, 1, 0, count=50)  # warm-up
+                results[key]["p50"].append(
+                    percentile(load(predict, process.pid, 1, 0, requests_)["times"], 50)
+                )
+                results[key]["rps"].append(load(predict, process.pid, 8, seconds)["rps"])
+        written = requests.get(f"{servers['on'][1]}/metrics", timeout=5).text
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        for process, _ in servers.values():
+            stop(process)
+    line = next(
+        (x for x in written.splitlines() if x.startswith("mlops_prediction_log_rows_total")), ""
+    )
+    print(f"\nprediction log off vs on ({rounds} alternating rounds; {line or 'no metric'})")
+    print(f"{'':<22}{'p50 ms':>10}{'rows/s (8 clients)':>22}")
+    median = {k: {m: sorted(v)[len(v) // 2] for m, v in r.items()} for k, r in results.items()}
+    for key in ("off", "on"):
+        print(f"{'log ' + key:<22}{median[key]['p50']:>10.2f}{median[key]['rps']:>22.0f}")
+    p50_delta = median["on"]["p50"] - median["off"]["p50"]
+    rps_ratio = median["on"]["rps"] / median["off"]["rps"]
+    verdict = "PASS" if p50_delta <= 0.3 else "FAIL"
+    print(f"{verdict}  p50 with the log {p50_delta:+.2f} ms (target <= +0.3 ms)")
+    verdict = "PASS" if rps_ratio >= 0.9 else "FAIL"
+    print(f"{verdict}  rows/s with the log {rps_ratio:.1%} of without (target >= 90 %)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark and prints its figures; 1 when the server does not start."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -174,9 +225,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per concurrency level")
     parser.add_argument("--soak-seconds", type=float, default=30.0, help="32-client soak")
     parser.add_argument("--requests", type=int, default=500, help="sequential latency requests")
+    parser.add_argument(
+        "--log-rounds", type=int, default=3, help="rounds of the prediction-log comparison"
+    )
+    parser.add_argument(
+        "--only-log", action="store_true", help="run only the prediction-log comparison"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     registry = os.path.abspath(args.registry)
+    if args.only_log:
+        return logging_cost(registry, args.model_name, args.log_rounds, args.seconds, args.requests)
 
     local = in_process_ms(os.path.join(registry, args.model_name, "1"), args.requests * 4)
     log_path = os.path.join(tempfile.mkdtemp(prefix="bench-serving-"), "server.log")
@@ -217,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{verdict}  {len(soak['errors'])} errors at 32 clients over {args.soak_seconds:g} s")
     for error in sorted({e for _, run in runs for e in run["errors"]})[:5]:
         print(f"  error: {error}")
-    return 0
+    return logging_cost(registry, args.model_name, args.log_rounds, args.seconds, args.requests)
 
 
 if __name__ == "__main__":

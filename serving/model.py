@@ -7,6 +7,7 @@ beside the current one and swaps it in; requests in flight finish on the model t
 """
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from serving.payload import (
     columns_from_tensors,
     v1_predictions,
 )
-from serving.prediction_log import OUTPUT_TYPES, Prediction, PredictionLog
+from serving.prediction_log import Prediction, PredictionLog
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,11 @@ class LoadedModel:
     signature: Any
     features: dict[str, Feature]
     outputs: dict[str, tf.TensorSpec]
+
+    @functools.cached_property
+    def feature_kinds(self) -> dict[str, str]:
+        """Each feature's kind (``number`` or ``string``), as the prediction log takes them."""
+        return {name: feature.kind for name, feature in self.features.items()}
 
     def run(self, columns: Columns) -> dict[str, np.ndarray]:
         """One call of ``serving_default`` on whole columns."""
@@ -189,6 +195,7 @@ class ServedModel(Model):
             self.ready = False
             return False
         logger.info("Model %r serving version %s from %s", self.name, version, path)
+        _ = self.prediction_log  # started before the first request, not by it
         self.ready = True
         return True
 
@@ -283,8 +290,8 @@ class ServedModel(Model):
                     answered=time.time(),
                     latency_ms=latency_ms,
                     features=columns,
-                    feature_kinds={name: f.kind for name, f in model.features.items()},
-                    outputs={k: v for k, v in outputs.items() if k in OUTPUT_TYPES},
+                    feature_kinds=model.feature_kinds,
+                    outputs=outputs,
                 )
             )
         if isinstance(payload, InferRequest):

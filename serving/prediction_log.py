@@ -25,11 +25,10 @@ server's).
 """
 
 import atexit
+import collections
 import datetime as dt
 import logging
-import math
 import os
-import queue
 import threading
 import time
 import uuid
@@ -37,7 +36,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
 
@@ -109,71 +110,138 @@ class Prediction:
         return len(next(iter(self.outputs.values()), ()))
 
 
-def _number(value: Any) -> float | None:
-    # The server validated its rows; the sink logs what clients sent, which may not be numbers.
-    # A missing value is null (the server hands the model NaN for it).
-    if value is None or isinstance(value, str | bytes):
-        return None
+def _numbers(values: Any, rows: int) -> np.ndarray:
+    """float64 values of one feature or output; NaN for what is missing or not a number (the
+    server validated its rows; the sink logs what clients sent, which may be anything)."""
+    if values is None:
+        return np.full(rows, np.nan)
+    array = np.asarray(values)
+    if array.dtype.kind in "fiub":
+        return array.astype(np.float64).reshape(-1)
+    out = np.full(len(array), np.nan)
+    for index, value in enumerate(array.reshape(-1)):
+        if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+            out[index] = float(value)
+    return out
+
+
+def _texts(values: Any, rows: int) -> list:
+    """str values of one feature or output; None for what is missing."""
+    if values is None:
+        return [None] * rows
+    found = []
+    for value in np.asarray(values, dtype=object).reshape(-1):
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        found.append(None if value is None or value == "" else str(value))
+    return found
+
+
+def _probabilities(values: Any, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and float64 values of one request's probabilities, a list per row."""
+    if values is None:
+        return np.zeros(rows, dtype=np.int32), np.empty(0)
     try:
-        number = float(value)
+        matrix = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
+        matrix = np.empty((0, 0))
+    if matrix.ndim == 2 and len(matrix) == rows:
+        return np.full(rows, matrix.shape[1], dtype=np.int32), matrix.reshape(-1)
+    lists = [np.asarray(row if isinstance(row, list) else [], dtype=np.float64) for row in values]
+    return np.array([len(x) for x in lists], dtype=np.int32), (
+        np.concatenate(lists) if lists else np.empty(0)
+    )
 
 
-def _text(value: Any) -> str | None:
-    # A missing value is null (the server hands the model "" for it).
-    if value is None:
-        return None
-    text = value.decode() if isinstance(value, bytes) else str(value)
-    return text or None
+def _arrays(found: list, kinds: str) -> np.ndarray | None:
+    """The values of every request concatenated, when each is a NumPy array of ``kinds``
+    (the server's columns): one C-level pass instead of one per value."""
+    if found and all(isinstance(v, np.ndarray) and v.dtype.kind in kinds for v in found):
+        return np.concatenate(found)
+    return None
+
+
+def _floats(values: np.ndarray) -> pa.Array:
+    """float64 with NaN as null."""
+    values = values.astype(np.float64).reshape(-1)
+    return pa.array(values, pa.float64(), mask=np.isnan(values))
+
+
+def _number_column(found: list, rows: np.ndarray) -> pa.Array:
+    joined = _arrays(found, "fiu")
+    if joined is None:
+        joined = np.concatenate([_numbers(v, n) for v, n in zip(found, rows, strict=True)])
+    return _floats(joined)
+
+
+def _text_column(found: list, rows: np.ndarray) -> pa.Array:
+    joined = _arrays(found, "O")
+    if joined is not None:
+        try:
+            kind = pa.binary() if isinstance(joined[0], bytes) else pa.string()
+            array = pa.array(joined, kind).cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, IndexError):
+            joined = None
+        else:
+            empty = pc.equal(array, "")  # what the server hands the model for a missing value
+            return pc.if_else(empty, pa.scalar(None, pa.string()), array)
+    texts = [t for v, n in zip(found, rows, strict=True) for t in _texts(v, n)]
+    return pa.array(texts, pa.string())
+
+
+def _list_column(found: list, rows: np.ndarray) -> pa.Array:
+    joined = _arrays(found, "f")
+    if joined is not None and joined.ndim == 2:
+        offsets = np.arange(len(joined) + 1, dtype=np.int32) * joined.shape[1]
+        values = pa.array(joined.astype(np.float64).reshape(-1))
+        return pa.ListArray.from_arrays(pa.array(offsets), values)
+    parts = [_probabilities(v, n) for v, n in zip(found, rows, strict=True)]
+    lengths = np.concatenate([o for o, _ in parts])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = pa.array(np.concatenate([v for _, v in parts]), pa.float64())
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def predictions_table(batch: Sequence[Prediction]) -> pa.Table:
-    """The predictions rows of ``batch`` (one model) as one table."""
-    columns: dict[str, list] = {name: [] for name in OWN_COLUMNS}
+    """The predictions rows of ``batch`` (one model) as one table: whole columns at a time, so
+    the writer thread holds the interpreter as briefly as it can."""
     kinds: dict[str, str] = {}
     for prediction in batch:
         kinds.update(prediction.feature_kinds)
     outputs = sorted({name for p in batch for name in p.outputs if name in OUTPUT_TYPES})
-    features = sorted(kinds)
-    for name in features:
-        columns[feature_column(name)] = []
-    for name in outputs:
-        columns[name] = []
-    for prediction in batch:
-        rows = prediction.rows
-        columns[REQUEST_ID] += [prediction.request_id] * rows
-        columns[ROW] += list(range(rows))
-        columns[TIME] += [int(prediction.answered * 1000)] * rows
-        columns[VERSION] += [prediction.version] * rows
-        columns[LATENCY_MS] += [prediction.latency_ms] * rows
-        for name in features:
-            values = prediction.features.get(name)
-            convert = _number if kinds[name] == NUMBER else _text
-            columns[feature_column(name)] += (
-                [convert(v) for v in values] if values is not None else [None] * rows
-            )
-        for name in outputs:
-            values = prediction.outputs.get(name)
-            if values is None:
-                columns[name] += [None] * rows
-            elif name == "probabilities":
-                columns[name] += [[float(p) for p in row] for row in values]
-            elif name == "label":
-                columns[name] += [_text(v) for v in values]
-            else:
-                columns[name] += [_number(v) for v in values]
-    types = {
-        REQUEST_ID: pa.string(),
-        ROW: pa.int32(),
-        TIME: pa.timestamp("ms", tz="UTC"),
-        VERSION: pa.int64(),
-        LATENCY_MS: pa.float64(),
-        **{feature_column(name): _FEATURE_TYPES[kinds[name]] for name in features},
-        **{name: OUTPUT_TYPES[name] for name in outputs},
+    rows = np.array([p.rows for p in batch], dtype=np.int64)
+    total = int(rows.sum())
+    columns: dict[str, pa.Array] = {
+        REQUEST_ID: pa.array(np.repeat(np.array([p.request_id for p in batch], object), rows)),
+        ROW: pa.array(
+            np.concatenate([np.arange(n, dtype=np.int32) for n in rows])
+            if total
+            else np.empty(0, np.int32)
+        ),
+        TIME: pa.array(
+            np.repeat(np.array([int(p.answered * 1000) for p in batch], np.int64), rows),
+            pa.timestamp("ms", tz="UTC"),
+        ),
+        VERSION: pa.array(
+            np.repeat(np.array([p.version for p in batch], object), rows), pa.int64()
+        ),
+        LATENCY_MS: _floats(np.repeat(np.array([p.latency_ms for p in batch], np.float64), rows)),
     }
-    return pa.table({name: pa.array(values, type=types[name]) for name, values in columns.items()})
+    for name in sorted(kinds):
+        found = [p.features.get(name) for p in batch]
+        if kinds[name] == NUMBER:
+            columns[feature_column(name)] = _number_column(found, rows)
+        else:
+            columns[feature_column(name)] = _text_column(found, rows)
+    for name in outputs:
+        found = [p.outputs.get(name) for p in batch]
+        if name == "probabilities":
+            columns[name] = _list_column(found, rows)
+        elif name == "label":
+            columns[name] = _text_column(found, rows)
+        else:
+            columns[name] = _number_column(found, rows)
+    return pa.table(columns)
 
 
 def labels_table(labels: Sequence[tuple[str, int, str]], arrived: float) -> pa.Table:
@@ -229,6 +297,17 @@ class LogStore:
 
 
 @dataclass
+class _Window:
+    """The rows of one model and hour gathered since ``opened``."""
+
+    model: str
+    hour: str
+    opened: float
+    predictions: list[Prediction] = field(default_factory=list)
+    rows: int = 0
+
+
+@dataclass
 class Counts:
     """What a writer did with the rows handed to it."""
 
@@ -239,9 +318,11 @@ class Counts:
 
 
 class PredictionLog:
-    """Writes predictions off the request path: :meth:`log` only queues; a background thread
-    gathers each model's rows per hour and writes a window when it is ``window_seconds`` old or
-    has ``window_rows`` rows, and whatever is left on :meth:`close`.
+    """Writes predictions off the request path: :meth:`log` only appends to a queue; a
+    background thread takes what gathered every ``check_seconds`` (waking once per interval,
+    not once per request, which would cost the server a thread switch per request), gathers
+    each model's rows per hour and writes a window when it is ``window_seconds`` old or has
+    ``window_rows`` rows, and whatever is left on :meth:`close`.
 
     The queue holds ``queue_requests`` requests; when it is full :meth:`log` drops the request,
     counts it and says so once. A window the store does not take stays pending and is retried;
@@ -256,6 +337,7 @@ class PredictionLog:
         pending_rows: Rows kept for a failing store before the oldest window is lost.
         writer_id: Names this writer's files (a random id by default).
         clock: Seconds since the epoch (a test's hook).
+        check_seconds: How often the writer takes the queue and looks at its windows.
     """
 
     def __init__(
@@ -267,17 +349,27 @@ class PredictionLog:
         pending_rows: int = 1_000_000,
         writer_id: str | None = None,
         clock: Callable[[], float] = time.time,
+        check_seconds: float = 0.2,
     ) -> None:
         self.store = LogStore(root)
+        # pyarrow imports pandas on its first NumPy conversion, which holds the interpreter for
+        # about a second: pay that now, before the server serves, not at the first write.
+        pa.array(np.zeros(1))
         self.window_seconds = window_seconds
         self.window_rows = window_rows
         self.pending_rows = pending_rows
         self.writer_id = writer_id or uuid.uuid4().hex[:12]
         self.counts = Counts()
         self._clock = clock
-        self._queue: queue.Queue[Prediction | None] = queue.Queue(maxsize=queue_requests)
-        self._open: dict[tuple[str, str], tuple[float, list[Prediction]]] = {}
-        self._pending: list[tuple[str, str, list[Prediction]]] = []
+        # A deque: appending is atomic and wakes nobody (queue.Queue notifies a waiter on each put).
+        self._queue: collections.deque[Prediction] = collections.deque()
+        self.queue_requests = queue_requests
+        self.check_seconds = min(check_seconds, window_seconds)
+        self._stop = threading.Event()
+        self.retry_seconds = min(5.0, window_seconds)
+        self._retry_at = 0.0
+        self._open: dict[tuple[str, str], _Window] = {}
+        self._pending: list[_Window] = []
         self._files = 0
         self._said: set[str] = set()
         self._lock = threading.Lock()
@@ -290,28 +382,29 @@ class PredictionLog:
     def log(self, prediction: Prediction) -> bool:
         """Queues one request's predictions; never blocks. False when the queue was full (or the
         log closed) and the request was dropped (counted)."""
-        try:
-            if self._closed:
-                raise queue.Full
-            self._queue.put_nowait(prediction)
-        except queue.Full:
+        if self._closed or len(self._queue) >= self.queue_requests:
             with self._lock:
                 self.counts.dropped += prediction.rows
             self._say_once(
                 "full",
                 "Prediction log queue full (%d requests): dropping predictions and counting them "
                 '(mlops_prediction_log_rows_total{outcome="dropped"})',
-                self._queue.maxsize,
+                self.queue_requests,
             )
             return False
+        self._queue.append(prediction)
         return True
 
     def close(self, timeout: float = 30.0) -> None:
         """Writes what is queued and open, then stops the writer (once; later calls wait)."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
+        self._closed = True
+        self._stop.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            # A request that raced the close, appended after the writer's last look: counted.
+            while self._queue:
+                with self._lock:
+                    self.counts.dropped += self._queue.popleft().rows
 
     def _say_once(self, key: str, message: str, *args: object) -> None:
         if key not in self._said:
@@ -321,16 +414,11 @@ class PredictionLog:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            try:
-                item = self._queue.get(timeout=min(1.0, self.window_seconds))
-            except queue.Empty:
-                item = False
-            if item is None:
-                stopping = True
-            elif item is not False:
-                self._add(item)
+            stopping = self._stop.wait(self.check_seconds)
+            while self._queue:
+                self._add(self._queue.popleft())
             self._flush(everything=stopping)
-        left = sum(p.rows for _, _, batch in self._pending for p in batch)
+        left = sum(window.rows for window in self._pending)
         if left:
             with self._lock:
                 self.counts.lost += left
@@ -341,31 +429,42 @@ class PredictionLog:
             )
 
     def _add(self, prediction: Prediction) -> None:
-        key = (prediction.model, hour_of(prediction.answered))
-        self._open.setdefault(key, (self._clock(), []))[1].append(prediction)
+        key = (prediction.model, int(prediction.answered // 3600))  # the hour, as a number
+        window = self._open.get(key)
+        if window is None:
+            window = _Window(prediction.model, hour_of(prediction.answered), self._clock())
+            self._open[key] = window
+        window.predictions.append(prediction)
+        window.rows += prediction.rows
+        if window.rows >= self.window_rows:
+            del self._open[key]
+            self._pending.append(window)
+            self._retry_at = 0.0  # a full window is written now, not at the next retry
 
     def _flush(self, everything: bool = False) -> None:
         now = self._clock()
-        for key, (opened, batch) in list(self._open.items()):
-            rows = sum(p.rows for p in batch)
-            if everything or rows >= self.window_rows or now - opened >= self.window_seconds:
+        for key, window in list(self._open.items()):
+            if everything or now - window.opened >= self.window_seconds:
                 del self._open[key]
-                self._pending.append((key[0], key[1], batch))
-        still = []
-        for model, hour, batch in self._pending:
-            if not self._write(model, hour, batch):
-                still.append((model, hour, batch))
-        while sum(p.rows for _, _, b in still for p in b) > self.pending_rows:
-            _, _, lost = still.pop(0)
+                self._pending.append(window)
+        if not self._pending or (time.monotonic() < self._retry_at and not everything):
+            return
+        still = [window for window in self._pending if not self._write(window)]
+        # A store that failed is tried again after a pause, not on every request.
+        self._retry_at = time.monotonic() + self.retry_seconds if still else 0.0
+        while sum(window.rows for window in still) > self.pending_rows:
+            lost = still.pop(0)
             with self._lock:
-                self.counts.lost += sum(p.rows for p in lost)
+                self.counts.lost += lost.rows
         self._pending = still
 
-    def _write(self, model: str, hour: str, batch: list[Prediction]) -> bool:
+    def _write(self, window: "_Window") -> bool:
         self._files += 1
-        name = f"{int(batch[0].answered * 1000)}-{self.writer_id}-{self._files}.parquet"
+        first = window.predictions[0].answered
+        name = f"{int(first * 1000)}-{self.writer_id}-{self._files}.parquet"
         try:
-            self.store.write(PREDICTIONS, model, hour, name, predictions_table(batch))
+            table = predictions_table(window.predictions)
+            self.store.write(PREDICTIONS, window.model, window.hour, name, table)
         except Exception as err:  # a full disk, an unreachable store: keep the window, retry
             kind = type(err).__name__
             with self._lock:
@@ -379,7 +478,7 @@ class PredictionLog:
             )
             return False
         with self._lock:
-            self.counts.written += sum(p.rows for p in batch)
+            self.counts.written += window.rows
         return True
 
 
