@@ -11,6 +11,8 @@ TOOLS_VENV := .venv-tools
 TOOLS_LOCK := requirements/tools.lock
 TOOLS_BIN := $(TOOLS_VENV)/bin
 UV_VERSION := 0.13.9
+# What the images say they were built from (each step's code version in lineage).
+CODE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)+g$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BIN := $(VENV)/bin
 ARGS ?=
 
@@ -111,12 +113,12 @@ images: images-cpu image-gpu ## docker build the pipeline (CPU and GPU) and serv
 
 images-cpu: ## docker build the pipeline (CPU) and serving images, all a CPU cluster and `make e2e` need
 	$(call need,docker,see https://docs.docker.com/engine/install/)
-	docker build -f images/pipeline/Dockerfile --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) -t $(PIPELINE_IMAGE) .
-	docker build -f images/serving/Dockerfile --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) -t $(SERVING_IMAGE) .
+	docker build -f images/pipeline/Dockerfile --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) --build-arg CODE_VERSION=$(CODE_VERSION) -t $(PIPELINE_IMAGE) .
+	docker build -f images/serving/Dockerfile --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) --build-arg CODE_VERSION=$(CODE_VERSION) -t $(SERVING_IMAGE) .
 
 image-gpu: ## docker build the pipeline's GPU image (the train step of `mlops compile --gpus N`)
 	$(call need,docker,see https://docs.docker.com/engine/install/)
-	docker build -f images/pipeline/Dockerfile --build-arg BASE_IMAGE=$(GPU_BASE_IMAGE) -t $(PIPELINE_GPU_IMAGE) .
+	docker build -f images/pipeline/Dockerfile --build-arg BASE_IMAGE=$(GPU_BASE_IMAGE) --build-arg CODE_VERSION=$(CODE_VERSION) -t $(PIPELINE_GPU_IMAGE) .
 
 cluster: ## Create the kind cluster from kind-config.yaml
 	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)

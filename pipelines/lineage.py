@@ -27,6 +27,14 @@ def _run(execution: store.StoredExecution) -> str | None:
 
 
 _DEPLOY = recording.execution_type("deploy")
+# Execution properties every step has, which are not its parameters.
+_BOOKKEEPING = (
+    recording.CODE_VERSION,
+    recording.STARTED,
+    recording.ENDED,
+    recording.DISPLAY_NAME,
+    recording.ERROR,
+)
 _ROLLOUT = recording.execution_type("rollout")
 
 
@@ -125,7 +133,7 @@ def provenance(lineage: store.LineageStore, model_name: str, version: int | None
         "parameters": {
             key: value
             for key, value in (_props(train) if train else {}).items()
-            if key not in (recording.CODE_VERSION, recording.STARTED, recording.ENDED)
+            if key not in _BOOKKEEPING
         },
         "metrics": blessing.get(c.METRICS, {}),
         "blessing": {

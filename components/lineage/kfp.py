@@ -1,13 +1,17 @@
 """Where a step runs on a KFP 2.5.0 cluster: the run KFP's own ML Metadata store knows it by.
 
 KFP's driver records every step as an execution of type ``system.ContainerExecution`` in the
-run's context (type ``system.PipelineRun``, named by the run id), with the step's ``image``
-(kubeflow/pipelines@2.5.0 backend/src/v2/metadata/client.go:306-319 for the run context,
-:555-580 for the execution's properties). Its launcher, in the step's own container, writes the
-pod's name into that execution before it starts the step's code (launcher_v2.go:206 then :227;
-client.go:670-686). The container gets the pod's name as ``KFP_POD_NAME`` and the store's address
-from KFP's ``metadata-grpc-configmap`` (backend/src/v2/compiler/argocompiler/common.go:22-40,
-container.go:437-438). So a step finds its run, and its image, by its pod's name.
+run's context (type ``system.PipelineRun``, named by the run id: kubeflow/pipelines@2.5.0
+backend/src/v2/metadata/client.go:306-319, :535-580). Its launcher, in the step's own container,
+writes the pod's name into that execution before it starts the step's code (launcher_v2.go:206
+then :227; client.go:670-686). The container gets the pod's name as ``KFP_POD_NAME`` and the
+store's address from KFP's ``metadata-grpc-configmap`` (backend/src/v2/compiler/argocompiler/
+common.go:22-40, container.go:437-438). So a step finds its run by its pod's name. The run's root
+DAG execution, named ``run/<run id>``, holds the run's parameters as its ``inputs``
+(driver.go:189-201, client.go:1238-1255), the model name among them, so steps that do not take
+the model name still land in its context. (The ``image`` property the driver could set is never
+filled in 2.5.0: nothing sets ExecutionConfig.Image; the code version comes from the image's
+build instead, :data:`components.lineage.recording.CODE_VERSION_ENV`.)
 """
 
 import dataclasses
@@ -22,8 +26,10 @@ POD_ENV = "KFP_POD_NAME"
 # KFP's names in its store (backend/src/v2/metadata/client.go:49-60, 511-516).
 RUN_CONTEXT = "system.PipelineRun"
 CONTAINER_EXECUTION = "system.ContainerExecution"
+DAG_EXECUTION = "system.DAGExecution"
 POD_NAME = "pod_name"
-IMAGE = "image"
+INPUTS = "inputs"
+MODEL_NAME = "model_name"
 
 # What makes an execution in a run's context one of KFP's tasks. The driver lists every
 # execution of the run context and takes each with a task_name for a task of the DAG (two with
@@ -35,10 +41,10 @@ TASK_PROPERTIES = ("task_name", "parent_dag_id")
 
 @dataclasses.dataclass(frozen=True)
 class StepInRun:
-    """The run a step's pod belongs to, and the image it runs."""
+    """The run a step's pod belongs to, and the model name the run was given."""
 
     run_id: str
-    image: str | None
+    model_name: str | None
 
 
 def address(environ: Mapping[str, str]) -> str | None:
@@ -59,7 +65,7 @@ def check_not_a_task(properties: Mapping[str, object]) -> None:
 
 
 def step_in_run(metadata_store: Any, pod_name: str) -> StepInRun:
-    """The run of the KFP execution whose pod is ``pod_name``.
+    """The run of the KFP execution whose pod is ``pod_name``, and the run's model name.
 
     Args:
         metadata_store: An ``ml_metadata`` ``MetadataStore`` on KFP's store.
@@ -87,5 +93,10 @@ def step_in_run(metadata_store: Any, pod_name: str) -> StepInRun:
     ]
     if not runs:
         raise LookupError(f"KFP's execution {execution.id} for pod {pod_name!r} is in no run")
-    image = execution.custom_properties[IMAGE].string_value or None
-    return StepInRun(run_id=runs[0], image=image)
+    root = metadata_store.get_execution_by_type_and_name(DAG_EXECUTION, f"run/{runs[0]}")
+    model_name = None
+    if root is not None and INPUTS in root.custom_properties:
+        fields = root.custom_properties[INPUTS].struct_value.fields
+        if MODEL_NAME in fields:
+            model_name = fields[MODEL_NAME].string_value or None
+    return StepInRun(run_id=runs[0], model_name=model_name)

@@ -3,7 +3,7 @@
 Locally it opens one SQLite file per workspace (:func:`sqlite_store`); on a cluster, KFP's
 ``metadata-grpc-service`` over gRPC (:func:`grpc_store`); :func:`open_store` takes either by URI.
 Everything a step records goes into custom properties, so the types need no schema of their own
-and a type TFX registers later with declared properties stays compatible (``can_add_fields``).
+and a type TFX registered with declared properties, before or after, is shared as it is.
 """
 
 import json
@@ -27,7 +27,7 @@ def sqlite_store(path: str) -> "MlmdStore":
 def grpc_store(host: str, port: int) -> "MlmdStore":
     """The store of the ML Metadata gRPC server at ``host:port`` (KFP's metadata-grpc-service)."""
     # A store that stops answering fails the call (one warning line) instead of hanging a step.
-    config = mlmd.MetadataStoreClientConfig(host=host, port=port, client_timeout_sec=30)
+    config = mlmd.MetadataStoreClientConfig(host=host, port=port, client_timeout_sec=10)
     return MlmdStore(config)
 
 
@@ -99,7 +99,10 @@ class MlmdStore:
                 "context": mlmd.ContextType,
             }[kind](name=name)
             put = getattr(self._store, f"put_{kind}_type")
-            self._type_ids[key] = put(message, can_add_fields=True)
+            # A type someone registered with declared properties (TFX declares span, version,
+            # split_names on Examples...) is used as it is: MLMD refuses a put that omits them
+            # unless can_omit_fields (ml-metadata v1.14.0 metadata_store.cc:76-96, :228-233).
+            self._type_ids[key] = put(message, can_add_fields=True, can_omit_fields=True)
         return self._type_ids[key]
 
     def _artifact(self, record: store.Artifact) -> mlmd.Artifact:

@@ -12,13 +12,13 @@ Without any of them nothing is recorded.
 """
 
 import contextlib
-import dataclasses
 import functools
 import importlib.metadata
 import json
 import logging
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -34,6 +34,8 @@ RUN_ENV = "MLOPS_LINEAGE_RUN"
 MODEL_ENV = "MLOPS_LINEAGE_MODEL"
 # "1": a lineage failure fails the step (for an audit trail) instead of one warning line.
 STRICT_ENV = "MLOPS_LINEAGE_STRICT"
+# The code version an image was built from (images/*/Dockerfile; `make images` passes it).
+CODE_VERSION_ENV = "MLOPS_CODE_VERSION"
 # Where `mlops run --local` keeps the store, beside the run folders.
 STORE_FILE = "metadata.sqlite"
 
@@ -63,7 +65,10 @@ def execution_type(step: str) -> str:
 
 @functools.cache
 def code_version() -> str:
-    """The package version, plus ``+g<commit>`` when the code runs from a git checkout."""
+    """What an image says it was built from (:data:`CODE_VERSION_ENV`), else the package
+    version, plus ``+g<commit>`` when the code runs from a git checkout."""
+    if os.environ.get(CODE_VERSION_ENV):
+        return os.environ[CODE_VERSION_ENV]
     try:
         version = importlib.metadata.version(_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
@@ -108,21 +113,30 @@ def _store(execution: store.Execution, environ: Mapping[str, str]) -> str | None
         kfp.check_not_a_task(execution.properties)
         lineage = _open(uri)
         step = kfp.step_in_run(lineage.metadata_store, environ[kfp.POD_ENV])
-        properties = dict(execution.properties)
-        if step.image:
-            properties[CODE_VERSION] = f"{properties[CODE_VERSION]} ({step.image})"
-        execution = dataclasses.replace(execution, properties=properties)
+        model = (store.MODEL_CONTEXT, step.model_name)
+        if step.model_name and model not in execution.contexts:
+            execution = store.with_context(execution, model)
         lineage.record(store.with_context(execution, (store.RUN_CONTEXT, step.run_id)))
         return uri
     return None
 
 
-def record(execution: store.Execution, environ: Mapping[str, str] | None = None) -> str | None:
-    """Records one execution where the environment says (see the module docstring).
+# The longest a step waits for its lineage to be recorded before it goes on without.
+BUDGET_SECONDS = 60.0
+
+
+def record(
+    execution: store.Execution,
+    environ: Mapping[str, str] | None = None,
+    budget_seconds: float = BUDGET_SECONDS,
+) -> str | None:
+    """Records one execution where the environment says (see the module docstring), within
+    ``budget_seconds``: a store slower than that is left behind, as a failure.
 
     Args:
         execution: What to record; the run's context is added here.
         environ: Where to look (``os.environ`` by default).
+        budget_seconds: The longest to wait.
 
     Returns:
         Where it was recorded, or ``None`` when nothing was (nowhere configured, or a failure
@@ -132,21 +146,32 @@ def record(execution: store.Execution, environ: Mapping[str, str] | None = None)
         LineageError: Recording failed and :data:`STRICT_ENV` is ``1``.
     """
     environ = os.environ if environ is None else environ
-    try:
-        return _store(execution, environ)
-    except Exception as err:  # any failure of the store: a run never stops for lineage
-        if environ.get(STRICT_ENV) == "1":
-            raise LineageError(
-                f"Recording the lineage of {execution.type_name} failed: {err}"
-            ) from err
-        logger.warning(
-            "Lineage of %s not recorded (%s: %s); set %s=1 to make this an error.",
-            execution.type_name,
-            type(err).__name__,
-            " ".join(str(err).split()),
-            STRICT_ENV,
-        )
-        return None
+    outcome: dict[str, object] = {}
+
+    def attempt() -> None:
+        try:
+            outcome["where"] = _store(execution, environ)
+        except Exception as err:  # any failure of the store: a run never stops for lineage
+            outcome["error"] = err
+
+    worker = threading.Thread(target=attempt, name="lineage", daemon=True)
+    worker.start()
+    worker.join(budget_seconds)
+    if worker.is_alive():
+        outcome["error"] = TimeoutError(f"the store did not answer within {budget_seconds:g} s")
+    err = outcome.get("error")
+    if err is None:
+        return outcome.get("where")  # type: ignore[return-value]
+    if environ.get(STRICT_ENV) == "1":
+        raise LineageError(f"Recording the lineage of {execution.type_name} failed: {err}") from err  # type: ignore[misc]
+    logger.warning(
+        "Lineage of %s not recorded (%s: %s); set %s=1 to make this an error.",
+        execution.type_name,
+        type(err).__name__,
+        " ".join(str(err).split()),
+        STRICT_ENV,
+    )
+    return None
 
 
 def store_spooled(spool: str, uri: str, run: str) -> int:
@@ -189,6 +214,7 @@ def execution(
     return store.Execution(
         type_name=execution_type(step),
         properties={
+            DISPLAY_NAME: step,
             **{key: value for key, value in parameters.items() if value is not None},
             CODE_VERSION: code_version(),
             STARTED: started,
@@ -235,12 +261,22 @@ def reference(environ: Mapping[str, str] | None = None) -> dict[str, str] | None
     return {key: value for key, value in found.items() if value}
 
 
+# What KFP's dashboard shows as the name of an execution or artifact (frontend/src/mlmd/
+# MlmdUtils.ts getName, ArtifactList.tsx): the step's name, the output's name.
+DISPLAY_NAME = "display_name"
+
+
 def _artifact(name: str, artifact: object) -> store.Artifact:
     return store.Artifact(
         ARTIFACT_TYPES.get(name, store.GENERIC),
         artifact.uri,  # type: ignore[attr-defined]
-        dict(artifact.metadata),  # type: ignore[attr-defined]
+        {DISPLAY_NAME: name, **artifact.metadata},  # type: ignore[attr-defined]
     )
+
+
+def _artifacts(found: Mapping[str, object]) -> dict[str, store.Artifact]:
+    # An optional input a run left out is None: nothing to record.
+    return {name: _artifact(name, a) for name, a in found.items() if a is not None}
 
 
 class StepLineage:
@@ -275,7 +311,7 @@ def step(
     model_name = model_name or environ.get(MODEL_ENV) or None
     started = time.time()
     lineage = StepLineage(parameters)
-    read = {key: _artifact(key, artifact) for key, artifact in inputs.items()}
+    read = _artifacts(inputs)
     try:
         yield lineage
     except BaseException as err:
@@ -292,7 +328,7 @@ def step(
         with contextlib.suppress(LineageError):  # the step's own error is the one to raise
             record(failed, environ)
         raise
-    written = {key: _artifact(key, artifact) for key, artifact in outputs.items()}
+    written = _artifacts(outputs)
     record(
         execution(
             name, lineage.parameters, read, written, started, time.time(), model_name=model_name

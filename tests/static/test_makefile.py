@@ -77,10 +77,17 @@ def test_e2e_neither_builds_nor_loads_the_gpu_image():
 
 def test_images_builds_the_gpu_image_too():
     out = make_n("images")
-    assert re.search(
-        rf"BASE_IMAGE={re.escape(images.GPU_BASE_IMAGE)} -t {re.escape(images.PIPELINE_GPU_IMAGE)}",
-        out,
-    )
+    base, image = re.escape(images.GPU_BASE_IMAGE), re.escape(images.PIPELINE_GPU_IMAGE)
+    assert re.search(rf"BASE_IMAGE={base} .*-t {image}", out)
+
+
+def test_images_say_the_code_they_were_built_from():
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    builds = [line for line in make_n("images").splitlines() if "docker build" in line]
+    assert len(builds) == 3
+    assert all(f"--build-arg CODE_VERSION=0.1.0+g{commit}" in line for line in builds)
 
 
 def test_load_images_loads_all_three_images_through_the_workers_only_loader():

@@ -159,7 +159,7 @@ def test_a_step_records_its_outputs_metadata_as_written_when_it_ends(tmp_path):
     assert execution.state == store.COMPLETE
     assert execution.properties["seed"] == 7
     assert execution.outputs["model"].type_name == store.MODEL
-    assert execution.outputs["model"].properties == {"epochs_run": 2}
+    assert execution.outputs["model"].properties == {"display_name": "model", "epochs_run": 2}
     assert execution.inputs["train_data"].type_name == store.EXAMPLES
 
 

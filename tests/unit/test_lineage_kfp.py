@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import logging
+import time
 
 import pytest
 from ml_metadata.metadata_store import metadata_store
@@ -24,7 +25,6 @@ from tests.mlmd_server import MetadataServer
 
 RUN_ID = "4f6d3c1e-8a2b-4d7e-9c51-2b7f0e6a9d10"
 POD = "mlops-training-x7k2p-system-container-impl-1234567890"
-IMAGE = "ghcr.io/example/mlops-pipeline:0.2.0"
 
 
 @pytest.fixture()
@@ -40,6 +40,7 @@ def _kfp_starts_a_step(uri: str, pod: str = POD) -> int:
     pipeline_type = client.put_context_type(mlmd.ContextType(name="system.Pipeline"))
     run_type = client.put_context_type(mlmd.ContextType(name=kfp.RUN_CONTEXT))
     container_type = client.put_execution_type(mlmd.ExecutionType(name=kfp.CONTAINER_EXECUTION))
+    dag_type = client.put_execution_type(mlmd.ExecutionType(name=kfp.DAG_EXECUTION))
     pipeline = mlmd.Context(type_id=pipeline_type, name="mlops-training")
     run = mlmd.Context(type_id=run_type, name=RUN_ID)
     for key, value in {
@@ -49,6 +50,14 @@ def _kfp_starts_a_step(uri: str, pod: str = POD) -> int:
     }.items():
         run.custom_properties[key].string_value = value
     pipeline_id, run_id = client.put_contexts([pipeline, run])
+    # The root DAG: named run/<id>, the run's parameters as its inputs (driver.go:189-201).
+    root = mlmd.Execution(
+        type_id=dag_type, name=f"run/{RUN_ID}", last_known_state=mlmd.Execution.RUNNING
+    )
+    root.custom_properties["inputs"].struct_value.update(
+        {"model_name": "penguins", "epochs": 50, "data_uri": "/data/penguins.csv"}
+    )
+    # The step: image is declared by KFP 2.5.0 but never filled (ExecutionConfig.Image unset).
     execution = mlmd.Execution(type_id=container_type, last_known_state=mlmd.Execution.RUNNING)
     for key, value in {
         "display_name": "train",
@@ -56,13 +65,16 @@ def _kfp_starts_a_step(uri: str, pod: str = POD) -> int:
         "pod_name": pod,
         "pod_uid": "c0ffee",
         "namespace": "kubeflow",
-        "image": IMAGE,
+        "image": "",
     }.items():
         execution.custom_properties[key].string_value = value
-    (execution_id,) = client.put_executions([execution])
+    execution.custom_properties["parent_dag_id"].int_value = 1
+    root_id, execution_id = client.put_executions([root, execution])
     client.put_attributions_and_associations(
         [],
         [
+            mlmd.Association(context_id=pipeline_id, execution_id=root_id),
+            mlmd.Association(context_id=run_id, execution_id=root_id),
             mlmd.Association(context_id=pipeline_id, execution_id=execution_id),
             mlmd.Association(context_id=run_id, execution_id=execution_id),
         ],
@@ -94,12 +106,19 @@ def test_a_step_in_a_kfp_pod_records_into_the_run_kfp_made(server):
         pass
     lineage = open_store(server.uri)
     executions = lineage.executions(store.RUN_CONTEXT, RUN_ID)
-    assert [e.type_name for e in executions] == [kfp.CONTAINER_EXECUTION, "mlops.train"]
-    ours = executions[1]
+    assert [e.type_name for e in executions] == [
+        kfp.DAG_EXECUTION,
+        kfp.CONTAINER_EXECUTION,
+        "mlops.train",
+    ]
+    ours = executions[2]
     assert ours.state == store.COMPLETE
-    assert ours.properties[recording.CODE_VERSION] == f"{recording.code_version()} ({IMAGE})"
+    assert ours.properties[recording.CODE_VERSION] == recording.code_version()
+    # The run's model name, from KFP's root DAG, though train does not take it.
+    assert (store.MODEL_CONTEXT, "penguins") in ours.contexts
+    assert ours.properties[recording.DISPLAY_NAME] == "train"
     assert ours.outputs["model"].uri == model_uri
-    assert ours.inputs["train_data"].properties == {"num_rows": 275}
+    assert ours.inputs["train_data"].properties == {"display_name": "train_data", "num_rows": 275}
     assert "GetExecutions" in server.calls  # found by its pod, with a filter query
     # KFP's driver, listing the run's executions, skips ours (client.go:847-856).
     assert not set(ours.properties) & set(kfp.TASK_PROPERTIES)
@@ -114,7 +133,7 @@ def test_an_execution_kfp_would_take_for_a_task_is_not_recorded(server, caplog):
     ):
         pass
     assert "would make KFP take this execution for one of its tasks" in caplog.text
-    assert len(open_store(server.uri).executions(store.RUN_CONTEXT, RUN_ID)) == 1
+    assert len(open_store(server.uri).executions(store.RUN_CONTEXT, RUN_ID)) == 2
 
 
 def test_no_step_has_a_parameter_kfp_reads_as_a_task_property():
@@ -133,9 +152,10 @@ def test_a_pod_kfp_does_not_know_is_one_warning_line(server, caplog):
         pass
     (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "KFP recorded no execution for pod 'other'" in message
-    assert open_store(server.uri).executions(store.RUN_CONTEXT, RUN_ID)[-1].type_name == (
-        kfp.CONTAINER_EXECUTION
-    )
+    assert [e.type_name for e in open_store(server.uri).executions(store.RUN_CONTEXT, RUN_ID)] == [
+        kfp.DAG_EXECUTION,
+        kfp.CONTAINER_EXECUTION,
+    ]
 
 
 def test_an_unreachable_store_is_one_warning_line_or_an_error_when_strict(server, caplog):
@@ -186,3 +206,43 @@ def test_lineage_says_what_to_start_when_the_store_does_not_answer(capsys):
     printed = out.getvalue() + capsys.readouterr().err
     assert "kubectl port-forward -n kubeflow svc/metadata-grpc-service 8090:8080" in printed
     assert "Traceback" not in printed
+
+
+def test_types_tfx_declared_first_are_shared_as_they_are(server):
+    """TFX declares properties on Examples (tfx/types/standard_artifacts.py); MLMD refuses a put
+    of the type that omits them unless can_omit_fields (metadata_store.cc:76-96)."""
+    _kfp_starts_a_step(server.uri)
+    host, _, port = server.uri.removeprefix("grpc://").rpartition(":")
+    client = metadata_store.MetadataStore(mlmd.MetadataStoreClientConfig(host=host, port=int(port)))
+    tfx_examples = mlmd.ArtifactType(name=store.EXAMPLES)
+    tfx_examples.properties["span"] = mlmd.INT
+    tfx_examples.properties["split_names"] = mlmd.STRING
+    client.put_artifact_type(tfx_examples)
+    strict = {**_pod_environment(server.uri), recording.STRICT_ENV: "1"}
+    with recording.step(
+        "ingest", {}, {}, {"train_data": _KfpArtifact("minio://x/train", {"rows": 3})},
+        environ=strict,
+    ):  # fmt: skip
+        pass
+    (examples,) = open_store(server.uri).artifacts(store.EXAMPLES)
+    assert examples.properties["rows"] == 3
+
+
+def test_code_version_is_what_the_image_was_built_from(monkeypatch):
+    recording.code_version.cache_clear()
+    monkeypatch.setenv(recording.CODE_VERSION_ENV, "0.1.0+g0123456789ab")
+    try:
+        assert recording.code_version() == "0.1.0+g0123456789ab"
+    finally:
+        monkeypatch.delenv(recording.CODE_VERSION_ENV)
+        recording.code_version.cache_clear()
+
+
+def test_a_store_slower_than_the_budget_is_left_behind(monkeypatch, caplog):
+    monkeypatch.setattr(recording, "_store", lambda execution, environ: time.sleep(5))
+    started = time.monotonic()
+    execution = recording.execution("ingest", {}, {}, {}, 1.0, 2.0)
+    with caplog.at_level(logging.WARNING):
+        assert recording.record(execution, {}, budget_seconds=0.2) is None
+    assert time.monotonic() - started < 2
+    assert "did not answer within 0.2 s" in caplog.text
