@@ -7,6 +7,8 @@ SERVING_LOCK := requirements/serving.lock
 SERVING_BIN := $(SERVING_VENV)/bin
 # The model registry folder that `make serve` and `make bench-serving` read (`make run` pushes there).
 REGISTRY ?= model-registry
+# Where `make serve` logs every prediction (Parquet; serving/prediction_log.py). Empty: no log.
+PREDICTION_LOG ?= prediction-log
 TOOLS_VENV := .venv-tools
 TOOLS_LOCK := requirements/tools.lock
 TOOLS_BIN := $(TOOLS_VENV)/bin
@@ -69,8 +71,8 @@ $(TOOLS_BIN)/.installed: $(TOOLS_LOCK)
 run: $(BIN)/.installed ## Run the training pipeline locally (kfp.local) on the bundled penguins data; ARGS='--epochs 5' passes options
 	$(BIN)/mlops run --local $(ARGS)
 
-serve: $(SERVING_BIN)/.installed ## Serve the latest model in ./model-registry on localhost:8080 (V1+V2 HTTP) and :8081 (gRPC)
-	$(SERVING_BIN)/mlops-serve --registry $(REGISTRY) $(ARGS)
+serve: $(SERVING_BIN)/.installed ## Serve the latest model in ./model-registry on localhost:8080 (V1+V2 HTTP) and :8081 (gRPC), logging predictions to ./prediction-log
+	$(SERVING_BIN)/mlops-serve --registry $(REGISTRY) $(if $(PREDICTION_LOG),--prediction-log $(PREDICTION_LOG)) $(ARGS)
 
 test: $(BIN)/.installed $(SERVING_BIN)/.installed $(TOOLS_BIN)/.installed ## Run the test suite: lint, pipeline and static tests in .venv, serving tests in .venv-serving
 	$(BIN)/ruff check .

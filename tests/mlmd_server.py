@@ -13,11 +13,13 @@ What differs from KFP's server:
 
 - The store is 1.16.0, KFP's 1.14.0. The service protos differ only in two new ``PutExecution``
   and ``PutLineageSubgraph`` options (``force_update_time``, ``force_reuse_context``: google/ml-
-  metadata v1.14.0..v1.16.0 ml_metadata/proto/metadata_store_service.proto), which the project
-  never sets; a 1.14.0 server ignores them as unknown fields.
+  metadata v1.14.0..v1.16.0 ml_metadata/proto/metadata_store_service.proto), which the 1.16.0
+  client always sends as false; a 1.14.0 server ignores them as unknown fields.
 - SQLite, not MySQL; filter queries have one grammar for both (metadata_store.proto:912-1019).
 - Methods the 1.16.0 module does not expose (the deprecated ``GetLineageGraph``) answer
   UNIMPLEMENTED; there is no TLS.
+- One SQLite connection behind one lock: MySQL's row locks, and the ABORTED answers they give
+  concurrent first creations of a type (which the client retries), are not reproduced.
 """
 
 import threading
