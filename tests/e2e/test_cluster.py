@@ -10,6 +10,7 @@ model. The KFP API and the predictors are reached through `kubectl port-forward`
 starts itself.
 """
 
+import json
 import os
 import secrets
 import shutil
@@ -293,3 +294,46 @@ def test_project_predictor_answers_v2(mlops_predictor, submitted):
     assert response.status_code == 200, response.text
     outputs = {output["name"]: output for output in response.json()["outputs"]}
     assert outputs["label"]["data"] == ["Gentoo"]
+
+
+def _sink_metric(url: str, outcome: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    line = f'mlops_log_sink_events_total{{outcome="{outcome}"}} '
+    return float(next(x for x in text.splitlines() if x.startswith(line)).split()[-1])
+
+
+def test_predictions_through_kserves_agent_reach_the_prediction_log(tf_serving, submitted):
+    """The rollout gave the InferenceService a logger; KServe's agent posts to mlops-log-sink."""
+    model = submitted.models[TF_SERVING_RUNTIME]
+    request_id = f"e2e-{secrets.token_hex(4)}"
+    with port_forward(NAMESPACE, "svc/mlops-log-sink", 80) as sink:
+        before = _sink_metric(sink, "logged")
+        response = requests.post(
+            f"{tf_serving}/v1/models/{model}:predict",
+            json={"instances": [ROW]},
+            headers={"Ce-Id": request_id},  # the agent keeps a client's Ce-Id (handler.go:202)
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        deadline = time.monotonic() + 60
+        while _sink_metric(sink, "logged") < before + 2 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert _sink_metric(sink, "logged") >= before + 2, "request and response not both logged"
+        stored = requests.post(
+            f"{sink}/v1/feedback/{model}",
+            json=[{"request_id": request_id, "label": "Gentoo"}],
+            timeout=30,
+        )
+        assert stored.json() == {"stored": 1}, stored.text
+
+
+def test_lineage_of_the_served_model_is_in_kfps_store(tf_serving, submitted, capsys):
+    model = submitted.models[TF_SERVING_RUNTIME]
+    with port_forward("kubeflow", "svc/metadata-grpc-service", 8080) as url:
+        store = "grpc://" + url.removeprefix("http://")
+        assert main(["lineage", model, "--json", "--store", store]) == 0
+    tree = json.loads(capsys.readouterr().out)
+    assert tree["run"] == submitted.run_ids[TF_SERVING_RUNTIME]
+    assert tree["deployed"]["serving"] is True
+    assert tree["data"]["splits"]["train"]["rows"] > 0
+    assert tree["parameters"]["epochs"] == 10
