@@ -343,8 +343,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit)
     try:
+        # KServe's agent keeps idle connections for 90 s (Go's default transport) and never
+        # retries a POST sent on one the server just closed (pkg/logger/worker.go:151-153):
+        # keep them open longer than it does.
         uvicorn.run(
-            build_app(joiner, args.log), host=args.host, port=args.port, log_level="warning"
+            build_app(joiner, args.log),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            timeout_keep_alive=120,
         )
     finally:
         joiner.close()

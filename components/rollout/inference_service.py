@@ -143,6 +143,20 @@ def check_options(runtime: str, deployment_mode: str, canary_traffic_percent: in
 
 # The log sink of manifests/base/log-sink.yaml, for the serving namespace the manifests make.
 LOG_SINK_URL = "http://mlops-log-sink.mlops-models.svc.cluster.local/log"
+# A predictor pod's grace period with a logger: the agent's 30 s drain, and time to spare.
+LOGGER_GRACE_SECONDS = 45
+
+
+def gains_a_logger(previous: dict[str, Any] | None, body: dict[str, Any]) -> bool:
+    """Whether ``body`` adds a payload logger to an InferenceService that had none. KServe then
+    points the predictor Service at the agent's port 9081 at once (service_reconciler.go:173-178,
+    :271-291), but only pods created from then on have the agent (the pod webhook acts on CREATE:
+    config/webhook/manifests.yaml:33-53): until a new pod is ready, requests to the Service are
+    refused."""
+    if previous is None:
+        return False
+    had = previous.get("spec", {}).get("predictor", {}).get("logger")
+    return not had and "logger" in body["spec"]["predictor"]
 
 
 def logger_url(base: str, model: str, version: int | None) -> str:
@@ -233,6 +247,10 @@ class InferenceServiceSpec:
                 "mode": "all",
                 "url": logger_url(self.logger_url, self.name, self.model_version),
             }
+            # The agent drains its queued events for 30 s when the pod stops
+            # (cmd/agent/main.go:91, :233-236); KServe's default grace period is 30 s too
+            # (deployment_reconciler.go:254-257), which kills it as it finishes.
+            predictor["terminationGracePeriodSeconds"] = LOGGER_GRACE_SECONDS
         if self.model_version is not None:
             predictor["annotations"] = {MODEL_VERSION_ANNOTATION: str(self.model_version)}
         return {
@@ -640,6 +658,15 @@ def rollout(
         spec.model_version,
         _model_version(previous) or "none",
     )
+    if gains_a_logger(previous, body):
+        logger.warning(
+            "%s/%s gets a payload logger now: its predictor Service moves to KServe's agent at "
+            "once, and the running pods have none, so requests are refused until the new pod is "
+            "ready (once; later rollouts keep the logger). Roll out with prediction_log_url='' "
+            "to keep serving without a prediction log.",
+            spec.namespace,
+            spec.name,
+        )
     if previous is None:
         applied = services.create(body)
     else:

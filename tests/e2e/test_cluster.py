@@ -296,9 +296,9 @@ def test_project_predictor_answers_v2(mlops_predictor, submitted):
     assert outputs["label"]["data"] == ["Gentoo"]
 
 
-def _sink_metric(url: str, outcome: str) -> float:
+def _sink_metric(url: str, outcome: str, name: str = "mlops_log_sink_events_total") -> float:
     text = requests.get(f"{url}/metrics", timeout=10).text
-    line = f'mlops_log_sink_events_total{{outcome="{outcome}"}} '
+    line = f'{name}{{outcome="{outcome}"}} '
     return float(next(x for x in text.splitlines() if x.startswith(line)).split()[-1])
 
 
@@ -319,6 +319,12 @@ def test_predictions_through_kserves_agent_reach_the_prediction_log(tf_serving, 
         while _sink_metric(sink, "logged") < before + 2 and time.monotonic() < deadline:
             time.sleep(1)
         assert _sink_metric(sink, "logged") >= before + 2, "request and response not both logged"
+        # Written to the object store within a window (60 s): the sink's S3 writes work.
+        rows = "mlops_prediction_log_rows_total"
+        deadline = time.monotonic() + 120
+        while _sink_metric(sink, "written", rows) < 1 and time.monotonic() < deadline:
+            time.sleep(5)
+        assert _sink_metric(sink, "written", rows) >= 1, _sink_metric(sink, "lost", rows)
         stored = requests.post(
             f"{sink}/v1/feedback/{model}",
             json=[{"request_id": request_id, "label": "Gentoo"}],

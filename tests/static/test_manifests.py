@@ -229,6 +229,14 @@ def test_log_sink_meets_the_restricted_profile_and_reads_its_log_uri(rendered):
     assert {"readinessProbe", "livenessProbe", "resources"} <= set(container)
 
 
+def test_project_runtime_has_no_exec_readiness_probe(rendered):
+    # KServe's agent (injected with a logger) needs SERVING_READINESS_PROBE, which KServe sets
+    # only from an HTTP or TCP readiness probe of the model container; it exits without it
+    # (kserve v0.15.2 agent_injector.go:274-300, cmd/agent/main.go:100, :135-138).
+    (container,) = _one(rendered, "ServingRuntime", "mlops-predictor")["spec"]["containers"]
+    assert "exec" not in container.get("readinessProbe", {})
+
+
 def test_kind_config_pins_its_node_image():
     with open(os.path.join(ROOT, "kind-config.yaml")) as handle:
         config = yaml.safe_load(handle)

@@ -4,6 +4,7 @@ source of each behaviour): the InferenceService rollout itself, then the step se
 deploy pushed."""
 
 import copy
+import logging
 import time
 
 import pytest
@@ -489,6 +490,12 @@ def test_each_version_logs_to_the_sink_under_its_own_url():
         kserve.rollout(_api(standin), settings.spec("penguins", ROOT, 2), 30, poll_seconds=0.01)
         second = standin.objects[(NS, "penguins")]["spec"]["predictor"]["logger"]
     assert first == {"mode": "all", "url": f"{kserve.LOG_SINK_URL}?model=penguins&version=1"}
+    assert (
+        settings.spec("penguins", ROOT, 1).to_body()["spec"]["predictor"][
+            "terminationGracePeriodSeconds"
+        ]
+        == kserve.LOGGER_GRACE_SECONDS
+    )
     assert second["url"] == f"{kserve.LOG_SINK_URL}?model=penguins&version=2"
 
 
@@ -497,3 +504,18 @@ def test_no_logger_without_a_prediction_log_url():
     assert "logger" not in spec.to_body()["spec"]["predictor"]
     with pytest.raises(ConfigurationError, match="an http:// or https:// URL, or empty"):
         KServeSettings(prediction_log_url="mlops-log-sink/log").check()
+
+
+def test_a_service_that_gains_a_logger_is_said_to_refuse_requests_until_new_pods(caplog):
+    without = KServeSettings(serving_namespace=NS, prediction_log_url="")
+    with KServeStandIn() as standin:
+        kserve.rollout(_api(standin), without.spec("penguins", ROOT, 1), 30, poll_seconds=0.01)
+        with caplog.at_level(logging.WARNING):
+            kserve.rollout(
+                _api(standin),
+                KServeSettings(serving_namespace=NS).spec("penguins", ROOT, 2),
+                30,
+                poll_seconds=0.01,
+            )
+    assert "gets a payload logger now" in caplog.text
+    assert kserve.gains_a_logger(None, without.spec("penguins", ROOT, 1).to_body()) is False
