@@ -62,6 +62,9 @@ OUTPUT_PREDICTION = "prediction"
 # The file written beside each model version in the registry.
 REGISTRY_METADATA_FILE = "mlops_metadata.json"
 REGISTRY_SCHEMA_FILE = "schema.pbtxt"
+# The train split's TFDV statistics (text format), kept with each version: what monitoring
+# compares served traffic with (training/serving skew).
+REGISTRY_STATISTICS_FILE = "train_statistics.pbtxt"
 
 # Metrics the evaluate step computes, in the order reports show them.
 CLASSIFICATION_METRICS = ("accuracy", "auc", "log_loss", "macro_precision", "macro_recall")

@@ -153,6 +153,7 @@ def _bless_and_push(
         blessing=evaluate_task.outputs["blessing"],
         train_data=ingest_task.outputs["train_data"],
         schema=validate_task.outputs["schema"],
+        statistics=validate_task.outputs["statistics"],
         registry=registry,
         model_name=model_name,
     )

@@ -12,6 +12,7 @@ def deploy(
     blessing: Input[Artifact],
     train_data: Input[Dataset],
     schema: Input[Artifact],
+    statistics: Input[Artifact],
     registry: str,
     model_name: str,
     push_result: Output[Artifact],
@@ -23,12 +24,17 @@ def deploy(
         blessing: The evaluate step's decision.
         train_data: The train split (its fingerprint is kept with the model).
         schema: The schema (kept with the model).
+        statistics: The validate step's statistics (the train split's are kept with the model).
         registry: The registry: a local path, or a URI in an object store (s3://, gs://).
         model_name: The model's name.
         push_result: Whether and where the model went (metadata and JSON).
     """
     import dataclasses
     import json
+    import os
+
+    import tensorflow_data_validation as tfdv
+    from google.protobuf import text_format
 
     from components import constants
     from components.deploy import core
@@ -41,7 +47,13 @@ def deploy(
         lineage_step(
             "deploy",
             {"registry": registry, "model_name": model_name},
-            {"model": model, "blessing": blessing, "train_data": train_data, "schema": schema},
+            {
+                "model": model,
+                "blessing": blessing,
+                "train_data": train_data,
+                "schema": schema,
+                "statistics": statistics,
+            },
             {"push_result": push_result},
             model_name=model_name,
         ),
@@ -49,6 +61,13 @@ def deploy(
     ):
         with open(schema.path) as f:
             schema_text = f.read()
+        statistics_text = text_format.MessageToString(
+            tfdv.load_stats_binary(
+                os.path.join(
+                    statistics.path, constants.STATS_FILE.format(split=constants.TRAIN_SPLIT)
+                )
+            )
+        )
         result = core.deploy(
             model.path,
             bool(read(blessing, constants.BLESSED)),
@@ -65,6 +84,7 @@ def deploy(
                 }
             ),
             schema_text,
+            statistics_text,
         )
         outcome = dataclasses.asdict(result)  # keys: constants.PUSHED, VERSION, DESTINATION, REASON
         with open(push_result.path, "w") as f:

@@ -34,6 +34,7 @@ def deploy(
     model_name: str,
     metadata: dict[str, Any],
     schema_text: str,
+    statistics_text: str | None = None,
 ) -> PushResult:
     """Pushes the model when it is blessed.
 
@@ -45,6 +46,8 @@ def deploy(
         model_name: The model's name.
         metadata: Written beside the model (metrics, data fingerprint, task).
         schema_text: The TFDV schema (text format), written beside the model.
+        statistics_text: The train split's TFDV statistics (text format), written beside the
+            model for monitoring.
 
     Returns:
         Whether and where the model went.
@@ -65,9 +68,11 @@ def deploy(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "schema": constants.REGISTRY_SCHEMA_FILE,
     }
-    version = registry.push(
-        model_name, model_dir, record, {constants.REGISTRY_SCHEMA_FILE: schema_text}
-    )
+    files = {constants.REGISTRY_SCHEMA_FILE: schema_text}
+    if statistics_text is not None:
+        record["train_statistics"] = constants.REGISTRY_STATISTICS_FILE
+        files[constants.REGISTRY_STATISTICS_FILE] = statistics_text
+    version = registry.push(model_name, model_dir, record, files)
     result = PushResult(
         pushed=True,
         reason=f"pushed as version {version}",

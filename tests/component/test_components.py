@@ -91,12 +91,28 @@ def pipeline_outputs(tmp_path_factory, penguins_csv):
         out["blessing"],
         out["train_data"],
         out["schema"],
+        out["statistics"],
         registry,
         "penguins",
         out["push_result"],
     )
     out["registry"] = registry
     return out
+
+
+def test_deploy_keeps_the_train_statistics_with_the_version(pipeline_outputs):
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from components.registry import ModelRegistry
+
+    registry = ModelRegistry(pipeline_outputs["registry"])
+    assert registry.metadata("penguins", 1)["train_statistics"] == "train_statistics.pbtxt"
+    path = os.path.join(registry.path("penguins", 1), "train_statistics.pbtxt")
+    with open(path) as f:
+        kept = text_format.Parse(f.read(), statistics_pb2.DatasetFeatureStatisticsList())
+    rows = kept.datasets[0].num_examples
+    assert rows == pipeline_outputs["train_data"].metadata[constants.NUM_ROWS]
 
 
 def test_ingest_records_rows_and_fingerprint(pipeline_outputs):
@@ -244,6 +260,7 @@ def test_rollout_serves_the_pushed_version_with_the_clusters_credentials(
         pipeline_outputs["blessing"],
         pipeline_outputs["train_data"],
         pipeline_outputs["schema"],
+        pipeline_outputs["statistics"],
         registry,
         "penguins",
         push_result,

@@ -12,6 +12,7 @@ import os
 import pytest
 import yaml
 from kfp import dsl
+from tensorflow_metadata.proto.v0 import statistics_pb2 as tfdv_statistics
 
 from components import metadata
 from pipelines import cluster_training, training
@@ -140,6 +141,13 @@ def test_deploy_reads_a_blessing_handed_on_by_the_backend(tmp_path):
     (model_dir / "saved_model.pb").write_bytes(b"graph")
     schema = tmp_path / "schema.pbtxt"
     schema.write_text('feature { name: "species" }')
+    statistics = tmp_path / "statistics"
+    statistics.mkdir()
+    (statistics / "train_stats.pb").write_bytes(
+        tfdv_statistics.DatasetFeatureStatisticsList(
+            datasets=[tfdv_statistics.DatasetFeatureStatistics(num_examples=3)]
+        ).SerializeToString()
+    )
     reasons = ["accuracy 0.97 >= 0.9", "no baseline"]
     blessing = {"blessed": True, "reasons": reasons, "metrics": {"accuracy": 0.97}}
     model = {"task": "classification", "classes": ["Adelie", "Gentoo"]}
@@ -153,6 +161,7 @@ def test_deploy_reads_a_blessing_handed_on_by_the_backend(tmp_path):
         artifact(dsl.Artifact, "blessing", blessing),
         artifact(dsl.Dataset, "train_data", {"fingerprint": "abc"}),
         dsl.Artifact(name="schema", uri=str(schema)),
+        dsl.Artifact(name="statistics", uri=str(statistics)),
         str(tmp_path / "registry"),
         "penguins",
         push_result,
