@@ -165,9 +165,16 @@ class ModelRegistry:
 
     def metadata(self, name: str, version: int) -> dict[str, Any]:
         """The metadata written beside a version."""
-        location = f"{self._folder(name)}/{version}/{constants.REGISTRY_METADATA_FILE}"
-        with self.fs.open_input_stream(location) as stream:
-            return json.loads(stream.read())
+        return json.loads(self.read_text(name, version, constants.REGISTRY_METADATA_FILE))
+
+    def read_text(self, name: str, version: int, file_name: str) -> str:
+        """A file written beside a version (its metadata, schema, training statistics).
+
+        Raises:
+            FileNotFoundError: The version has no such file.
+        """
+        with self.fs.open_input_stream(f"{self._folder(name)}/{version}/{file_name}") as stream:
+            return stream.read().decode()
 
     def local_copy(self, name: str, version: int, scratch: str) -> str:
         """A local folder holding the version, for TensorFlow to load; copies from an object

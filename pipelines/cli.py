@@ -6,6 +6,8 @@ mlops upload [--host URL] | mlops submit [--host URL] [--param K=V ...]
 """
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
@@ -20,6 +22,7 @@ from components import settings
 from components.errors import REPORTED_ERRORS, ConfigurationError, PipelineInputError
 from components.evaluate.blessing import EvalConfig
 from components.ingest.config import IngestConfig
+from components.monitor.config import MonitorConfig
 from components.train.config import TrainConfig
 from components.transform.config import TransformConfig
 from components.validate.config import ValidateConfig
@@ -148,6 +151,56 @@ def _add_cluster_commands(commands: Any) -> None:
         help="another store: grpc://HOST:PORT (KFP's, by kubectl port-forward) or a SQLite file",
     )
     lineage.add_argument("--json", action="store_true", help="print JSON for tools")
+    monitor = commands.add_parser(
+        "monitor", help="skew, drift and decay of served traffic; retrain when the model is stale"
+    )
+    monitor.add_argument(
+        "--local", action="store_true", default=True, help="on this machine (the only mode yet)"
+    )
+    monitor.add_argument("--log", required=True, metavar="DIR|URI", help="the prediction log")
+    monitor.add_argument("--model", help="the model (default: the one model in the log)")
+    monitor.add_argument(
+        "--registry", default="model-registry", help="the registry the served versions are in"
+    )
+    monitor.add_argument(
+        "--since", type=_timestamp, help="window start, ISO 8601 (default: the last monitor run)"
+    )
+    monitor.add_argument("--until", type=_timestamp, help="window end, ISO 8601 (default: now)")
+    settings.add_arguments(
+        monitor,
+        MonitorConfig,
+        [
+            "min_rows",
+            "numeric_threshold",
+            "categorical_threshold",
+            "decay_tolerance",
+            "windows_in_a_row",
+        ],
+    )
+    monitor.add_argument(
+        "--feature-threshold",
+        type=_feature_threshold,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=settings.help_text(MonitorConfig, "feature_thresholds") + "; repeatable",
+    )
+    monitor.add_argument(
+        "--retrain",
+        action="store_true",
+        help="when the decision is to retrain, run the training pipeline on --data",
+    )
+    monitor.add_argument("--data", help="the fresh data to retrain on (CSV or Parquet)")
+    monitor.add_argument(
+        "--runs-dir", default="runs", help="where a retraining run's artifacts and log go"
+    )
+    monitor.add_argument(
+        "--run-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an option for the retraining run as `mlops run` takes it, e.g. --run-arg=--epochs=20",
+    )
     feedback = commands.add_parser(
         "feedback", help="store late labels in the prediction log, joined by request id"
     )
@@ -339,6 +392,88 @@ def _print_lineage(args: argparse.Namespace, store: Any) -> int:
     return 0
 
 
+def _timestamp(text: str) -> float:
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from err
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _feature_threshold(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    try:
+        return name, float(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=VALUE, e.g. island=0.2") from err
+
+
+def command_monitor(args: argparse.Namespace) -> int:
+    """``mlops monitor --local --log DIR``: one window, its reports, and retraining if stale."""
+    _quiet_tensorflow()
+    from components.monitor import core, report
+
+    config = MonitorConfig(
+        min_rows=args.min_rows,
+        numeric_threshold=args.numeric_threshold,
+        categorical_threshold=args.categorical_threshold,
+        feature_thresholds=dict(args.feature_threshold),
+        decay_tolerance=args.decay_tolerance,
+        windows_in_a_row=args.windows_in_a_row,
+    )
+    if args.retrain and not args.data:
+        raise ConfigurationError("--retrain needs --data: the fresh data to train on.")
+    model = args.model or _one_model(args.log)
+    result, window, train, previous = core.monitor(
+        args.log, args.registry, model, config, args.since, args.until
+    )
+    reports = {
+        "report.md": report.markdown(result),
+        "report.html": report.html_page(result, window, train, previous),
+    }
+    folder = core.MonitorState(args.log, model).save(result, window, reports)
+    flagged = [c.feature for c in result.features if c.skewed or c.drifted]
+    print(
+        f"mlops: monitored {model} version {result.version}: {result.rows} rows "
+        f"({result.labelled_rows} labelled)"
+    )
+    print(f"  drifted    {', '.join(flagged) if flagged else 'none'}")
+    for reason in result.reasons:
+        print(f"  reason     {reason}")
+    print(f"  decision   {'retrain' if result.retrain else 'no retraining'}")
+    print(f"  report     {folder}/report.html")
+    if result.retrain and args.retrain:
+        print(f"mlops: retraining {model} on {args.data}")
+        return main(
+            ["run", "--local", "--data", args.data, "--registry", args.registry,
+             "--model-name", model, "--runs-dir", args.runs_dir, *args.run_arg]
+        )  # fmt: skip
+    return 0
+
+
+def _quiet_tensorflow() -> None:
+    """Imports TFDV (and TensorFlow) without their start-up chatter, which says nothing a user
+    of this command can act on: TensorFlow's C++ notices (its CUDA plugins log as errors on a
+    machine without a GPU), TFDV's note that IPython is missing."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with contextlib.redirect_stderr(io.StringIO()):
+        import tensorflow_data_validation  # noqa: F401
+
+
+def _one_model(log: str) -> str:
+    from serving import prediction_log as pl
+
+    predictions = pl.read(log, pl.PREDICTIONS)
+    models = sorted(set(predictions.column("model").to_pylist())) if predictions.num_rows else []
+    if len(models) != 1:
+        raise ConfigurationError(
+            f"The log {log!r} holds predictions of {models or 'no model'}: say which with --model."
+        )
+    return models[0]
+
+
 def command_feedback(args: argparse.Namespace) -> int:
     """``mlops feedback --log URI --labels FILE``: stores late labels beside the predictions."""
     import pyarrow as pa
@@ -368,14 +503,7 @@ def command_feedback(args: argparse.Namespace) -> int:
         ) from err
     if not labels:
         raise PipelineInputError(f"{args.labels!r} holds no labels.")
-    predictions = pl.read(args.log, pl.PREDICTIONS)
-    models = sorted(set(predictions.column("model").to_pylist())) if predictions.num_rows else []
-    model = args.model or (models[0] if len(models) == 1 else None)
-    if model is None:
-        raise ConfigurationError(
-            f"The log {args.log!r} holds predictions of {models or 'no model'}: "
-            "say which with --model."
-        )
+    model = args.model or _one_model(args.log)
     path = pl.write_labels(args.log, model, labels)
     known = pl.known_requests(args.log, model)
     matched = sum((request_id, row) in known for request_id, row, _ in labels)
@@ -403,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "submit": command_submit,
         "lineage": command_lineage,
         "feedback": command_feedback,
+        "monitor": command_monitor,
     }
     try:
         return commands[args.command](args)

@@ -21,7 +21,7 @@ PUSHED_MODEL = "PushedModel"
 # A pushed version serving on a cluster (InferenceService, namespace, revision, storageUri,
 # traffic): TFX has no type for it.
 DEPLOYMENT = "ModelDeployment"
-# Artifacts TFX has no type for (a Facets view, a resolved baseline, ...).
+# Artifacts TFX has no type for (a statistics view, a resolved baseline, ...).
 GENERIC = "Artifact"
 
 # Context types: one context per pipeline run, one per model name. The run's is KFP's own

@@ -30,7 +30,7 @@ def validate(
         statistics: A folder with ``<split>_stats.pb`` per split.
         schema: The schema in text format.
         anomalies: A folder with ``<split>_anomalies.pbtxt``; metadata lists them.
-        statistics_view: Facets Overview of train against eval, for the KFP UI.
+        statistics_view: Train against eval per feature, self-contained HTML for the KFP UI.
         schema_uri: A curated schema to validate against instead of inferring one.
         beam_pipeline_args: Beam options to compute statistics on a Beam runner.
         fail_on_anomalies: Stop the run when anomalies are found.

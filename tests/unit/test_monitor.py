@@ -1,0 +1,195 @@
+"""components/monitor: skew, drift and decay of prediction-log windows, on penguins rows, with a
+registry version that keeps the train split's real TFDV statistics."""
+
+import os
+import random
+import re
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from google.protobuf import text_format
+
+from components import constants
+from components.monitor import core, report
+from components.monitor.config import MonitorConfig
+from components.registry import ModelRegistry
+from components.validate import core as validate
+from serving import prediction_log as pl
+
+KINDS = {
+    "island": pl.STRING, "sex": pl.STRING, "bill_length_mm": pl.NUMBER,
+    "bill_depth_mm": pl.NUMBER, "flipper_length_mm": pl.NUMBER, "body_mass_g": pl.NUMBER,
+    "year": pl.NUMBER,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rows(penguins_splits) -> list[dict]:
+    """Every penguin, with its species."""
+    return (
+        pq.read_table(penguins_splits["train"]).to_pylist()
+        + pq.read_table(penguins_splits["eval"]).to_pylist()
+    )
+
+
+@pytest.fixture
+def registry(tmp_path, penguins_splits) -> str:
+    """Version 1 of penguins: the train split's statistics and an evaluated accuracy of 0.95."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"not loaded by the monitor")
+    statistics = validate.compute_statistics(penguins_splits["train"])
+    root = str(tmp_path / "registry")
+    ModelRegistry(root).push(
+        "penguins",
+        str(model),
+        {constants.METRICS: {"accuracy": 0.95}},
+        {constants.REGISTRY_STATISTICS_FILE: text_format.MessageToString(statistics)},
+    )
+    return root
+
+
+def log_window(log: str, rows: list[dict], count: int, seed: int, shift: bool = False,
+               wrong: bool = False) -> list[str]:  # fmt: skip
+    """``count`` requests of one row sampled from ``rows``; shifted: body mass x1.4 and an
+    island mix train never had; wrong: the model answers a species that is not the truth."""
+    chooser = random.Random(seed)
+    writer = pl.PredictionLog(log, window_seconds=3600)
+    ids = []
+    for index in range(count):
+        row = dict(chooser.choice(rows))
+        species = row.pop("species")
+        if shift:
+            row["body_mass_g"] = (row["body_mass_g"] or 4000.0) * 1.4
+            row["island"] = chooser.choice(["Torgersen", "Torgersen", "Dream"])
+        answer = "Adelie" if wrong and species != "Adelie" else species
+        request_id = f"{seed}-{index}"
+        outputs = {"label": [answer], "probabilities": [[0.2, 0.3, 0.5]]}
+        features = {k: [v] for k, v in row.items()}
+        writer.log(
+            pl.Prediction("penguins", 1, request_id, time.time(), 1.0, features, KINDS, outputs)
+        )
+        ids.append((request_id, species))
+    writer.close()
+    return ids
+
+
+def _monitor(log, registry, **settings):
+    result, window, train, previous = core.monitor(
+        log, registry, "penguins", MonitorConfig(**settings)
+    )
+    core.MonitorState(log, "penguins").save(result, window, {"report.md": report.markdown(result)})
+    return result, window, train, previous
+
+
+def _flagged(result) -> set[str]:
+    return {c.feature for c in result.features if c.skewed or c.drifted}
+
+
+def test_traffic_like_the_training_data_is_no_reason_to_retrain(tmp_path, registry, rows):
+    log = str(tmp_path / "log")
+    log_window(log, rows, 400, seed=1)
+    result, *_ = _monitor(log, registry)
+    assert not result.too_few and result.rows == 400
+    assert _flagged(result) == set()
+    assert {c.feature for c in result.features} == set(KINDS)  # not the label
+    assert {c.comparator for c in result.features if c.feature == "island"} == {core.LINF}
+    assert {c.comparator for c in result.features if c.feature == "year"} == {core.JSD}
+    assert result.retrain is False
+    assert result.reasons == ["no skew, drift or decay above the thresholds"]
+
+
+def test_shifted_traffic_names_exactly_the_shifted_features_and_retrains_on_the_second_window(
+    tmp_path, registry, rows
+):
+    log = str(tmp_path / "log")
+    log_window(log, rows, 400, seed=1)
+    _monitor(log, registry)
+    log_window(log, rows, 400, seed=2, shift=True)
+    first, *_ = _monitor(log, registry)
+    assert _flagged(first) == {"body_mass_g", "island"}
+    skewed = {c.feature for c in first.features if c.skewed}
+    drifted = {c.feature for c in first.features if c.drifted}
+    assert skewed == drifted == {"body_mass_g", "island"}  # against train and the last window
+    assert first.retrain_signal and not first.retrain  # one window is not enough
+    assert "window 1 of 2 in a row that says retrain" in first.reasons
+    log_window(log, rows, 400, seed=3, shift=True)
+    second, *_ = _monitor(log, registry)
+    assert {c.feature for c in second.features if c.skewed} == {"body_mass_g", "island"}
+    assert not any(c.drifted for c in second.features)  # the same as the window before
+    assert second.retrain and second.windows_in_a_row == 2
+
+
+def test_a_small_window_is_too_few_rows_to_decide(tmp_path, registry, rows):
+    log = str(tmp_path / "log")
+    log_window(log, rows, 50, seed=2, shift=True)
+    result, *_ = _monitor(log, registry)
+    assert result.too_few and not result.retrain_signal
+    assert result.features == []
+    assert result.reasons == ["too few rows to decide: 50 < 200"]
+
+
+def test_labels_that_say_the_model_is_wrong_are_decay(tmp_path, registry, rows):
+    log = str(tmp_path / "log")
+    answered = log_window(log, rows, 300, seed=1, wrong=True)
+    pl.write_labels(log, "penguins", [(request_id, 0, species) for request_id, species in answered])
+    result, *_ = _monitor(log, registry, windows_in_a_row=1)
+    assert result.labelled_rows == 300
+    assert result.decay["metric"] == "accuracy" and result.decay["evaluated"] == 0.95
+    assert result.decay["served"] == pytest.approx(sum(s == "Adelie" for _, s in answered) / 300)
+    assert result.retrain
+    assert any(re.match(r"accuracy 0\.\d+ on 300 labelled rows", r) for r in result.reasons)
+
+
+def test_a_version_pushed_without_training_statistics_says_what_to_do(tmp_path, rows):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"x")
+    registry = str(tmp_path / "registry")
+    ModelRegistry(registry).push("penguins", str(model), {})
+    log = str(tmp_path / "log")
+    log_window(log, rows, 10, seed=1)
+    with pytest.raises(core.DataError, match=r"no training statistics.*push a new version"):
+        core.monitor(log, registry, "penguins", MonitorConfig())
+
+
+def test_categorical_counts_are_exact_beyond_tfdvs_1024_distinct_values():
+    values = [f"id-{i % 3000}" for i in range(9000)] + ["common"] * 500
+    table = pa.table({"customer": values})
+    statistics = core.statistics_of(table, {"customer": "customer"})
+    (feature,) = statistics.datasets[0].features
+    buckets = feature.string_stats.rank_histogram.buckets
+    assert len(buckets) == 3001 and sum(b.sample_count for b in buckets) == 9500
+    assert (buckets[0].label, buckets[0].sample_count) == ("common", 500)
+    assert all(b.sample_count == 3 for b in buckets[1:])
+
+
+def test_the_html_report_is_self_contained_with_a_chart_per_flagged_feature(
+    tmp_path, registry, rows
+):
+    log = str(tmp_path / "log")
+    log_window(log, rows, 400, seed=2, shift=True)
+    result, window, train, previous = _monitor(log, registry)
+    page = report.html_page(result, window, train, previous)
+    assert "<script" not in page and "<link" not in page
+    assert re.findall(r"https?://[^\s\"']+", page) == ["http://www.w3.org/2000/svg"] * 2
+    assert page.count("<svg") == 2  # island and body_mass_g
+    assert "served (this window)" in page and "training" in page
+
+
+def test_mlops_monitor_prints_the_decision_and_keeps_the_reports(tmp_path, registry, rows, capsys):
+    from pipelines.cli import main
+
+    log = str(tmp_path / "log")
+    log_window(log, rows, 400, seed=2, shift=True)
+    args = ["monitor", "--local", "--log", log, "--registry", registry, "--windows-in-a-row", "1"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    flagged = re.search(r"drifted    (.*)", printed).group(1)
+    assert sorted(flagged.split(", ")) == ["body_mass_g", "island"]
+    assert "decision   retrain" in printed
+    folder = re.search(r"report     (\S+)/report.html", printed).group(1)
+    for name in ("report.html", "report.md", core.DECISION_FILE, core.STATISTICS_FILE):
+        assert os.path.exists(f"{folder}/{name}")
