@@ -40,7 +40,7 @@ KFP_UI ?= http://localhost:8080
 need = @command -v $(1) >/dev/null || { echo "error: '$(1)' is not installed; $(2)"; exit 1; }
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve test test-fast testdata docs lint compile lock bench bench-serving bench-lineage clean images images-cpu image-gpu load-images load-images-cpu load-image-gpu cluster down platform credentials gpu-plugin port-forward upload submit e2e
+.PHONY: help run serve demo-drift test test-fast testdata docs lint compile lock bench bench-serving bench-lineage clean images images-cpu image-gpu load-images load-images-cpu load-image-gpu cluster down platform credentials gpu-plugin port-forward upload submit e2e
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ run: $(BIN)/.installed ## Run the training pipeline locally (kfp.local) on the b
 
 serve: $(SERVING_BIN)/.installed ## Serve the latest model in ./model-registry on localhost:8080 (V1+V2 HTTP) and :8081 (gRPC), logging predictions to ./prediction-log
 	$(SERVING_BIN)/mlops-serve --registry $(REGISTRY) $(if $(PREDICTION_LOG),--prediction-log $(PREDICTION_LOG)) $(ARGS)
+
+demo-drift: $(BIN)/.installed $(SERVING_BIN)/.installed ## The loop after deploy on one machine: train, serve with the prediction log, shift the traffic, watch the monitor retrain and the server swap
+	$(BIN)/python -m pipelines.demo_drift $(ARGS)
 
 test: $(BIN)/.installed $(SERVING_BIN)/.installed $(TOOLS_BIN)/.installed ## Run the test suite: lint, pipeline and static tests in .venv, serving tests in .venv-serving
 	$(BIN)/ruff check .

@@ -1,0 +1,25 @@
+"""``make demo-drift`` as a test: the whole loop after deploy, for real, on one machine."""
+
+import os
+
+import pytest
+
+from pipelines import demo_drift
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_shifted_traffic_retrains_and_the_server_swaps_without_a_failed_request(tmp_path):
+    serve = os.environ.get("MLOPS_SERVE", os.path.join(demo_drift.ROOT, ".venv-serving", "bin",
+                                                        "mlops-serve"))  # fmt: skip
+    if not os.path.exists(serve):
+        pytest.fail(f"{serve} is missing: the demo serves from .venv-serving; run make test")
+    result = demo_drift.run(str(tmp_path / "demo"), epochs=10)
+    assert result.calm == "none"  # traffic like the eval split: no drift
+    assert [sorted(flagged.split(", ")) for flagged in result.shifted] == [
+        ["body_mass_g", "island"],
+        ["body_mass_g", "island"],
+    ]  # exactly the shifted features, both windows
+    assert result.pushed == 2  # retrained on the shifted data, blessed, pushed
+    assert result.swapped and result.server_pid_kept  # the same server serves version 2
+    assert result.answered > 1000 and result.failed == []
