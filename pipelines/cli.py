@@ -96,6 +96,31 @@ def _add_compile_command(commands: Any) -> None:
     )
 
 
+def _add_schedule_command(commands: Any) -> None:
+    schedule = commands.add_parser(
+        "schedule",
+        help="run the monitoring pipeline on a schedule on Kubeflow Pipelines (a recurring run)",
+    )
+    schedule.add_argument("--host", default=DEFAULT_KFP_HOST, help="KFP API endpoint")
+    schedule.add_argument(
+        "--ui-host", default=DEFAULT_KFP_UI, help="KFP dashboard, for the schedule's URL"
+    )
+    schedule.add_argument(
+        "--cron",
+        default="0 0 * * * *",
+        help="KFP's six-field cron, seconds first (default: the top of every hour)",
+    )
+    schedule.add_argument("--experiment", default="mlops", help="experiment to run in")
+    schedule.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=parse_param,
+        metavar="K=V",
+        help="monitoring pipeline parameter, repeatable (model_name, data_uri, thresholds...)",
+    )
+
+
 def _add_cluster_commands(commands: Any) -> None:
     upload = commands.add_parser(
         "upload", help="upload the compiled pipeline to Kubeflow Pipelines"
@@ -225,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_command(commands)
     _add_compile_command(commands)
     _add_cluster_commands(commands)
+    _add_schedule_command(commands)
     return parser
 
 
@@ -410,6 +436,43 @@ def _feature_threshold(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"{text!r}: give NAME=VALUE, e.g. island=0.2") from err
 
 
+def command_schedule(args: argparse.Namespace) -> int:
+    """``mlops schedule``: compile and upload the monitoring pipeline, then a recurring run."""
+    import tempfile
+
+    from kfp import compiler
+
+    from pipelines import cluster
+    from pipelines.monitoring import PIPELINE_NAME as MONITORING
+    from pipelines.monitoring import monitoring_pipeline
+
+    cluster.check_cron(args.cron)
+    with tempfile.TemporaryDirectory() as folder:
+        package = os.path.join(folder, "monitoring.yaml")
+        compiler.Compiler().compile(monitoring_pipeline, package)
+        with open(package) as handle:
+            spec = next(yaml.safe_load_all(handle))
+        types = {
+            name: parameter["parameterType"]
+            for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items()
+        }
+        try:
+            params = typed_params(args.param, types)
+        except ValueError as err:
+            raise PipelineInputError(str(err)) from err
+        _, url = cluster.schedule(
+            cluster.reach(args.host, args.ui_host),
+            MONITORING,
+            package,
+            args.experiment,
+            args.cron,
+            params,
+            args.ui_host,
+        )
+    print(url)
+    return 0
+
+
 def command_monitor(args: argparse.Namespace) -> int:
     """``mlops monitor --local --log DIR``: one window, its reports, and retraining if stale."""
     _quiet_tensorflow()
@@ -532,6 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lineage": command_lineage,
         "feedback": command_feedback,
         "monitor": command_monitor,
+        "schedule": command_schedule,
     }
     try:
         return commands[args.command](args)

@@ -158,3 +158,60 @@ def submit(
     url = f"{ui_host.rstrip('/')}/#/runs/details/{run.run_id}"
     logger.info("Started run %s: %s", run.run_id, url)
     return run.run_id, url
+
+
+def check_cron(cron: str) -> str:
+    """``cron`` when it is KFP's six-field form (seconds first).
+
+    KFP 2.5.0 parses schedules with robfig/cron v1 (backend/src/apiserver/server/
+    api_converter.go:1922-1926), whose fields are second, minute, hour, day of month, month and
+    an optional day of week: a usual five-field line would be taken with seconds first and run
+    at the wrong times, so only six fields are taken.
+
+    Raises:
+        ConfigurationError: Not six fields.
+    """
+    if len(cron.split()) != 6:
+        raise ConfigurationError(
+            f"{cron!r} is not KFP's six-field cron (seconds first): '0 0 * * * *' runs at the "
+            "top of every hour, '0 */15 * * * *' every 15 minutes."
+        )
+    return cron
+
+
+def schedule(
+    client: Any,
+    pipeline_name: str,
+    package_path: str,
+    experiment: str,
+    cron: str,
+    params: dict[str, Any],
+    ui_host: str,
+) -> tuple[str, str]:
+    """Uploads ``package_path`` (as :func:`upload`) and creates a recurring run of that version:
+    at most one run at a time (``max_concurrency`` 1), and no catch-up of the runs a paused
+    schedule missed (``no_catchup``).
+
+    Returns:
+        The recurring run's id and its dashboard URL.
+    """
+    check_cron(cron)
+    uploaded = upload(client, package_path, pipeline_name)
+    try:
+        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
+    except ValueError:
+        with _quiet_client():
+            experiment_id = client.create_experiment(experiment).experiment_id
+    with _quiet_client():
+        recurring = client.create_recurring_run(
+            experiment_id=experiment_id,
+            job_name=f"{pipeline_name} {uploaded.version_name}",
+            cron_expression=cron,
+            max_concurrency=1,
+            no_catchup=True,
+            params=params,
+            pipeline_id=uploaded.pipeline_id,
+            version_id=uploaded.version_id,
+        )
+    url = f"{ui_host.rstrip('/')}/#/recurringrun/details/{recurring.recurring_run_id}"
+    return recurring.recurring_run_id, url

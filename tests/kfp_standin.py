@@ -20,6 +20,9 @@ backend/src/apiserver/ of kubeflow/pipelines@2.5.0) and as ``kfp.Client`` 2.13 c
   creates one.
 - ``POST /runs`` records the run (pipeline version reference, parameters, service account) and
   answers with a ``run_id``.
+- ``POST /recurringruns`` refuses a ``max_concurrency`` outside 1..10 and a cron robfig/cron v1
+  cannot parse (5 to 6 fields), with InvalidInput, 400 (server/api_converter.go:1918-1927);
+  otherwise records the recurring run and answers with a ``recurring_run_id``.
 
 Not reproduced: authentication, namespaces (single-user mode), page tokens, run execution.
 """
@@ -52,6 +55,7 @@ class KfpStandIn(LoopbackServer):
         self.packages: dict[str, bytes] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
         self.runs: list[dict[str, Any]] = []
+        self.recurring_runs: list[dict[str, Any]] = []
         self.seconds = 0
         super().__init__()
 
@@ -152,6 +156,16 @@ class KfpStandIn(LoopbackServer):
                     run = {**body, "run_id": str(uuid.uuid4()), "state": "PENDING"}
                     standin.runs.append(run)
                     return self._send(200, run)
+                if path == "/recurringruns":
+                    concurrency = int(body.get("max_concurrency") or 0)
+                    cron = body.get("trigger", {}).get("cron_schedule", {}).get("cron")
+                    if not 1 <= concurrency <= 10:
+                        return self._send(400, {"error": "Max concurrency", "code": 3})
+                    if cron is not None and len(cron.split()) not in (5, 6):
+                        return self._send(400, {"error": "Schedule cron", "code": 3})
+                    recurring = {**body, "recurring_run_id": str(uuid.uuid4()), "status": "ENABLED"}
+                    standin.recurring_runs.append(recurring)
+                    return self._send(200, recurring)
                 return self._send(404, {"error": f"no route {path}", "code": 5})
 
         return Handler

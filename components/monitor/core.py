@@ -49,6 +49,10 @@ DECISION_FILE = "decision.json"
 _NOT_FEATURES = {*pl.OWN_COLUMNS, *pl.OUTPUT_TYPES, "model", "hour", "true_label"}
 
 
+class NoTraffic(DataError):
+    """The window holds no prediction of the model: nothing to monitor (yet)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureCheck:
     """One feature's distances and verdicts."""
@@ -328,7 +332,8 @@ def monitor(
         (for the reports).
 
     Raises:
-        DataError: No prediction of ``model`` in the log, or no training statistics.
+        NoTraffic: No prediction of ``model`` in the window.
+        DataError: The served version has no training statistics.
     """
     state = MonitorState(log, model)
     last_end, last_decision, previous = state.last()
@@ -336,7 +341,7 @@ def monitor(
     since = last_end if since is None else since
     predictions, labels = read_window(log, model, since, until)
     if predictions.num_rows == 0:
-        raise DataError(
+        raise NoTraffic(
             f"No predictions of {model!r} in {log} "
             f"{'since the last monitor run' if since is not None else ''}: nothing to monitor."
         )

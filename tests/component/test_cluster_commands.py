@@ -135,3 +135,53 @@ def test_submit_of_an_unknown_or_mistyped_param_says_which(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--param epoch: the pipeline has no such parameter" in err
     assert "--param epochs=many: not a number integer" in err
+
+
+def test_schedule_uploads_the_monitoring_pipeline_and_runs_it_hourly_one_at_a_time(capsys):
+    with KfpStandIn() as kfp:
+        args = ["schedule", "--host", kfp.host, "--ui-host", "http://ui:8080"]
+        assert main([*args, "--param", "model_name=flights", "--param", "min_rows=500"]) == 0
+        (pipeline,) = kfp.pipelines.values()
+        (recurring,) = kfp.recurring_runs
+        (version,) = kfp.versions[pipeline["pipeline_id"]]
+    assert pipeline["display_name"] == "mlops-monitoring"
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 * * * *"
+    assert int(recurring["max_concurrency"]) == 1 and recurring["no_catchup"] is True
+    assert recurring["mode"] == "ENABLE"
+    assert (
+        recurring["pipeline_version_reference"]["pipeline_version_id"]
+        == (version["pipeline_version_id"])
+    )
+    assert recurring["runtime_config"]["parameters"] == {"model_name": "flights", "min_rows": 500}
+    assert capsys.readouterr().out.strip().startswith("http://ui:8080/#/recurringrun/details/")
+
+
+def test_schedule_refuses_a_five_field_cron_before_touching_the_server(capsys):
+    with KfpStandIn() as kfp:
+        assert main(["schedule", "--host", kfp.host, "--cron", "0 * * * *"]) == 1
+        assert kfp.pipelines == {} and kfp.recurring_runs == []
+    assert "six-field cron (seconds first)" in capsys.readouterr().err
+
+
+def test_trigger_starts_the_newest_training_version_only_when_told_to_retrain(tmp_path):
+    from components.trigger import core
+    from pipelines.cluster import connect
+
+    older, newer = _compiled(tmp_path), _gpu_package(tmp_path)
+    with KfpStandIn() as kfp:
+        for package in (older, newer):
+            assert main(["upload", "--host", kfp.host, "--package", package]) == 0
+            kfp.seconds += 1
+        client = connect(kfp.host)
+        params = {"data_uri": "s3://fresh/flights.csv", "registry": "s3://r", "model_name": "m"}
+        quiet = core.trigger(False, ["no drift"], client, "mlops-training", "mlops", params)
+        assert not quiet.started and kfp.runs == []
+        done = core.trigger(True, ["island: skew 0.4 > 0.15"], client, "mlops-training", "mlops",
+                            params)  # fmt: skip
+        (run,) = kfp.runs
+        (pipeline,) = kfp.pipelines.values()
+        newest = kfp.versions[pipeline["pipeline_id"]][-1]["pipeline_version_id"]
+    assert done.started and done.run_id == run["run_id"]
+    assert run["pipeline_version_reference"]["pipeline_version_id"] == newest
+    assert run["runtime_config"]["parameters"] == params
+    assert "island: skew 0.4 > 0.15" in run["display_name"]

@@ -193,3 +193,57 @@ def test_mlops_monitor_prints_the_decision_and_keeps_the_reports(tmp_path, regis
     folder = re.search(r"report     (\S+)/report.html", printed).group(1)
     for name in ("report.html", "report.md", core.DECISION_FILE, core.STATISTICS_FILE):
         assert os.path.exists(f"{folder}/{name}")
+
+
+def _outputs(tmp_path):
+    from kfp import dsl
+
+    return {
+        "report": dsl.HTML(name="report", uri=str(tmp_path / "report.html")),
+        "summary": dsl.Markdown(name="summary", uri=str(tmp_path / "summary.md")),
+        "metrics": dsl.Metrics(name="metrics", uri=str(tmp_path / "metrics")),
+        "decision": dsl.Artifact(name="decision", uri=str(tmp_path / "decision.json")),
+    }
+
+
+def test_the_monitor_step_records_its_decision_metrics_and_report(tmp_path, registry, rows):
+    from components.monitor.component import monitor
+
+    log = str(tmp_path / "log")
+    log_window(log, rows, 400, seed=2, shift=True)
+    out = _outputs(tmp_path)
+    monitor.python_func(log, registry, "penguins", **out, windows_in_a_row=1)
+    decision = out["decision"].metadata
+    assert decision["retrain"] is True and decision["rows"] == 400
+    assert sorted(decision["features"]) == ["body_mass_g", "island"]
+    assert out["metrics"].metadata["skew_body_mass_g"] > 0.15
+    assert out["metrics"].metadata["skew_year"] < 0.15
+    assert "<svg" in (tmp_path / "report.html").read_text()
+    assert (tmp_path / "summary.md").read_text().startswith("# Monitor: penguins version 1")
+
+
+def test_a_monitor_step_with_no_new_traffic_decides_nothing_and_does_not_fail(tmp_path, registry):
+    from components.monitor.component import monitor
+
+    out = _outputs(tmp_path)
+    monitor.python_func(str(tmp_path / "empty-log"), registry, "penguins", **out)
+    assert out["decision"].metadata["retrain"] is False
+    assert "No predictions" in out["decision"].metadata["reasons"][0]
+
+
+def test_the_step_and_the_pipeline_default_to_the_monitor_config():
+    import inspect
+
+    from components import settings
+    from components.monitor.component import monitor
+    from pipelines.monitoring import monitoring_pipeline
+
+    expected = settings.defaults(MonitorConfig)
+    del expected["feature_thresholds"]  # the command line's only: a dict has no KFP default here
+    for function in (monitor.python_func, monitoring_pipeline.pipeline_func):
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(function).parameters.items()
+            if name in expected
+        }
+        assert defaults == expected, function.__name__

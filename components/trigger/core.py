@@ -1,0 +1,87 @@
+"""Trigger: start a training run through the Kubeflow Pipelines API when a monitor decided to
+retrain; do nothing otherwise, so no pipeline needs a condition around it.
+
+From inside a step's pod it reaches KFP's API server at its in-cluster Service (KFP 2.5.0
+manifests/kustomize/base/pipeline/ml-pipeline-apiserver-service.yaml: ``ml-pipeline`` port 8888)
+with the pod's identity: in multi-user mode the projected service-account token KFP mounts at
+``/var/run/secrets/kubeflow/pipelines/token`` (kfp.client.ServiceAccountTokenVolumeCredentials),
+and none in single-user mode, which does not authenticate.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from components.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+IN_CLUSTER_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+
+
+@dataclass(frozen=True)
+class Triggered:
+    """What the trigger did."""
+
+    started: bool
+    reason: str
+    run_id: str | None = None
+    pipeline_version_id: str | None = None
+
+
+def client_for(host: str) -> Any:
+    """A ``kfp.Client`` for ``host`` with the pod's service-account token when KFP mounted one."""
+    import kfp
+
+    credentials = None
+    if os.path.exists(os.environ.get("KF_PIPELINES_SA_TOKEN_PATH", TOKEN_PATH)):
+        credentials = kfp.client.ServiceAccountTokenVolumeCredentials()
+    return kfp.Client(host=host, credentials=credentials)
+
+
+def latest_version(client: Any, pipeline_name: str) -> tuple[str, str]:
+    """The id of ``pipeline_name`` and of its newest version.
+
+    Raises:
+        ConfigurationError: The pipeline, or any version of it, is not uploaded.
+    """
+    pipeline_id = client.get_pipeline_id(pipeline_name)
+    if pipeline_id is None:
+        raise ConfigurationError(
+            f"Pipeline {pipeline_name!r} is not uploaded to Kubeflow Pipelines: nothing to "
+            "retrain with; run `mlops upload` first."
+        )
+    response = client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc")
+    versions = list(response.pipeline_versions or [])
+    if not versions:
+        raise ConfigurationError(f"Pipeline {pipeline_name!r} has no version; upload one.")
+    return pipeline_id, versions[0].pipeline_version_id
+
+
+def trigger(
+    retrain: bool,
+    reasons: list[str],
+    client: Any,
+    pipeline_name: str,
+    experiment: str,
+    params: dict[str, Any],
+) -> Triggered:
+    """Starts ``pipeline_name``'s newest version with ``params`` when ``retrain``."""
+    if not retrain:
+        return Triggered(False, "the monitor did not decide to retrain")
+    pipeline_id, version_id = latest_version(client, pipeline_name)
+    try:
+        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
+    except ValueError:
+        experiment_id = client.create_experiment(experiment).experiment_id
+    run = client.run_pipeline(
+        experiment_id=experiment_id,
+        job_name=f"{pipeline_name} retraining: {'; '.join(reasons)[:200]}",
+        params=params,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+    )
+    logger.info("Started retraining run %s of %s", run.run_id, pipeline_name)
+    return Triggered(True, f"started run {run.run_id}", run.run_id, version_id)

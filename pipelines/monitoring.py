@@ -1,0 +1,83 @@
+"""The monitoring pipeline for a Kubeflow Pipelines cluster, run on a schedule
+(``mlops schedule``): monitor the served traffic since the last run, and start the training
+pipeline on fresh data when the model went stale.
+
+1. monitor: skew, drift and decay of the prediction log's new window, the decision
+   (:mod:`components.monitor`).
+2. trigger: when the decision is to retrain, a run of the uploaded training pipeline's newest
+   version through the KFP API (:mod:`components.trigger`); nothing otherwise.
+"""
+
+from kfp import dsl, kubernetes
+
+from components.monitor.component import monitor
+from components.trigger.component import trigger
+from pipelines.cluster_training import CLUSTER_DEFAULTS, OBJECT_STORE_KEYS, OBJECT_STORE_SECRET
+from pipelines.cluster_training import PIPELINE_NAME as TRAINING_PIPELINE
+
+PIPELINE_NAME = "mlops-monitoring"
+# Where the log sink writes on kind (manifests/overlays/kind/kustomization.yaml).
+PREDICTION_LOG = (
+    "s3://mlpipeline/prediction-log?endpoint_override=minio-service.kubeflow:9000"
+    "&scheme=http&region=us-east-1"
+)
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Skew, drift and decay of the served traffic; retrain when the model is stale.",
+)
+def monitoring_pipeline(
+    model_name: str = "penguins",
+    prediction_log: str = PREDICTION_LOG,
+    registry: str = CLUSTER_DEFAULTS.registry,
+    data_uri: str = CLUSTER_DEFAULTS.data_uri,
+    min_rows: int = 200,
+    numeric_threshold: float = 0.15,
+    categorical_threshold: float = 0.15,
+    decay_tolerance: float = 0.05,
+    windows_in_a_row: int = 2,
+    training_pipeline: str = TRAINING_PIPELINE,
+    experiment: str = "mlops",
+) -> None:
+    """Monitor one window and retrain when the decision says so.
+
+    Args:
+        model_name: The served model.
+        prediction_log: The prediction log the log sink writes.
+        registry: The registry the served versions are in.
+        data_uri: The fresh data a retraining run trains on.
+        min_rows: Fewest rows in a window to decide on.
+        numeric_threshold: Jensen-Shannon divergence above which a numeric feature moved.
+        categorical_threshold: L-infinity distance above which a categorical feature moved.
+        decay_tolerance: How far the primary metric on labelled rows may fall.
+        windows_in_a_row: Windows that must say retrain in a row before it is acted on.
+        training_pipeline: The uploaded training pipeline to run.
+        experiment: The experiment retraining runs go in.
+    """
+    watched = monitor(
+        prediction_log=prediction_log,
+        registry=registry,
+        model_name=model_name,
+        min_rows=min_rows,
+        numeric_threshold=numeric_threshold,
+        categorical_threshold=categorical_threshold,
+        decay_tolerance=decay_tolerance,
+        windows_in_a_row=windows_in_a_row,
+    )
+    started = trigger(
+        decision=watched.outputs["decision"],
+        data_uri=data_uri,
+        registry=registry,
+        model_name=model_name,
+        training_pipeline=training_pipeline,
+        experiment=experiment,
+    )
+    # Both read or change what changes between runs: a cached step would skip them.
+    for task in (watched, started):
+        task.set_caching_options(False)
+    kubernetes.use_secret_as_env(
+        watched,
+        secret_name=OBJECT_STORE_SECRET,
+        secret_key_to_env={key: key for key in OBJECT_STORE_KEYS},
+    )
