@@ -336,6 +336,24 @@ def command_upload(args: argparse.Namespace) -> int:
     return 0
 
 
+def _package_params(package: str, given: list) -> dict[str, Any]:
+    """``--param`` values read as the types of the compiled package's parameters.
+
+    Raises:
+        PipelineInputError: A name the package has not, or a value its type refuses.
+    """
+    with open(package) as handle:
+        spec = next(yaml.safe_load_all(handle))
+    types = {
+        name: parameter["parameterType"]
+        for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items()
+    }
+    try:
+        return typed_params(given, types)
+    except ValueError as err:
+        raise PipelineInputError(str(err)) from err
+
+
 def command_submit(args: argparse.Namespace) -> int:
     """``mlops submit``."""
     from pipelines import cluster
@@ -344,17 +362,8 @@ def command_submit(args: argparse.Namespace) -> int:
         raise PipelineInputError(
             f"No compiled pipeline at {args.package!r}; run `make compile` and `make upload`."
         )
-    with open(args.package) as handle:
-        spec = next(yaml.safe_load_all(handle))
-    types = {
-        name: parameter["parameterType"]
-        for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items()
-    }
-    try:
-        # Only what was given; the rest from the compiled defaults, as from the dashboard.
-        params = typed_params(args.param, types)
-    except ValueError as err:
-        raise PipelineInputError(str(err)) from err
+    # Only what was given; the rest from the compiled defaults, as from the dashboard.
+    params = _package_params(args.package, args.param)
     _, url = cluster.submit(
         cluster.reach(args.host, args.ui_host),
         args.name,
@@ -450,16 +459,7 @@ def command_schedule(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as folder:
         package = os.path.join(folder, "monitoring.yaml")
         compiler.Compiler().compile(monitoring_pipeline, package)
-        with open(package) as handle:
-            spec = next(yaml.safe_load_all(handle))
-        types = {
-            name: parameter["parameterType"]
-            for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items()
-        }
-        try:
-            params = typed_params(args.param, types)
-        except ValueError as err:
-            raise PipelineInputError(str(err)) from err
+        params = _package_params(package, args.param)
         _, url = cluster.schedule(
             cluster.reach(args.host, args.ui_host),
             MONITORING,

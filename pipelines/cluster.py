@@ -116,6 +116,15 @@ def upload(client: Any, package_path: str, pipeline_name: str) -> Uploaded:
     return Uploaded(pipeline_id, version.pipeline_version_id, version_name, True)
 
 
+def _experiment_id(client: Any, experiment: str) -> str:
+    """The id of ``experiment``, created when there is none."""
+    try:
+        return client.get_experiment(experiment_name=experiment).experiment_id
+    except ValueError:
+        with _quiet_client():
+            return client.create_experiment(experiment).experiment_id
+
+
 def submit(
     client: Any,
     pipeline_name: str,
@@ -141,11 +150,7 @@ def submit(
             f"Pipeline {pipeline_name!r} has no version {version_name} (the content of "
             f"{package_path}) on the KFP server; run `mlops upload` (or `make upload`) first."
         )
-    try:
-        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
-    except ValueError:
-        with _quiet_client():
-            experiment_id = client.create_experiment(experiment).experiment_id
+    experiment_id = _experiment_id(client, experiment)
     with _quiet_client():
         run = client.run_pipeline(
             experiment_id=experiment_id,
@@ -197,11 +202,7 @@ def schedule(
     """
     check_cron(cron)
     uploaded = upload(client, package_path, pipeline_name)
-    try:
-        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
-    except ValueError:
-        with _quiet_client():
-            experiment_id = client.create_experiment(experiment).experiment_id
+    experiment_id = _experiment_id(client, experiment)
     with _quiet_client():
         recurring = client.create_recurring_run(
             experiment_id=experiment_id,
