@@ -200,6 +200,7 @@ def _add_cluster_commands(commands: Any) -> None:
             "categorical_threshold",
             "decay_tolerance",
             "windows_in_a_row",
+            "settle_seconds",
         ],
     )
     monitor.add_argument(
@@ -485,6 +486,7 @@ def command_monitor(args: argparse.Namespace) -> int:
         feature_thresholds=dict(args.feature_threshold),
         decay_tolerance=args.decay_tolerance,
         windows_in_a_row=args.windows_in_a_row,
+        settle_seconds=args.settle_seconds,
     )
     if args.retrain and not args.data:
         raise ConfigurationError("--retrain needs --data: the fresh data to train on.")

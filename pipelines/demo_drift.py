@@ -209,11 +209,13 @@ def run(workspace: str, epochs: int = 15, window_rows: int = 300) -> DemoResult:
     process, url = start_server(registry, log, os.path.join(workspace, "serve.log"))
     pid = process.pid
     traffic = Traffic(f"{url}/v1/models/{MODEL}:predict", eval_rows)
+    # The server writes a window a second: rows answered 2 s ago are in the log.
     monitor = ["monitor", "--local", "--log", log, "--registry", registry,
-               "--min-rows", str(window_rows // 2)]  # fmt: skip
+               "--min-rows", str(window_rows // 2), "--settle-seconds", "2"]  # fmt: skip
     try:
         with traffic.running():
             _wait_for_rows(log, window_rows)
+            time.sleep(2)
             status, printed = _cli(*monitor)
             result.calm = _field(printed, "drifted")
             _say(f"3/5 traffic like the eval split: drifted {result.calm}; "
@@ -224,6 +226,7 @@ def run(workspace: str, epochs: int = 15, window_rows: int = 300) -> DemoResult:
             for window in (1, 2):
                 logged = _logged_rows(log)
                 _wait_for_rows(log, logged + window_rows)
+                time.sleep(2)
                 retrain = ["--retrain", "--data", fresh, "--runs-dir", runs]
                 status, printed = _cli(*monitor, *retrain, f"--run-arg=--epochs={epochs}")
                 drifted = _field(printed, "drifted")

@@ -37,6 +37,7 @@ def monitoring_pipeline(
     categorical_threshold: float = 0.15,
     decay_tolerance: float = 0.05,
     windows_in_a_row: int = 2,
+    settle_seconds: float = 90.0,
     training_pipeline: str = TRAINING_PIPELINE,
     experiment: str = "mlops",
 ) -> None:
@@ -52,6 +53,7 @@ def monitoring_pipeline(
         categorical_threshold: L-infinity distance above which a categorical feature moved.
         decay_tolerance: How far the primary metric on labelled rows may fall.
         windows_in_a_row: Windows that must say retrain in a row before it is acted on.
+        settle_seconds: A window ends this long before now (rows reach the log late).
         training_pipeline: The uploaded training pipeline to run.
         experiment: The experiment retraining runs go in.
     """
@@ -64,6 +66,7 @@ def monitoring_pipeline(
         categorical_threshold=categorical_threshold,
         decay_tolerance=decay_tolerance,
         windows_in_a_row=windows_in_a_row,
+        settle_seconds=settle_seconds,
     )
     started = trigger(
         decision=watched.outputs["decision"],

@@ -489,28 +489,64 @@ def write_labels(root: str, model: str, labels: Sequence[tuple[str, int, str]]) 
     return LogStore(root).write(LABELS, model, hour_of(now), name, labels_table(labels, now))
 
 
-def read(root: str, kind: str, model: str | None = None) -> pa.Table:
-    """Every row of ``kind`` (of ``model``), with ``model`` and ``hour`` columns; an empty table
-    when there is none."""
+def _partition_files(
+    store: LogStore, kind: str, model: str | None, since_hour: str | None
+) -> list[str]:
+    """The Parquet files of ``kind`` (of ``model``) in hours from ``since_hour`` on: only those
+    folders are listed, so a window's read does not grow with the log's history."""
+    base = f"{store.root}/{kind}"
+
+    def folders(path: str, prefix: str) -> list[str]:
+        selector = pa_fs.FileSelector(path, allow_not_found=True)
+        return sorted(
+            info.path
+            for info in store.fs.get_file_info(selector)
+            if info.type == pa_fs.FileType.Directory and info.base_name.startswith(prefix)
+        )
+
+    models = [f"{base}/model={model}"] if model else folders(base, "model=")
+    files = []
+    for model_folder in models:
+        for hour_folder in folders(model_folder, "hour="):
+            if since_hour and hour_folder.rsplit("hour=", 1)[1] < since_hour:
+                continue
+            selector = pa_fs.FileSelector(hour_folder, allow_not_found=True)
+            files += sorted(
+                info.path
+                for info in store.fs.get_file_info(selector)
+                if info.type == pa_fs.FileType.File
+                and info.base_name.endswith(".parquet")
+                and not info.base_name.startswith((".", "_"))
+            )
+    return files
+
+
+def read(root: str, kind: str, model: str | None = None, since: float | None = None) -> pa.Table:
+    """Every row of ``kind`` (of ``model``; in the hours from ``since`` on), with ``model`` and
+    ``hour`` columns; an empty table when there is none."""
     import pyarrow.dataset as ds
 
     store = LogStore(root)
-    base = f"{store.root}/{kind}"
-    if store.fs.get_file_info(base).type == pa_fs.FileType.NotFound:
+    files = _partition_files(store, kind, model, hour_of(since) if since is not None else None)
+    if not files:
         return pa.table({})
-    dataset = ds.dataset(base, filesystem=store.fs, format="parquet", partitioning="hive")
-    # Files of different versions may have different features: every column of every file.
-    schema = pa.unify_schemas(
-        [f.physical_schema for f in dataset.get_fragments()] or [pa.schema([])]
+    partitioning = ds.partitioning(
+        pa.schema([("model", pa.string()), ("hour", pa.string())]), flavor="hive"
     )
+    dataset = ds.dataset(
+        files, filesystem=store.fs, format="parquet", partitioning=partitioning,
+        partition_base_dir=f"{store.root}/{kind}",
+    )  # fmt: skip
+    # Files of different versions may have different features: every column of every file.
+    schema = pa.unify_schemas([f.physical_schema for f in dataset.get_fragments()])
     for name in ("model", "hour"):
         if name not in schema.names:
             schema = schema.append(pa.field(name, pa.string()))
     dataset = ds.dataset(
-        base, filesystem=store.fs, format="parquet", partitioning="hive", schema=schema
-    )
-    table = dataset.to_table(filter=(ds.field("model") == model) if model else None)
-    return table
+        files, filesystem=store.fs, format="parquet", partitioning=partitioning,
+        partition_base_dir=f"{store.root}/{kind}", schema=schema,
+    )  # fmt: skip
+    return dataset.to_table()
 
 
 def join_labels(predictions: pa.Table, labels: pa.Table) -> pa.Table:

@@ -52,6 +52,14 @@ class MonitorConfig:
         "at least 1",
     )
 
+    settle_seconds: float = setting(
+        90.0,
+        "a window ends this long before now: rows reach the log up to a writer's window "
+        "(60 s) after they are answered",
+        lambda v: v >= 0,
+        "at least 0",
+    )
+
     def __post_init__(self) -> None:
         check(self)
 

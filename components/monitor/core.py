@@ -114,14 +114,15 @@ def read_window(
 ) -> tuple[pa.Table, pa.Table]:
     """The predictions of ``model`` answered in ``(since, until]`` and the labels that arrived
     until ``until``."""
-    predictions = pl.read(log, pl.PREDICTIONS, model)
+    predictions = pl.read(log, pl.PREDICTIONS, model, since)
     if predictions.num_rows:
         times = pc.cast(predictions.column(pl.TIME), pa.int64())  # milliseconds
         keep = pc.less_equal(times, int(until * 1000))
         if since is not None:
             keep = pc.and_(keep, pc.greater(times, int(since * 1000)))
         predictions = predictions.filter(keep)
-    return predictions, pl.read(log, pl.LABELS, model)
+    # A label arrives after its prediction: labels of this window's rows are from its hours on.
+    return predictions, pl.read(log, pl.LABELS, model, since)
 
 
 def statistics_of(
@@ -265,12 +266,20 @@ class MonitorState:
         self.folder = f"{self.store.root}/{MONITOR}/model={model}"
 
     def _windows(self) -> list[str]:
+        """The finished windows: a folder without its decision (a monitor stopped while saving)
+        is left out, as the registry leaves out a version without its metadata."""
         selector = pa_fs.FileSelector(self.folder, allow_not_found=True)
-        return sorted(
+        found = sorted(
             info.base_name
             for info in self.store.fs.get_file_info(selector)
             if info.type == pa_fs.FileType.Directory and info.base_name.isdigit()
         )
+        return [
+            name
+            for name in found
+            if self.store.fs.get_file_info(f"{self.folder}/{name}/{DECISION_FILE}").type
+            != pa_fs.FileType.NotFound
+        ]
 
     def last(self) -> tuple[float | None, dict | None, Any]:
         """The last window's end, decision and statistics (None when there was none)."""
@@ -337,7 +346,9 @@ def monitor(
     """
     state = MonitorState(log, model)
     last_end, last_decision, previous = state.last()
-    until = time.time() if until is None else until
+    # Rows are written up to a window (60 s) after they are answered: a window ends early enough
+    # for all of its rows to be in the log, or late rows would fall between two windows.
+    until = time.time() - config.settle_seconds if until is None else until
     since = last_end if since is None else since
     predictions, labels = read_window(log, model, since, until)
     if predictions.num_rows == 0:
@@ -354,7 +365,10 @@ def monitor(
         key=lambda pair: (pair[1], pair[0] or 0),
     )[0]
     registry = ModelRegistry(registry_root)
-    version = served if served is not None else registry.latest(model)
+    if served is None:  # a log written without versions: the version a rollout served last
+        served_versions = registry.served_versions(model)
+        served = served_versions[-1] if served_versions else registry.latest(model)
+    version = served
     train = _train_statistics(registry, model, version)
     columns = feature_columns(table)
     window = statistics_of(table, columns)
@@ -385,12 +399,14 @@ def monitor(
             f"{decayed['drop']:.4f} worse than evaluated ({decayed['evaluated']:.4f})"
         )
     signal = not too_few and (any(c.skewed or c.drifted for c in checks) or decayed_now)
-    in_a_row = (
-        (last_decision.get("windows_in_a_row", 0) if last_decision and last_decision.get(
-            "retrain_signal") and not last_decision.get("retrain") else 0) + 1
-        if signal
-        else 0
-    )  # fmt: skip
+    # Windows in a row count for one version, and start again after a decision to retrain.
+    counting = bool(
+        last_decision
+        and last_decision.get("retrain_signal")
+        and not last_decision.get("retrain")
+        and last_decision.get("version") == version
+    )
+    in_a_row = ((last_decision["windows_in_a_row"] if counting else 0) + 1) if signal else 0
     retrain = signal and in_a_row >= config.windows_in_a_row
     if signal and not retrain:
         reasons.append(f"window {in_a_row} of {config.windows_in_a_row} in a row that says retrain")

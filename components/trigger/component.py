@@ -40,7 +40,7 @@ def trigger(
         result = core.trigger(
             bool(read(decision, "retrain")),
             list(read(decision, "reasons", [])),
-            core.client_for(kfp_host),
+            lambda: core.client_for(kfp_host),
             training_pipeline,
             experiment,
             {"data_uri": data_uri, "registry": registry, "model_name": model_name},

@@ -10,6 +10,7 @@ and none in single-user mode, which does not authenticate.
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +33,18 @@ class Triggered:
 
 
 def client_for(host: str) -> Any:
-    """A ``kfp.Client`` for ``host`` with the pod's service-account token when KFP mounted one."""
-    import kfp
+    """A ``kfp.Client`` for ``host`` with the pod's service-account token when KFP mounted one.
+
+    Imported from ``kfp.client``: in a step KFP sets ``_KFP_RUNTIME`` (kfp/dsl/
+    component_factory.py:510 in kfp 2.13), and ``import kfp`` then leaves out ``kfp.Client``
+    (kfp/__init__.py:37-40).
+    """
+    from kfp.client import Client, ServiceAccountTokenVolumeCredentials
 
     credentials = None
     if os.path.exists(os.environ.get("KF_PIPELINES_SA_TOKEN_PATH", TOKEN_PATH)):
-        credentials = kfp.client.ServiceAccountTokenVolumeCredentials()
-    return kfp.Client(host=host, credentials=credentials)
+        credentials = ServiceAccountTokenVolumeCredentials()
+    return Client(host=host, credentials=credentials)
 
 
 def latest_version(client: Any, pipeline_name: str) -> tuple[str, str]:
@@ -63,14 +69,16 @@ def latest_version(client: Any, pipeline_name: str) -> tuple[str, str]:
 def trigger(
     retrain: bool,
     reasons: list[str],
-    client: Any,
+    connect: Callable[[], Any],
     pipeline_name: str,
     experiment: str,
     params: dict[str, Any],
 ) -> Triggered:
-    """Starts ``pipeline_name``'s newest version with ``params`` when ``retrain``."""
+    """Starts ``pipeline_name``'s newest version with ``params`` when ``retrain``; connects
+    (``connect()``) only then."""
     if not retrain:
         return Triggered(False, "the monitor did not decide to retrain")
+    client = connect()
     pipeline_id, version_id = latest_version(client, pipeline_name)
     try:
         experiment_id = client.get_experiment(experiment_name=experiment).experiment_id

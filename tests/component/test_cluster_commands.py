@@ -172,7 +172,7 @@ def test_trigger_starts_the_newest_training_version_only_when_told_to_retrain(tm
         for package in (older, newer):
             assert main(["upload", "--host", kfp.host, "--package", package]) == 0
             kfp.seconds += 1
-        client = connect(kfp.host)
+        client = lambda: connect(kfp.host)  # noqa: E731 - what the step passes
         params = {"data_uri": "s3://fresh/flights.csv", "registry": "s3://r", "model_name": "m"}
         quiet = core.trigger(False, ["no drift"], client, "mlops-training", "mlops", params)
         assert not quiet.started and kfp.runs == []
@@ -185,3 +185,29 @@ def test_trigger_starts_the_newest_training_version_only_when_told_to_retrain(tm
     assert run["pipeline_version_reference"]["pipeline_version_id"] == newest
     assert run["runtime_config"]["parameters"] == params
     assert "island: skew 0.4 > 0.15" in run["display_name"]
+
+
+def test_the_trigger_reaches_kfp_as_a_step_does(tmp_path):
+    """In a step KFP sets _KFP_RUNTIME, and `import kfp` has no Client then (kfp 2.13
+    kfp/__init__.py:37-40): the trigger's client must still come up, in a process like a step's."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from components.trigger import core; "
+        "print(core.latest_version(core.client_for(sys.argv[1]), 'mlops-training')[0])"
+    )
+    package = _compiled(tmp_path)
+    with KfpStandIn() as kfp:
+        assert main(["upload", "--host", kfp.host, "--package", package]) == 0
+        (pipeline_id,) = kfp.pipelines
+        done = subprocess.run(
+            [sys.executable, "-c", code, kfp.host],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "_KFP_RUNTIME": "true"},
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == pipeline_id

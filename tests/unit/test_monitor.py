@@ -77,6 +77,7 @@ def log_window(log: str, rows: list[dict], count: int, seed: int, shift: bool = 
 
 
 def _monitor(log, registry, **settings):
+    settings = {"settle_seconds": 0, **settings}  # rows were written before monitoring
     result, window, train, previous = core.monitor(
         log, registry, "penguins", MonitorConfig(**settings)
     )
@@ -152,7 +153,7 @@ def test_a_version_pushed_without_training_statistics_says_what_to_do(tmp_path, 
     log = str(tmp_path / "log")
     log_window(log, rows, 10, seed=1)
     with pytest.raises(core.DataError, match=r"no training statistics.*push a new version"):
-        core.monitor(log, registry, "penguins", MonitorConfig())
+        core.monitor(log, registry, "penguins", MonitorConfig(settle_seconds=0))
 
 
 def test_categorical_counts_are_exact_beyond_tfdvs_1024_distinct_values():
@@ -184,7 +185,8 @@ def test_mlops_monitor_prints_the_decision_and_keeps_the_reports(tmp_path, regis
 
     log = str(tmp_path / "log")
     log_window(log, rows, 400, seed=2, shift=True)
-    args = ["monitor", "--local", "--log", log, "--registry", registry, "--windows-in-a-row", "1"]
+    args = ["monitor", "--local", "--log", log, "--registry", registry, "--windows-in-a-row", "1",
+            "--settle-seconds", "0"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     flagged = re.search(r"drifted    (.*)", printed).group(1)
@@ -212,7 +214,7 @@ def test_the_monitor_step_records_its_decision_metrics_and_report(tmp_path, regi
     log = str(tmp_path / "log")
     log_window(log, rows, 400, seed=2, shift=True)
     out = _outputs(tmp_path)
-    monitor.python_func(log, registry, "penguins", **out, windows_in_a_row=1)
+    monitor.python_func(log, registry, "penguins", **out, windows_in_a_row=1, settle_seconds=0)
     decision = out["decision"].metadata
     assert decision["retrain"] is True and decision["rows"] == 400
     assert sorted(decision["features"]) == ["body_mass_g", "island"]
@@ -247,3 +249,35 @@ def test_the_step_and_the_pipeline_default_to_the_monitor_config():
             if name in expected
         }
         assert defaults == expected, function.__name__
+
+
+def test_a_window_left_without_its_decision_is_not_read(tmp_path, registry, rows):
+    log = str(tmp_path / "log")
+    log_window(log, rows, 400, seed=1)
+    first, *_ = _monitor(log, registry)
+    # A monitor stopped while saving: statistics written, the decision not.
+    broken = tmp_path / "log" / "monitor" / "model=penguins" / str(int(time.time() * 1000) + 5000)
+    broken.mkdir()
+    (broken / core.STATISTICS_FILE).write_bytes(b"")
+    log_window(log, rows, 400, seed=4)
+    second, *_ = _monitor(log, registry)
+    assert second.window_start == int(first.window_end * 1000) / 1000  # the last finished one
+    assert second.rows == 400
+
+
+def test_windows_in_a_row_count_for_one_version(tmp_path, registry, rows):
+    import json
+
+    log = str(tmp_path / "log")
+    log_window(log, rows, 400, seed=2, shift=True)
+    first, *_ = _monitor(log, registry)
+    assert first.windows_in_a_row == 1
+    # The last decision was about another version: the count starts again.
+    state = core.MonitorState(log, "penguins")
+    _, decision, _ = state.last()
+    folder = tmp_path / "log" / "monitor" / "model=penguins"
+    (latest,) = sorted(folder.iterdir())[-1:]
+    (latest / core.DECISION_FILE).write_text(json.dumps({**decision, "version": 7}))
+    log_window(log, rows, 400, seed=3, shift=True)
+    second, *_ = _monitor(log, registry)
+    assert second.windows_in_a_row == 1 and not second.retrain
