@@ -174,8 +174,10 @@ def check_cron(cron: str) -> str:
     at the wrong times, so only six fields are taken.
 
     Raises:
-        ConfigurationError: Not six fields.
+        ConfigurationError: Not six fields (nor a descriptor such as ``@hourly``).
     """
+    if cron.startswith("@"):  # robfig/cron's descriptors: @hourly, @daily, @every 30m, ...
+        return cron
     if len(cron.split()) != 6:
         raise ConfigurationError(
             f"{cron!r} is not KFP's six-field cron (seconds first): '0 0 * * * *' runs at the "
@@ -201,8 +203,20 @@ def schedule(
         The recurring run's id and its dashboard URL.
     """
     check_cron(cron)
-    uploaded = upload(client, package_path, pipeline_name)
     experiment_id = _experiment_id(client, experiment)
+    # Two schedules of the monitor would both read the same last window and both retrain:
+    # max_concurrency holds per recurring run only.
+    existing = client.list_recurring_runs(experiment_id=experiment_id, page_size=100)
+    for recurring in existing.recurring_runs or []:
+        if (recurring.display_name or "").startswith(f"{pipeline_name} ") and str(
+            recurring.status
+        ).upper() != "DISABLED":
+            raise ConfigurationError(
+                f"{pipeline_name} already runs on a schedule in experiment {experiment!r} "
+                f"({recurring.display_name}, id {recurring.recurring_run_id}): disable or "
+                "delete it on the dashboard's Recurring Runs page first."
+            )
+    uploaded = upload(client, package_path, pipeline_name)
     with _quiet_client():
         recurring = client.create_recurring_run(
             experiment_id=experiment_id,

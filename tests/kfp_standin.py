@@ -23,6 +23,7 @@ backend/src/apiserver/ of kubeflow/pipelines@2.5.0) and as ``kfp.Client`` 2.13 c
 - ``POST /recurringruns`` refuses a ``max_concurrency`` outside 1..10 and a cron robfig/cron v1
   cannot parse (5 to 6 fields), with InvalidInput, 400 (server/api_converter.go:1918-1927);
   otherwise records the recurring run and answers with a ``recurring_run_id``.
+- ``GET /recurringruns?experiment_id=`` lists an experiment's recurring runs.
 
 Not reproduced: authentication, namespaces (single-user mode), page tokens, run execution.
 """
@@ -117,6 +118,13 @@ class KfpStandIn(LoopbackServer):
                     return self._send(
                         200, {"pipeline_versions": versions, "total_size": len(versions)}
                     )
+                if path == "/recurringruns":
+                    found = [
+                        r
+                        for r in standin.recurring_runs
+                        if r.get("experiment_id") == query.get("experiment_id")
+                    ]
+                    return self._send(200, {"recurringRuns": found} if found else {})
                 if path == "/experiments":
                     found = [e for e in standin.experiments.values() if _matches(query, e)]
                     return self._send(
@@ -161,7 +169,11 @@ class KfpStandIn(LoopbackServer):
                     cron = body.get("trigger", {}).get("cron_schedule", {}).get("cron")
                     if not 1 <= concurrency <= 10:
                         return self._send(400, {"error": "Max concurrency", "code": 3})
-                    if cron is not None and len(cron.split()) not in (5, 6):
+                    if (
+                        cron is not None
+                        and not cron.startswith("@")
+                        and len(cron.split()) not in (5, 6)
+                    ):
                         return self._send(400, {"error": "Schedule cron", "code": 3})
                     recurring = {**body, "recurring_run_id": str(uuid.uuid4()), "status": "ENABLED"}
                     standin.recurring_runs.append(recurring)

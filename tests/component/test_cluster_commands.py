@@ -211,3 +211,12 @@ def test_the_trigger_reaches_kfp_as_a_step_does(tmp_path):
         )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == pipeline_id
+
+
+def test_a_second_schedule_of_the_monitor_is_refused(capsys):
+    with KfpStandIn() as kfp:
+        args = ["schedule", "--host", kfp.host, "--cron", "@hourly"]
+        assert main(args) == 0
+        assert main(args) == 1
+        assert len(kfp.recurring_runs) == 1
+    assert "already runs on a schedule" in capsys.readouterr().err
