@@ -21,8 +21,9 @@ backend/src/apiserver/ of kubeflow/pipelines@2.5.0) and as ``kfp.Client`` 2.13 c
 - ``POST /runs`` records the run (pipeline version reference, parameters, service account) and
   answers with a ``run_id``.
 - ``POST /recurringruns`` refuses a ``max_concurrency`` outside 1..10 and a cron robfig/cron v1
-  cannot parse (5 to 6 fields), with InvalidInput, 400 (server/api_converter.go:1918-1927);
-  otherwise records the recurring run and answers with a ``recurring_run_id``.
+  cannot parse (5 to 6 fields, or a descriptor such as ``@hourly``), with InvalidInput, 400
+  (server/api_converter.go:1918-1927); otherwise records the recurring run and answers with a
+  ``recurring_run_id``.
 - ``GET /recurringruns?experiment_id=`` lists an experiment's recurring runs.
 
 Not reproduced: authentication, namespaces (single-user mode), page tokens, run execution.
