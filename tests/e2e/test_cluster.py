@@ -343,3 +343,23 @@ def test_lineage_of_the_served_model_is_in_kfps_store(tf_serving, submitted, cap
     assert tree["deployed"]["serving"] is True
     assert tree["data"]["splits"]["train"]["rows"] > 0
     assert tree["parameters"]["epochs"] == 10
+
+
+def test_the_monitor_runs_on_a_schedule(submitted, capsys):
+    """mlops schedule against the real API server: one recurring run of the monitoring pipeline,
+    hourly, one at a time; removed again afterwards."""
+    experiment = f"mlops-e2e-monitor-{secrets.token_hex(3)}"
+    model = submitted.models[TF_SERVING_RUNTIME]
+    with port_forward("kubeflow", "svc/ml-pipeline", 8888) as host:
+        args = ["schedule", "--host", host, "--experiment", experiment, "--param",
+                f"model_name={model}"]  # fmt: skip
+        assert main(args) == 0
+        client = cluster.connect(host)
+        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
+        (recurring,) = client.list_recurring_runs(experiment_id=experiment_id).recurring_runs
+        try:
+            assert recurring.trigger.cron_schedule.cron == "0 0 * * * *"
+            assert int(recurring.max_concurrency) == 1 and recurring.no_catchup
+            assert main(args) == 1  # a second schedule is refused
+        finally:
+            client.delete_recurring_run(recurring.recurring_run_id)
