@@ -33,6 +33,8 @@ from components.registry import ModelRegistry
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = "penguins"
 SHIFTED_ISLANDS = ("Torgersen", "Torgersen", "Dream")
+# The demo's server writes a window a second: rows answered this long ago are in the log.
+SETTLE_SECONDS = 2
 
 
 def shift(row: dict, chooser: random.Random) -> dict:
@@ -115,14 +117,27 @@ def _field(printed: str, name: str) -> str:
                  if line.strip().startswith(name)), "")  # fmt: skip
 
 
-def _wait_for_rows(log: str, rows: int, seconds: float = 60) -> None:
+def _rows_since(log: str, since: float) -> int:
+    import pyarrow.compute as pc
+
     from serving import prediction_log as pl
 
+    table = pl.read(log, pl.PREDICTIONS, MODEL, since)
+    if table.num_rows == 0:
+        return 0
+    times = pc.cast(table.column(pl.TIME), pa.int64())
+    return int(pc.sum(pc.greater(times, int(since * 1000))).as_py() or 0)
+
+
+def _wait_for_rows(log: str, since: float, rows: int, seconds: float = 120) -> None:
+    """Waits until ``rows`` rows answered after ``since`` are in the log, and the settle time
+    the monitor leaves has passed."""
     deadline = time.monotonic() + seconds
-    while pl.read(log, pl.PREDICTIONS, MODEL).num_rows < rows:
+    while _rows_since(log, since) < rows:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the prediction log did not reach {rows} rows in {seconds:g} s")
         time.sleep(0.5)
+    time.sleep(SETTLE_SECONDS)
 
 
 def start_server(registry: str, log: str, out: str) -> tuple[subprocess.Popen, str]:
@@ -209,13 +224,12 @@ def run(workspace: str, epochs: int = 15, window_rows: int = 300) -> DemoResult:
     process, url = start_server(registry, log, os.path.join(workspace, "serve.log"))
     pid = process.pid
     traffic = Traffic(f"{url}/v1/models/{MODEL}:predict", eval_rows)
-    # The server writes a window a second: rows answered 2 s ago are in the log.
     monitor = ["monitor", "--local", "--log", log, "--registry", registry,
-               "--min-rows", str(window_rows // 2), "--settle-seconds", "2"]  # fmt: skip
+               "--min-rows", str(window_rows // 2),
+               "--settle-seconds", str(SETTLE_SECONDS)]  # fmt: skip
     try:
         with traffic.running():
-            _wait_for_rows(log, window_rows)
-            time.sleep(2)
+            _wait_for_rows(log, 0, window_rows)
             status, printed = _cli(*monitor)
             result.calm = _field(printed, "drifted")
             _say(f"3/5 traffic like the eval split: drifted {result.calm}; "
@@ -223,12 +237,15 @@ def run(workspace: str, epochs: int = 15, window_rows: int = 300) -> DemoResult:
 
             fresh = shifted_dataset(data, os.path.join(workspace, "penguins-shifted.csv"))
             traffic.use(shifted_rows)
+            # The first shifted window starts at the shift (the calm rows answered while the
+            # monitor ran belong to no window of this demo); the second after the first.
+            since = time.time()
             for window in (1, 2):
-                logged = _logged_rows(log)
-                _wait_for_rows(log, logged + window_rows)
-                time.sleep(2)
+                _wait_for_rows(log, since, window_rows)
                 retrain = ["--retrain", "--data", fresh, "--runs-dir", runs]
-                status, printed = _cli(*monitor, *retrain, f"--run-arg=--epochs={epochs}")
+                start = [f"--since={_iso(since)}"] if window == 1 else []
+                status, printed = _cli(*monitor, *start, *retrain, f"--run-arg=--epochs={epochs}")
+                since = time.time() - SETTLE_SECONDS
                 drifted = _field(printed, "drifted")
                 result.shifted.append(drifted)
                 _say(f"4/5 shifted traffic, window {window}: drifted {drifted}; "
@@ -259,10 +276,10 @@ def run(workspace: str, epochs: int = 15, window_rows: int = 300) -> DemoResult:
     return result
 
 
-def _logged_rows(log: str) -> int:
-    from serving import prediction_log as pl
+def _iso(seconds: float) -> str:
+    from datetime import UTC, datetime
 
-    return pl.read(log, pl.PREDICTIONS, MODEL).num_rows
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def _penguins_csv() -> str:
