@@ -24,7 +24,8 @@ backend/src/apiserver/ of kubeflow/pipelines@2.5.0) and as ``kfp.Client`` 2.13 c
   cannot parse (5 to 6 fields, or a descriptor such as ``@hourly``), with InvalidInput, 400
   (server/api_converter.go:1918-1927); otherwise records the recurring run and answers with a
   ``recurring_run_id``.
-- ``GET /recurringruns?experiment_id=`` lists an experiment's recurring runs.
+- ``GET /recurringruns?experiment_id=`` lists an experiment's recurring runs; ``GET
+  /runs?experiment_id=`` its runs, newest first (a test sets a run's ``state``).
 
 Not reproduced: authentication, namespaces (single-user mode), page tokens, run execution.
 """
@@ -119,6 +120,13 @@ class KfpStandIn(LoopbackServer):
                     return self._send(
                         200, {"pipeline_versions": versions, "total_size": len(versions)}
                     )
+                if path == "/runs":
+                    found = [
+                        r
+                        for r in reversed(standin.runs)
+                        if r.get("experiment_id") == query.get("experiment_id")
+                    ]
+                    return self._send(200, {"runs": found} if found else {})
                 if path == "/recurringruns":
                     found = [
                         r

@@ -66,6 +66,21 @@ def latest_version(client: Any, pipeline_name: str) -> tuple[str, str]:
     return pipeline_id, versions[0].pipeline_version_id
 
 
+# Run states that have not ended (KFP 2.5.0 backend/api/v2beta1/run.proto RuntimeState).
+UNFINISHED = ("PENDING", "RUNNING", "PAUSED", "CANCELING")
+
+
+def _unfinished(client: Any, experiment_id: str, prefix: str) -> str | None:
+    """The id of a retraining run of the experiment that has not ended, if any."""
+    response = client.list_runs(
+        experiment_id=experiment_id, page_size=50, sort_by="created_at desc"
+    )
+    for run in response.runs or []:
+        if (run.display_name or "").startswith(prefix) and str(run.state) in UNFINISHED:
+            return run.run_id
+    return None
+
+
 def trigger(
     retrain: bool,
     reasons: list[str],
@@ -84,9 +99,14 @@ def trigger(
         experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
     except ValueError:
         experiment_id = client.create_experiment(experiment).experiment_id
+    prefix = f"{pipeline_name} retraining:"
+    busy = _unfinished(client, experiment_id, prefix)
+    if busy is not None:
+        # The monitor keeps saying retrain until a new version serves; one run at a time.
+        return Triggered(False, f"retraining run {busy} is still running")
     run = client.run_pipeline(
         experiment_id=experiment_id,
-        job_name=f"{pipeline_name} retraining: {'; '.join(reasons)[:200]}",
+        job_name=f"{prefix} {'; '.join(reasons)[:200]}",
         params=params,
         pipeline_id=pipeline_id,
         version_id=version_id,

@@ -220,3 +220,20 @@ def test_a_second_schedule_of_the_monitor_is_refused(capsys):
         assert main(args) == 1
         assert len(kfp.recurring_runs) == 1
     assert "already runs on a schedule" in capsys.readouterr().err
+
+
+def test_the_trigger_waits_while_a_retraining_run_has_not_ended(tmp_path):
+    from components.trigger import core
+    from pipelines.cluster import connect
+
+    with KfpStandIn() as kfp:
+        assert main(["upload", "--host", kfp.host, "--package", _compiled(tmp_path)]) == 0
+        client = lambda: connect(kfp.host)  # noqa: E731 - what the step passes
+        params = {"data_uri": "s3://fresh.csv", "registry": "s3://r", "model_name": "m"}
+        first = core.trigger(True, ["drift"], client, "mlops-training", "mlops", params)
+        second = core.trigger(True, ["drift"], client, "mlops-training", "mlops", params)
+        assert first.started and not second.started
+        assert second.reason == f"retraining run {first.run_id} is still running"
+        kfp.runs[0]["state"] = "SUCCEEDED"
+        third = core.trigger(True, ["drift"], client, "mlops-training", "mlops", params)
+        assert third.started and len(kfp.runs) == 2
