@@ -479,14 +479,8 @@ def command_monitor(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from components.monitor import core, report
 
-    config = MonitorConfig(
-        min_rows=args.min_rows,
-        numeric_threshold=args.numeric_threshold,
-        categorical_threshold=args.categorical_threshold,
-        feature_thresholds=dict(args.feature_threshold),
-        decay_tolerance=args.decay_tolerance,
-        windows_in_a_row=args.windows_in_a_row,
-        settle_seconds=args.settle_seconds,
+    config = settings.from_arguments(
+        args, MonitorConfig, feature_thresholds=dict(args.feature_threshold)
     )
     if args.retrain and not args.data:
         raise ConfigurationError("--retrain needs --data: the fresh data to train on.")
@@ -494,11 +488,7 @@ def command_monitor(args: argparse.Namespace) -> int:
     result, window, train, previous = core.monitor(
         args.log, args.registry, model, config, args.since, args.until
     )
-    reports = {
-        "report.md": report.markdown(result),
-        "report.html": report.html_page(result, window, train, previous),
-    }
-    folder = core.MonitorState(args.log, model).save(result, window, reports)
+    _, folder = report.keep(args.log, result, window, train, previous)
     flagged = [c.feature for c in result.features if c.skewed or c.drifted]
     print(
         f"mlops: monitored {model} version {result.version}: {result.rows} rows "
@@ -508,7 +498,7 @@ def command_monitor(args: argparse.Namespace) -> int:
     for reason in result.reasons:
         print(f"  reason     {reason}")
     print(f"  decision   {'retrain' if result.retrain else 'no retraining'}")
-    print(f"  report     {folder}/report.html")
+    print(f"  report     {folder}/{report.HTML_FILE}")
     if result.retrain and args.retrain:
         print(f"mlops: retraining {model} on {args.data}")
         return main(

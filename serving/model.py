@@ -330,9 +330,11 @@ CLOUDEVENT_ID_HEADER = "ce-id"
 
 
 def _request_id(payload: Any, headers: dict[str, str] | None) -> str:
-    """The client's id for the request, or a new one."""
-    found = {key.lower(): value for key, value in (headers or {}).items()}
-    chosen = found.get(REQUEST_ID_HEADER) or found.get(CLOUDEVENT_ID_HEADER)
+    """The client's id for the request, or a new one. KServe hands the headers over with
+    lower-case names: Starlette's for REST (kserve/protocol/rest/v1_endpoints.py:80 in
+    .venv-serving), gRPC metadata keys, which are lower-case by definition."""
+    headers = headers or {}
+    chosen = headers.get(REQUEST_ID_HEADER) or headers.get(CLOUDEVENT_ID_HEADER)
     if not chosen and isinstance(payload, InferRequest):
         chosen = payload.id
     return chosen or str(uuid.uuid4())

@@ -542,11 +542,7 @@ def read(root: str, kind: str, model: str | None = None, since: float | None = N
     for name in ("model", "hour"):
         if name not in schema.names:
             schema = schema.append(pa.field(name, pa.string()))
-    dataset = ds.dataset(
-        files, filesystem=store.fs, format="parquet", partitioning=partitioning,
-        partition_base_dir=f"{store.root}/{kind}", schema=schema,
-    )  # fmt: skip
-    return dataset.to_table()
+    return dataset.replace_schema(schema).to_table()
 
 
 def join_labels(predictions: pa.Table, labels: pa.Table) -> pa.Table:

@@ -25,7 +25,8 @@ backend/src/apiserver/ of kubeflow/pipelines@2.5.0) and as ``kfp.Client`` 2.13 c
   (server/api_converter.go:1918-1927); otherwise records the recurring run and answers with a
   ``recurring_run_id``.
 - ``GET /recurringruns?experiment_id=`` lists an experiment's recurring runs; ``GET
-  /runs?experiment_id=`` its runs, newest first (a test sets a run's ``state``).
+  /runs?experiment_id=`` its runs, newest first (backend/api/v2beta1/run.proto:84, :398), each
+  with a ``state`` of RuntimeState (run.proto:221-242: PENDING when created; a test moves it).
 
 Not reproduced: authentication, namespaces (single-user mode), page tokens, run execution.
 """

@@ -81,15 +81,11 @@ def monitor(
                 json.dump({"retrain": False, "reasons": [str(quiet)]}, f)
             record(decision, {"retrain": False, "reasons": [str(quiet)], "rows": 0})
             return
-        texts = {
-            "report.md": reports.markdown(result),
-            "report.html": reports.html_page(result, window, train, previous),
-        }
-        core.MonitorState(prediction_log, model_name).save(result, window, texts)
+        texts, _ = reports.keep(prediction_log, result, window, train, previous)
         with open(report.path, "w") as f:
-            f.write(texts["report.html"])
+            f.write(texts[reports.HTML_FILE])
         with open(summary.path, "w") as f:
-            f.write(texts["report.md"])
+            f.write(texts[reports.MARKDOWN_FILE])
         with open(decision.path, "w") as f:
             json.dump(result.to_json(), f, indent=2)
         metrics.log_metric("rows", result.rows)

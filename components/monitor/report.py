@@ -5,7 +5,10 @@ import datetime as dt
 import html
 
 from components import statistics_view
-from components.monitor.core import MonitorResult
+from components.monitor.core import MonitorResult, MonitorState
+
+MARKDOWN_FILE = "report.md"
+HTML_FILE = "report.html"
 
 
 def _when(seconds: float | None) -> str:
@@ -94,3 +97,16 @@ def html_page(result: MonitorResult, window, train, previous) -> str:
         body.append(f"<h2>{html.escape(name)}</h2><figure>{chart}</figure>")
     title = f"Monitor: {result.model} version {result.version}"
     return statistics_view.page(title, "".join(body))
+
+
+def keep(log: str, result: MonitorResult, window, train, previous) -> tuple[dict[str, str], str]:
+    """Renders both reports and keeps them with the window's decision and statistics in the log.
+
+    Returns:
+        The reports by file name, and the window's folder.
+    """
+    texts = {
+        MARKDOWN_FILE: markdown(result),
+        HTML_FILE: html_page(result, window, train, previous),
+    }
+    return texts, MonitorState(log, result.model).save(result, window, texts)

@@ -66,7 +66,7 @@ def latest_version(client: Any, pipeline_name: str) -> tuple[str, str]:
     return pipeline_id, versions[0].pipeline_version_id
 
 
-# Run states that have not ended (KFP 2.5.0 backend/api/v2beta1/run.proto RuntimeState).
+# Run states that have not ended (kubeflow/pipelines@2.5.0 backend/api/v2beta1/run.proto:221-242).
 UNFINISHED = ("PENDING", "RUNNING", "PAUSED", "CANCELING")
 
 
