@@ -8,9 +8,15 @@ NUM_ROWS = "num_rows"
 FINGERPRINT = "fingerprint"
 COLUMNS = "columns"
 SPLIT = "split"
+# Rows of a split that came from the prediction log.
+LABELLED_ROWS = "labelled_rows"
 
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
+# The prediction log's labelled rows that are in the eval split.
+LABELLED_EVAL_SPLIT = "labelled_eval"
+# The prediction log a run's labelled rows came from ("" when it joined none).
+LABELLED_LOG = "labelled_log"
 
 # Files inside the validate step's artifacts.
 STATS_FILE = "{split}_stats.pb"

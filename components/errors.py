@@ -42,8 +42,13 @@ class RolloutFailed(Exception):
     (the cluster's conditions, the new pods' reasons)."""
 
 
+class TriggerFailed(Exception):
+    """The KFP API did not take a retraining run (it did not answer, or refused the run); the
+    monitor's decision to retrain stands for its next run. The message says what answered."""
+
+
 # What :func:`step` reports on its marked line, and ``mlops`` prints without a traceback.
-REPORTED_ERRORS = (PipelineInputError, RolloutFailed)
+REPORTED_ERRORS = (PipelineInputError, RolloutFailed, TriggerFailed)
 
 
 @contextlib.contextmanager

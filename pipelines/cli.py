@@ -71,7 +71,7 @@ def _add_run_command(commands: Any) -> None:
         metavar="METRIC>=VALUE",
         help=settings.help_text(EvalConfig, "thresholds") + "; repeatable",
     )
-    settings.add_arguments(blessing, EvalConfig, ["min_improvement"])
+    settings.add_arguments(blessing, EvalConfig, ["min_improvement", "min_labelled_rows"])
     run.add_argument("--runs-dir", default="runs", help="where each run's artifacts and log go")
     run.add_argument("--verbose", "-v", action="store_true", help="show every step's output")
 
@@ -200,6 +200,7 @@ def _add_cluster_commands(commands: Any) -> None:
             "categorical_threshold",
             "decay_tolerance",
             "windows_in_a_row",
+            "label_lookback_hours",
             "settle_seconds",
         ],
     )
@@ -216,7 +217,17 @@ def _add_cluster_commands(commands: Any) -> None:
         action="store_true",
         help="when the decision is to retrain, run the training pipeline on --data",
     )
-    monitor.add_argument("--data", help="the fresh data to retrain on (CSV or Parquet)")
+    monitor.add_argument(
+        "--data",
+        help="the fresh data to retrain on (CSV or Parquet), joined with the log's recent "
+        "labelled rows",
+    )
+    monitor.add_argument(
+        "--without-labels",
+        action="store_true",
+        help="retrain on --data alone, not joined with the log's labelled rows (which also "
+        "gate the candidate against the serving version)",
+    )
     monitor.add_argument(
         "--runs-dir", default="runs", help="where a retraining run's artifacts and log go"
     )
@@ -499,13 +510,18 @@ def command_monitor(args: argparse.Namespace) -> int:
         print(f"  reason     {reason}")
     print(f"  decision   {'retrain' if result.retrain else 'no retraining'}")
     print(f"  report     {folder}/{report.HTML_FILE}")
-    if result.retrain and args.retrain:
-        print(f"mlops: retraining {model} on {args.data}")
-        return main(
-            ["run", "--local", "--data", args.data, "--registry", args.registry,
-             "--model-name", model, "--runs-dir", args.runs_dir, *args.run_arg]
-        )  # fmt: skip
-    return 0
+    if not (result.retrain and args.retrain):
+        return 0
+    joined = [] if args.without_labels else ["--labelled-log", args.log]
+    print(f"mlops: retraining {model} on {args.data}{'' if joined else ' alone'}")
+    code = main(
+        ["run", "--local", "--data", args.data, "--registry", args.registry,
+         "--model-name", model, "--runs-dir", args.runs_dir, *joined, *args.run_arg]
+    )  # fmt: skip
+    # Kept beside the decision: a retraining that failed leaves the decision standing.
+    outcome = {"acted": code == 0, "reason": "retrained" if code == 0 else "the run failed"}
+    core.MonitorState(args.log, model).record_outcome(result.window_end, outcome)
+    return code
 
 
 def _quiet_tensorflow() -> None:

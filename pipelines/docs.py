@@ -38,7 +38,7 @@ RUN_FLAGS = (
     (RunConfig, ("model_name", "registry")),
     (TransformConfig, None),
     (TrainConfig, None),
-    (EvalConfig, ("min_improvement",)),
+    (EvalConfig, ("min_improvement", "min_labelled_rows")),
 )
 
 

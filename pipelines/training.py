@@ -1,14 +1,15 @@
 """The training pipeline, run embedded on one machine (``mlops run --local``). Steps, in order
 (TFX names in brackets):
 
-1. ingest [ExampleGen]: read CSV/Parquet, split train/eval by row hash, write Parquet.
+1. ingest [ExampleGen]: read CSV/Parquet (and, given a prediction log, its recent labelled
+   rows), split train/eval by row hash, write Parquet.
 2. validate [StatisticsGen + SchemaGen + ExampleValidator]: TFDV statistics, schema, anomalies.
 3. transform [Transform]: fit the preprocessing on train, save it as a TensorFlow SavedModel.
 4. train [Trainer]: Keras on the transform; export a SavedModel taking raw features.
 5. resolve-baseline [Resolver, LatestBlessedModelStrategy]: the registry's newest version of
    the model, copied as this run's baseline.
 6. evaluate [Evaluator]: metrics on eval; bless against the trivial model, thresholds and the
-   baseline (scored on the same rows).
+   baseline (scored on the same rows, and on the log's labelled rows in eval).
 7. deploy [Pusher]: push a blessed model to the registry; do nothing for an unblessed one.
 
 Every step runs whether or not the model is blessed (``kfp.local`` has no ``dsl.If``); deploy
@@ -73,12 +74,13 @@ class TrainingTasks(NamedTuple):
 def _read_and_validate(
     data_uri: Any,
     eval_fraction: Any,
+    labelled: Dict[str, Any],
     label: Any,
     beam_pipeline_args: Any,
     schema_uri: Optional[str],
 ) -> tuple[PipelineTask, PipelineTask]:
-    ingest_task = ingest(data_uri=data_uri, eval_fraction=eval_fraction)
-    # The cache key sees the URI string, not the data behind it.
+    ingest_task = ingest(data_uri=data_uri, eval_fraction=eval_fraction, label=label, **labelled)
+    # The cache key sees the URIs, not the data (or the log) behind them.
     ingest_task.set_caching_options(False)
     validate_args = {"schema_uri": schema_uri} if schema_uri else {}
     validate_task = validate(
@@ -130,6 +132,7 @@ def _bless_and_push(
     model_name: Any,
     thresholds: Any,
     min_improvement: Any,
+    min_labelled_rows: Any,
     served_only: Any,
 ) -> tuple[PipelineTask, PipelineTask, PipelineTask]:
     # After train: the baseline is the registry's newest version when the candidate is ready,
@@ -145,8 +148,10 @@ def _bless_and_push(
         model=train_task.outputs["model"],
         transform_graph=transform_task.outputs["transform_graph"],
         baseline=baseline_task.outputs["baseline"],
+        labelled_eval=ingest_task.outputs["labelled_eval"],
         thresholds=thresholds,
         min_improvement=min_improvement,
+        min_labelled_rows=min_labelled_rows,
     )
     deploy_task = deploy(
         model=train_task.outputs["model"],
@@ -170,10 +175,13 @@ def add_training_steps(
     registry: Any,
     task: Any,
     eval_fraction: Any,
+    labelled_log: Any,
+    labelled_hours: Any,
     max_vocab_size: Any,
     num_oov_buckets: Any,
     thresholds: Any,
     min_improvement: Any,
+    min_labelled_rows: Any,
     beam_pipeline_args: Any,
     schema_uri: Optional[str] = None,
     train_step: Any = train,
@@ -191,8 +199,13 @@ def add_training_steps(
             pipeline that serves).
         hyperparameters: The train step's parameters (epochs, batch_size, ...).
     """
+    labelled = {
+        "labelled_log": labelled_log,
+        "labelled_hours": labelled_hours,
+        "model_name": model_name,
+    }
     ingest_task, validate_task = _read_and_validate(
-        data_uri, eval_fraction, label, beam_pipeline_args, schema_uri
+        data_uri, eval_fraction, labelled, label, beam_pipeline_args, schema_uri
     )
     transform_task, train_task = _fit(
         ingest_task,
@@ -213,6 +226,7 @@ def add_training_steps(
         model_name,
         thresholds,
         min_improvement,
+        min_labelled_rows,
         served_only,
     )
     return TrainingTasks(

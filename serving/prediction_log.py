@@ -521,9 +521,16 @@ def _partition_files(
     return files
 
 
-def read(root: str, kind: str, model: str | None = None, since: float | None = None) -> pa.Table:
+def read(
+    root: str,
+    kind: str,
+    model: str | None = None,
+    since: float | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table:
     """Every row of ``kind`` (of ``model``; in the hours from ``since`` on), with ``model`` and
-    ``hour`` columns; an empty table when there is none."""
+    ``hour`` columns; an empty table when there is none. ``columns``: only those of them the
+    log has (Parquet reads no other)."""
     import pyarrow.dataset as ds
 
     store = LogStore(root)
@@ -542,13 +549,12 @@ def read(root: str, kind: str, model: str | None = None, since: float | None = N
     for name in ("model", "hour"):
         if name not in schema.names:
             schema = schema.append(pa.field(name, pa.string()))
-    return dataset.replace_schema(schema).to_table()
+    wanted = None if columns is None else [c for c in columns if c in schema.names]
+    return dataset.replace_schema(schema).to_table(columns=wanted)
 
 
-def join_labels(predictions: pa.Table, labels: pa.Table) -> pa.Table:
-    """``predictions`` with the newest label of each (request id, row) as ``true_label``."""
-    if labels.num_rows == 0:
-        return predictions.append_column("true_label", pa.nulls(predictions.num_rows, pa.string()))
+def _newest_labels(labels: pa.Table) -> dict[tuple[str, int], str]:
+    """The newest label of each (request id, row): a label sent again replaces the first."""
     newest: dict[tuple[str, int], tuple[Any, str]] = {}
     for request_id, row, when, label in zip(
         labels.column(REQUEST_ID).to_pylist(),
@@ -559,8 +565,16 @@ def join_labels(predictions: pa.Table, labels: pa.Table) -> pa.Table:
     ):
         if (request_id, row) not in newest or newest[(request_id, row)][0] <= when:
             newest[(request_id, row)] = (when, label)
+    return {key: label for key, (_, label) in newest.items()}
+
+
+def join_labels(predictions: pa.Table, labels: pa.Table) -> pa.Table:
+    """``predictions`` with the newest label of each (request id, row) as ``true_label``."""
+    if labels.num_rows == 0:
+        return predictions.append_column("true_label", pa.nulls(predictions.num_rows, pa.string()))
+    newest = _newest_labels(labels)
     truth = [
-        newest.get((request_id, row), (None, None))[1]
+        newest.get((request_id, row))
         for request_id, row in zip(
             predictions.column(REQUEST_ID).to_pylist(),
             predictions.column(ROW).to_pylist(),
@@ -568,6 +582,29 @@ def join_labels(predictions: pa.Table, labels: pa.Table) -> pa.Table:
         )
     ]
     return predictions.append_column("true_label", pa.array(truth, pa.string()))
+
+
+def labelled(predictions: pa.Table, labels: pa.Table) -> pa.Table:
+    """The predictions that have a label, with the newest one as ``true_label``, in log order:
+    a hash join, so no Python loop runs over every prediction."""
+    if labels.num_rows == 0 or predictions.num_rows == 0:
+        return join_labels(predictions.slice(0, 0), labels.slice(0, 0))
+    newest = _newest_labels(labels)
+    keys = pa.table(
+        {
+            REQUEST_ID: pa.array([request_id for request_id, _ in newest], pa.string()),
+            ROW: pa.array([row for _, row in newest], predictions.schema.field(ROW).type),
+            "true_label": pa.array(list(newest.values()), pa.string()),
+        }
+    )
+    # Join the keys alone (Arrow joins no list column, such as probabilities), then take rows.
+    index = predictions.select([REQUEST_ID, ROW]).append_column(
+        "_index", pa.array(np.arange(predictions.num_rows, dtype=np.int64))
+    )
+    found = index.join(keys, [REQUEST_ID, ROW], join_type="inner").sort_by("_index")
+    return predictions.take(found.column("_index")).append_column(
+        "true_label", found.column("true_label")
+    )
 
 
 def known_requests(root: str, model: str) -> set[tuple[str, int]]:

@@ -18,7 +18,12 @@ backend/src/apiserver/ of kubeflow/pipelines@2.5.0) and as ``kfp.Client`` 2.13 c
   as quick uploads do on a real server.
 - ``GET /experiments?filter=`` lists experiments by ``display_name``; ``POST /experiments``
   creates one.
-- ``POST /runs`` records the run (pipeline version reference, parameters, service account) and
+- ``GET /pipelines/{id}/versions/{version id}`` answers the version with its ``pipeline_spec``:
+  the package's pipeline spec, or ``{"pipeline_spec", "platform_spec"}`` when the package has a
+  platform spec (server/api_util.go:165-214).
+- ``POST /runs`` refuses, with InvalidInput, 400, a parameter the pipeline version does not
+  declare and a value whose kind is not the declared type's (template/v2_template.go:383-440);
+  otherwise records the run (pipeline version reference, parameters, service account) and
   answers with a ``run_id``.
 - ``POST /recurringruns`` refuses a ``max_concurrency`` outside 1..10 and a cron robfig/cron v1
   cannot parse (5 to 6 fields, or a descriptor such as ``@hourly``), with InvalidInput, 400
@@ -37,9 +42,44 @@ import urllib.parse
 import uuid
 from typing import Any
 
+import yaml
+
 from tests.loopback import JsonHandler, LoopbackServer
 
 PREFIX = "/apis/v2beta1"
+
+
+def _pipeline_spec(package: bytes) -> dict[str, Any]:
+    """The version's ``pipeline_spec`` as the API answers it (server/api_util.go:165-214)."""
+    documents = [d for d in yaml.safe_load_all(package) if d]
+    platform = [d for d in documents if "platforms" in d]
+    (spec,) = [d for d in documents if "platforms" not in d]
+    return {"pipeline_spec": spec, "platform_spec": platform[0]} if platform else spec
+
+
+# The JSON kind a parameter value must have, per declared type (template/v2_template.go:392-420).
+_KINDS = {
+    "NUMBER_DOUBLE": (int, float),
+    "NUMBER_INTEGER": (int, float),
+    "STRING": (str,),
+    "BOOLEAN": (bool,),
+    "LIST": (list,),
+    "STRUCT": (dict,),
+}
+
+
+def _parameter_problem(spec: dict[str, Any], values: dict[str, Any]) -> str | None:
+    """Why the API server refuses a run's parameters, if it does (v2_template.go:383-440)."""
+    spec = spec.get("pipeline_spec", spec)
+    declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    for name, value in values.items():
+        if name not in declared:
+            extra = ", ".join(n for n in values if n not in declared)
+            return f"parameter(s) provided are not required by pipeline: {extra}"
+        kind = declared[name]["parameterType"]
+        if not isinstance(value, _KINDS[kind]) or (kind != "BOOLEAN" and isinstance(value, bool)):
+            return f"input parameter {name} requires type {kind}"
+    return None
 
 
 def _matches(query: dict[str, str], item: dict[str, Any]) -> bool:
@@ -116,6 +156,13 @@ class KfpStandIn(LoopbackServer):
                     return self._send(
                         200, {"pipelines": found, "total_size": len(found)} if found else {}
                     )
+                parts = path.split("/")
+                if len(parts) == 5 and parts[1] == "pipelines" and parts[3] == "versions":
+                    for version in standin.versions.get(parts[2], []):
+                        if version["pipeline_version_id"] == parts[4]:
+                            spec = _pipeline_spec(standin.packages[parts[4]])
+                            return self._send(200, {**version, "pipeline_spec": spec})
+                    return self._send(404, {"error": "no such version", "code": 5})
                 if path.startswith("/pipelines/") and path.endswith("/versions"):
                     versions = standin._list_versions(path.split("/")[2], query)
                     return self._send(
@@ -171,6 +218,13 @@ class KfpStandIn(LoopbackServer):
                     standin.experiments[experiment["experiment_id"]] = experiment
                     return self._send(200, experiment)
                 if path == "/runs":
+                    version = body["pipeline_version_reference"]["pipeline_version_id"]
+                    problem = _parameter_problem(
+                        _pipeline_spec(standin.packages[version]),
+                        body.get("runtime_config", {}).get("parameters", {}),
+                    )
+                    if problem:
+                        return self._send(400, {"error": problem, "code": 3})
                     run = {**body, "run_id": str(uuid.uuid4()), "state": "PENDING"}
                     standin.runs.append(run)
                     return self._send(200, run)

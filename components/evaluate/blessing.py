@@ -4,7 +4,12 @@ from models is in :mod:`components.evaluate.core`.
 
 A candidate is blessed when it beats the trivial model (the train split's majority class, or its
 mean) on the primary metric, meets every absolute threshold, and, when there is a baseline,
-improves on the baseline's primary metric by more than ``min_improvement``.
+improves on the baseline's primary metric by more than ``min_improvement``. When the run joined
+the prediction log's labelled rows, the candidate must also do at least as well as the baseline
+(the serving version) on those of them in the eval split: the traffic the model will serve,
+labelled, which neither model trained on. A tie passes there, as TFX's change thresholds are
+written (``absolute: -1e-10``): on a few hundred served rows both models are often right on
+every one, and the eval split already asked for an improvement.
 """
 
 from dataclasses import dataclass, field
@@ -43,6 +48,13 @@ class EvalConfig:
         lambda v: v >= 0,
         "0 or more",
     )
+    min_labelled_rows: int = setting(
+        30,
+        "fewest labelled log rows in the eval split to compare the candidate with the serving "
+        "version on (below, the comparison is skipped and the reasons say so)",
+        lambda v: v >= 1,
+        "at least 1",
+    )
 
     def __post_init__(self) -> None:
         check(self)
@@ -78,6 +90,21 @@ class BaselineMetrics:
     version: int
     metrics: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    """The primary metric on the prediction log's labelled rows in the eval split.
+
+    Attributes:
+        rows: How many there are.
+        candidate: The candidate's metric on them (None when there are none).
+        baseline: The baseline's (None without a baseline, or when it cannot score them).
+    """
+
+    rows: int
+    candidate: float | None = None
+    baseline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -119,12 +146,35 @@ def _baseline_failures(
     return []
 
 
+def _labelled_verdict(
+    primary: str,
+    direction: float,
+    labelled: LabelledRows,
+    baseline: BaselineMetrics,
+    config: EvalConfig,
+) -> tuple[list[str], str]:
+    """The failures of the comparison on labelled log rows, and what it found otherwise."""
+    where = f"{labelled.rows} labelled rows of the prediction log"
+    if labelled.rows < config.min_labelled_rows:
+        return [], f"not compared on {where} (fewer than {config.min_labelled_rows})"
+    if labelled.candidate is None or labelled.baseline is None:
+        return [], f"not compared on {where} (the baseline cannot score them)"
+    candidate, other = labelled.candidate, labelled.baseline
+    if direction * (candidate - other) < 0:
+        return [
+            f"on {where}, {primary} {candidate:.4f} is worse than the serving version's "
+            f"{other:.4f} (version {baseline.version})"
+        ], ""
+    return [], f"on {where}, {primary} {candidate:.4f} against the serving version's {other:.4f}"
+
+
 def bless(
     task: str,
     metrics: dict[str, float],
     trivial_metrics: dict[str, float],
     baseline: BaselineMetrics | None,
     config: EvalConfig,
+    labelled: LabelledRows | None = None,
 ) -> Blessing:
     """Decides whether the candidate is good enough to push.
 
@@ -134,6 +184,8 @@ def bless(
         trivial_metrics: The trivial model's metrics on the same rows (at least the primary).
         baseline: The baseline's metrics on the same rows, or None when there is no baseline.
         config: Thresholds and the required improvement.
+        labelled: Both models on the labelled log rows in the eval split, when the run joined
+            a prediction log.
 
     Returns:
         Blessed or not, with every reason it is not, or the one reason it is.
@@ -147,8 +199,12 @@ def bless(
             f"({'majority class' if task == constants.CLASSIFICATION else 'train mean'})"
         )
     failures += _threshold_failures(metrics, config)
+    found = ""
     if baseline is not None:
         failures += _baseline_failures(primary, direction, value, baseline, config)
+        if labelled is not None and baseline.failure is None:
+            more, found = _labelled_verdict(primary, direction, labelled, baseline, config)
+            failures += more
     if failures:
         return Blessing(False, failures)
     reason = f"{primary} {value:.4f} beats the trivial model's {trivial:.4f}"
@@ -157,4 +213,4 @@ def bless(
     else:
         other = baseline.metrics[primary]
         reason += f" and the baseline's {other:.4f} (version {baseline.version})"
-    return Blessing(True, [reason])
+    return Blessing(True, [reason, found] if found else [reason])

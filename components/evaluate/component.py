@@ -23,12 +23,14 @@ def evaluate(
     model: Input[Model],
     transform_graph: Input[Artifact],
     baseline: Input[Model],
+    labelled_eval: Input[Dataset],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     report: Output[Markdown],
     blessing: Output[Artifact],
     thresholds: Optional[Dict[str, Dict[str, float]]] = None,
     min_improvement: float = 0.0,
+    min_labelled_rows: int = 30,
 ) -> None:
     """Scores the model on the eval split and blesses it or not.
 
@@ -37,12 +39,15 @@ def evaluate(
         model: The candidate SavedModel.
         transform_graph: The transform (its spec gives the task, classes and label statistics).
         baseline: The model to improve on (resolve_baseline's output; metadata ``found``).
+        labelled_eval: The prediction log's labelled rows in the eval split (ingest's; no rows
+            when the run joined no log).
         metrics: Scalar metrics for the KFP UI.
         classification_metrics: Confusion matrix (and ROC curve for two classes).
         report: The evaluation as Markdown.
         blessing: The decision: metadata ``blessed`` and ``reasons``; the evaluation as JSON.
         thresholds: Bounds per metric, e.g. ``{"accuracy": {"lower_bound": 0.9}}``.
         min_improvement: Required improvement of the primary metric over the baseline.
+        min_labelled_rows: Fewest labelled log rows to compare with the baseline on.
     """
     import dataclasses
     import json
@@ -57,9 +62,14 @@ def evaluate(
     with (
         lineage_step(
             "evaluate",
-            {"thresholds": thresholds, "min_improvement": min_improvement},
+            {
+                "thresholds": thresholds,
+                "min_improvement": min_improvement,
+                "min_labelled_rows": min_labelled_rows,
+            },
             {
                 "eval_data": eval_data,
+                "labelled_eval": labelled_eval,
                 "model": model,
                 "transform_graph": transform_graph,
                 "baseline": baseline,
@@ -68,7 +78,7 @@ def evaluate(
         ),
         step("evaluate"),
     ):
-        config = core.EvalConfig(thresholds or {}, min_improvement)
+        config = core.EvalConfig(thresholds or {}, min_improvement, min_labelled_rows)
         found = bool(read(baseline, constants.BASELINE_FOUND))
         result = core.evaluate(
             eval_data.path,
@@ -76,8 +86,15 @@ def evaluate(
             load_spec(transform_graph.path),
             core.Baseline(int(read(baseline, constants.VERSION)), baseline.path) if found else None,
             config,
+            labelled_eval.path if read(labelled_eval, constants.LABELLED_LOG) else None,
         )
-        record(metrics, result.metrics)  # what Metrics.log_metric does, without NaN
+        # What Metrics.log_metric does, without NaN; the labelled rows' beside the eval split's.
+        record(metrics, result.metrics)
+        for prefix, values in (
+            ("labelled_", result.labelled_metrics),
+            ("labelled_baseline_", result.labelled_baseline_metrics),
+        ):
+            record(metrics, {prefix + name: value for name, value in values.items()})
         if result.confusion_matrix:
             classification_metrics.log_confusion_matrix(
                 [str(name) for name in result.classes], result.confusion_matrix

@@ -3,7 +3,9 @@
 The candidate, the trivial model (the train split's majority class, or its mean) and the
 baseline are scored on the same eval rows; :func:`components.evaluate.blessing.bless` decides.
 The baseline is an input, as TFX's Evaluator takes the LatestBlessedModelStrategy resolver's
-output: the resolve_baseline step copied the registry's newest version for this run.
+output: the resolve_baseline step copied the registry's newest version for this run. When the
+run joined the prediction log's labelled rows, both are also scored on those of them in the eval
+split (ingest writes them on their own), the served traffic's own evidence.
 """
 
 import logging
@@ -16,7 +18,13 @@ import tensorflow as tf
 from sklearn import metrics as sk
 
 from components import constants
-from components.evaluate.blessing import PRIMARY, BaselineMetrics, EvalConfig, bless
+from components.evaluate.blessing import (
+    PRIMARY,
+    BaselineMetrics,
+    EvalConfig,
+    LabelledRows,
+    bless,
+)
 from components.features import Arrays, TransformSpec, read_split
 
 logger = logging.getLogger(__name__)
@@ -47,6 +55,9 @@ class EvaluationResult:
     baseline_metrics: dict[str, float] = field(default_factory=dict)
     blessed: bool = False
     reasons: list[str] = field(default_factory=list)
+    labelled_rows: int = 0
+    labelled_metrics: dict[str, float] = field(default_factory=dict)
+    labelled_baseline_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def primary_metric(self) -> str:
@@ -145,12 +156,41 @@ def _baseline_metrics(
     return BaselineMetrics(baseline.version, metrics)
 
 
+def _scored_rows(path: str, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
+    """A split's raw features and its labels as the metrics take them: the label's own units for
+    a regressor, class indices for a classifier (rows of a class train never had left out)."""
+    features, labels = read_split(path, spec)
+    if spec.label.task == constants.REGRESSION:
+        return features, labels.astype(np.float64)
+    y = spec.label.encode(labels)
+    if unknown := int(np.sum(y < 0)):
+        logger.warning("Ignoring %d rows of %s: a class train never had", unknown, path)
+        keep = y >= 0
+        features, y = {name: values[keep] for name, values in features.items()}, y[keep]
+    return features, y
+
+
+def _on_labelled_rows(
+    path: str, spec: TransformSpec, model_dir: str, baseline: Baseline
+) -> tuple[LabelledRows, dict[str, float], dict[str, float]]:
+    """Both models on the prediction log's labelled rows in the eval split."""
+    features, y = _scored_rows(path, spec)
+    if len(y) == 0:
+        return LabelledRows(0), {}, {}
+    primary = PRIMARY[spec.label.task][0]
+    candidate = _score(spec, model_dir, features, y)["metrics"]
+    other = _baseline_metrics(spec, baseline, features, y).metrics
+    found = LabelledRows(len(y), candidate[primary], other.get(primary))
+    return found, candidate, other
+
+
 def evaluate(
     eval_path: str,
     model_dir: str,
     spec: TransformSpec,
     baseline: Baseline | None = None,
     config: EvalConfig | None = None,
+    labelled_path: str | None = None,
 ) -> EvaluationResult:
     """Scores the candidate (and the baseline) on the eval split and decides the blessing.
 
@@ -160,6 +200,8 @@ def evaluate(
         spec: The transform's spec (task, classes, train-split label statistics).
         baseline: The model to improve on; None when there is none yet.
         config: Thresholds and the required improvement (none, and any improvement, if None).
+        labelled_path: The prediction log's labelled rows in the eval split (Parquet), when
+            the run joined a log: the candidate must do as well as the baseline on them.
 
     Returns:
         The evaluation, with ``blessed`` and the reasons for it.
@@ -176,19 +218,16 @@ def evaluate(
         config.min_improvement,
         f"version {baseline.version} at {baseline.model_dir}" if baseline else "none",
     )
-    features, labels = read_split(eval_path, spec)
-    if task == constants.REGRESSION:
-        y = labels.astype(np.float64)  # metrics in the label's own units
-    else:
-        y = spec.label.encode(labels)
-        if unknown := int(np.sum(y < 0)):
-            logger.warning("Ignoring %d eval rows whose class the train split never had", unknown)
-            keep = y >= 0
-            features, y = {name: values[keep] for name, values in features.items()}, y[keep]
+    features, y = _scored_rows(eval_path, spec)
     scored = _score(spec, model_dir, features, y)
     trivial = _trivial_metrics(spec, y)
     against = None if baseline is None else _baseline_metrics(spec, baseline, features, y)
-    blessing = bless(task, scored["metrics"], trivial, against, config)
+    labelled, labelled_metrics, labelled_baseline = None, {}, {}
+    if labelled_path is not None and baseline is not None:
+        labelled, labelled_metrics, labelled_baseline = _on_labelled_rows(
+            labelled_path, spec, model_dir, baseline
+        )
+    blessing = bless(task, scored["metrics"], trivial, against, config, labelled)
     logger.info("Blessed: %s (%s)", blessing.blessed, "; ".join(blessing.reasons))
     return EvaluationResult(
         task=task,
@@ -202,6 +241,9 @@ def evaluate(
         baseline_metrics={} if against is None else against.metrics,
         blessed=blessing.blessed,
         reasons=blessing.reasons,
+        labelled_rows=0 if labelled is None else labelled.rows,
+        labelled_metrics=labelled_metrics,
+        labelled_baseline_metrics=labelled_baseline,
     )
 
 
@@ -222,6 +264,18 @@ def markdown_report(evaluation: EvaluationResult) -> str:
             f"| {name} | {value:.4f} | {'' if trivial is None else f'{trivial:.4f}'} | "
             f"{'' if baseline is None else f'{baseline:.4f}'} |"
         )
+    if evaluation.labelled_metrics:
+        lines += [
+            "",
+            f"On the {evaluation.labelled_rows} labelled rows of the prediction log in the eval "
+            "split:",
+            "",
+            "| metric | candidate | serving version |",
+            "|---|---|---|",
+        ]
+        for name, value in evaluation.labelled_metrics.items():
+            other = evaluation.labelled_baseline_metrics.get(name)
+            lines.append(f"| {name} | {value:.4f} | {'' if other is None else f'{other:.4f}'} |")
     if evaluation.per_class:
         lines += ["", "| class | precision | recall | support |", "|---|---|---|---|"]
         for i, name in enumerate(evaluation.classes):

@@ -7,7 +7,7 @@ from components.settings import check, setting
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """How rows are split."""
+    """How rows are split, and which rows of the prediction log join them."""
 
     eval_fraction: float = setting(
         0.2,
@@ -15,6 +15,18 @@ class IngestConfig:
         "every run)",
         lambda v: 0.0 < v < 1.0,
         "between 0 and 1",
+    )
+    labelled_log: str = setting(
+        "",
+        "a prediction log (folder or URI) whose recent labelled rows join the data; those the "
+        "split puts in eval also gate the candidate against the serving version",
+        show="none",
+    )
+    labelled_hours: float = setting(
+        168.0,
+        "how recent the labelled log's rows are: predictions answered this many hours back",
+        lambda v: v > 0,
+        "more than 0",
     )
 
     def __post_init__(self) -> None:

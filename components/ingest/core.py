@@ -2,14 +2,22 @@
 
 Rows are assigned to a split by a hash of their values, so the split is the same on every run
 and on every machine, and duplicate rows never straddle the two splits.
+
+With a prediction log, its recent labelled rows (served features and the label that arrived for
+them, :mod:`serving.prediction_log`) join the table before the split, so a retrained model
+learns from the traffic it will serve. Those of them that the split puts in eval are also
+written on their own: evaluate compares the candidate with the serving version on them, rows
+neither model trained on.
 """
 
 import hashlib
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +27,7 @@ import pyarrow.parquet as pq
 
 from components.errors import DataError
 from components.ingest.config import IngestConfig
+from serving import prediction_log as pl
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +48,16 @@ class IngestResult:
         eval_rows: Rows in the eval split.
         fingerprint: A short hash of the whole table's content and column types.
         columns: The column names as written (after renaming to valid feature names).
+        labelled_rows: Rows from the prediction log among them.
+        labelled_eval_rows: Those of them in the eval split.
     """
 
     train_rows: int
     eval_rows: int
     fingerprint: str
     columns: list[str]
+    labelled_rows: int = 0
+    labelled_eval_rows: int = 0
 
 
 def _filesystem(uri: str) -> tuple[pa_fs.FileSystem, str]:
@@ -168,7 +181,17 @@ def row_hashes(table: pa.Table) -> pd.Series:
     return pd.util.hash_pandas_object(table.to_pandas(), index=False)
 
 
-def split_table(table: pa.Table, eval_fraction: float) -> tuple[pa.Table, pa.Table, str]:
+def _eval_rows(table: pa.Table, eval_fraction: float) -> tuple[np.ndarray, str]:
+    """Which rows go to eval, and a fingerprint of the content."""
+    hashes = row_hashes(table).to_numpy()
+    digest = hashlib.sha256(str(table.schema).encode())
+    digest.update(hashes.tobytes())
+    return (hashes % _BUCKETS) < round(eval_fraction * _BUCKETS), digest.hexdigest()[:16]
+
+
+def split_table(
+    table: pa.Table, eval_fraction: float, mask: bool = False
+) -> tuple[pa.Table, pa.Table, str] | tuple[pa.Table, pa.Table, str, np.ndarray]:
     """Splits rows into train and eval by hashing their values.
 
     Args:
@@ -176,34 +199,93 @@ def split_table(table: pa.Table, eval_fraction: float) -> tuple[pa.Table, pa.Tab
         eval_fraction: The share of rows to put in eval, in (0, 1).
 
     Returns:
-        The train table, the eval table and a fingerprint of the content.
+        The train table, the eval table and a fingerprint of the content; with ``mask``, also
+        whether each row went to eval.
 
     Raises:
         ConfigurationError: ``eval_fraction`` is not in (0, 1).
         DataError: One of the splits would be empty.
     """
     IngestConfig(eval_fraction=eval_fraction)  # Checks it.
-    hashes = row_hashes(table).to_numpy()
-    is_eval = (hashes % _BUCKETS) < round(eval_fraction * _BUCKETS)
+    is_eval, fingerprint = _eval_rows(table, eval_fraction)
     train, evaluation = table.filter(pa.array(~is_eval)), table.filter(pa.array(is_eval))
     if train.num_rows == 0 or evaluation.num_rows == 0:
         raise DataError(
             f"{table.num_rows} rows are too few to split into train and eval at "
             f"eval_fraction={eval_fraction}: one split would be empty. Give more rows."
         )
-    digest = hashlib.sha256(str(table.schema).encode())
-    digest.update(hashes.tobytes())
-    return train, evaluation, digest.hexdigest()[:16]
+    return (train, evaluation, fingerprint, is_eval) if mask else (train, evaluation, fingerprint)
 
 
-def ingest(data_uri: str, train_path: str, eval_path: str, eval_fraction: float) -> IngestResult:
-    """Reads ``data_uri``, splits it and writes the two splits as Parquet files.
+def _log_column(rows: pa.Table, source: str, field: pa.Field, log: str) -> pa.ChunkedArray:
+    try:
+        return pc.cast(rows.column(source), field.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise DataError(
+            f"The prediction log {log!r} holds {field.name!r} values that are not "
+            f"{field.type} like the data's ({err}); the model's features changed since those "
+            "rows were served: train on the data alone (no labelled_log)."
+        ) from err
+
+
+def labelled_log_rows(
+    log: str, model: str, label: str, schema: pa.Schema, hours: float, now: float | None = None
+) -> pa.Table:
+    """The log's predictions of ``model`` answered in the last ``hours`` whose labels arrived,
+    as rows of the data: each served feature in its column, the newest label in ``label``'s,
+    with the data's types (a column the log lacks is empty).
+
+    Raises:
+        DataError: ``label`` is not a column of the data, or a logged value does not fit the
+            data's type.
+    """
+    if label not in schema.names:
+        raise DataError(
+            f"The label {label!r} is not a column of the data ({', '.join(schema.names)}): "
+            "the log's labels have nowhere to go."
+        )
+    now = time.time() if now is None else now
+    since = now - hours * 3600
+    predictions = pl.read(log, pl.PREDICTIONS, model, since)
+    if predictions.num_rows:
+        times = pc.cast(predictions.column(pl.TIME), pa.int64())
+        predictions = predictions.filter(pc.greater(times, int(since * 1000)))
+    rows = pl.labelled(predictions, pl.read(log, pl.LABELS, model, since))
+    columns = []
+    for field in schema:
+        source = "true_label" if field.name == label else pl.feature_column(field.name)
+        if rows.num_rows and source in rows.column_names:
+            columns.append(_log_column(rows, source, field, log))
+        else:
+            columns.append(pa.nulls(rows.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _write(path: str, table: pa.Table) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    pq.write_table(table, path)
+
+
+def ingest(
+    data_uri: str,
+    train_path: str,
+    eval_path: str,
+    eval_fraction: float,
+    labelled: tuple[str, str, str, float] | None = None,
+    labelled_eval_path: str | None = None,
+) -> IngestResult:
+    """Reads ``data_uri`` (and the labelled log's rows), splits the rows and writes the splits
+    as Parquet files.
 
     Args:
         data_uri: A CSV or Parquet file or folder, local or ``gs://``/``s3://``.
         train_path: Where to write the train split.
         eval_path: Where to write the eval split.
         eval_fraction: The share of rows for eval.
+        labelled: ``(log, model, label, hours)``: the prediction log whose recent labelled rows
+            of ``model`` join the data (see :func:`labelled_log_rows`).
+        labelled_eval_path: Where to write the log's rows that are in the eval split (written,
+            with no rows, without a log).
 
     Returns:
         Row counts, a content fingerprint and the column names.
@@ -211,9 +293,25 @@ def ingest(data_uri: str, train_path: str, eval_path: str, eval_fraction: float)
     logger.info("Ingesting %s (eval_fraction=%s)", data_uri, eval_fraction)
     IngestConfig(eval_fraction=eval_fraction)  # Checks it.
     table = read_table(data_uri)
-    train, evaluation, fingerprint = split_table(table, eval_fraction)
+    from_log = table.slice(0, 0)
+    if labelled is not None:
+        log, model, label, hours = labelled
+        from_log = labelled_log_rows(log, model, label, table.schema, hours)
+        logger.info("Joined %d labelled rows of %s from %s", from_log.num_rows, model, log)
+        table = pa.concat_tables([table, from_log])
+    train, evaluation, fingerprint, is_eval = split_table(table, eval_fraction, mask=True)
+    # The log's rows split as the whole table's (a column's nulls elsewhere change its hashes).
+    log_eval = from_log.filter(pa.array(is_eval[table.num_rows - from_log.num_rows :]))
     for path, split in ((train_path, train), (eval_path, evaluation)):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        pq.write_table(split, path)
+        _write(path, split)
+    if labelled_eval_path is not None:
+        _write(labelled_eval_path, log_eval)
     logger.info("Wrote %d train and %d eval rows", train.num_rows, evaluation.num_rows)
-    return IngestResult(train.num_rows, evaluation.num_rows, fingerprint, table.column_names)
+    return IngestResult(
+        train.num_rows,
+        evaluation.num_rows,
+        fingerprint,
+        table.column_names,
+        from_log.num_rows,
+        log_eval.num_rows,
+    )

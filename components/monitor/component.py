@@ -20,6 +20,7 @@ def monitor(
     categorical_threshold: float = 0.15,
     decay_tolerance: float = 0.05,
     windows_in_a_row: int = 2,
+    label_lookback_hours: float = 72.0,
     settle_seconds: float = 90.0,
 ) -> None:
     """Skew, drift and decay of the served traffic since the last monitor run, and whether to
@@ -33,12 +34,15 @@ def monitor(
         summary: The same as Markdown.
         metrics: Skew and drift per feature, rows, labelled rows.
         decision: ``retrain`` (bool), ``reasons``, ``features`` (skewed or drifted), ``version``,
-            ``rows`` as metadata; the whole decision as JSON.
+            ``rows``, ``window_end`` (where the trigger records its outcome) as metadata; the
+            whole decision as JSON.
         min_rows: Fewest rows in a window to decide on.
         numeric_threshold: Jensen-Shannon divergence above which a numeric feature moved.
         categorical_threshold: L-infinity distance above which a categorical feature moved.
         decay_tolerance: How far the primary metric on labelled rows may fall.
         windows_in_a_row: Windows that must say retrain in a row before it is acted on.
+        label_lookback_hours: Labels arriving in a window are joined to predictions up to this
+            long before them.
         settle_seconds: A window ends this long before now (rows reach the log late).
     """
     import json
@@ -66,6 +70,7 @@ def monitor(
             categorical_threshold=categorical_threshold,
             decay_tolerance=decay_tolerance,
             windows_in_a_row=windows_in_a_row,
+            label_lookback_hours=label_lookback_hours,
             settle_seconds=settle_seconds,
         )
         try:
@@ -103,5 +108,6 @@ def monitor(
                 "features": flagged,
                 "version": result.version,
                 "rows": result.rows,
+                "window_end": result.window_end,
             },
         )

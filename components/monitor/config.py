@@ -51,7 +51,13 @@ class MonitorConfig:
         lambda v: v >= 1,
         "at least 1",
     )
-
+    label_lookback_hours: float = setting(
+        72.0,
+        "labels that arrive in a window are joined to predictions answered up to this long "
+        "before them (a later label is not counted)",
+        lambda v: v > 0,
+        "more than 0",
+    )
     settle_seconds: float = setting(
         90.0,
         "a window ends this long before now: rows reach the log up to a writer's window "

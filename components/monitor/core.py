@@ -3,8 +3,10 @@
 - **Skew**: the window's features against the statistics of the data that trained the version
   that served it (kept with each version in the registry by deploy).
 - **Drift**: the window against the previous window the monitor looked at.
-- **Decay**: on rows whose labels arrived (``mlops feedback``), the version's primary metric
-  against what evaluate measured for it.
+- **Decay**: on the rows whose labels arrived in the window (``mlops feedback``; a label comes
+  hours or days after its prediction, so it is joined to predictions up to
+  ``label_lookback_hours`` older than the window), the version's primary metric against what
+  evaluate measured for it.
 
 Skew and drift use TFDV's own comparators (``validate_statistics`` with ``skew_comparator`` and
 ``drift_comparator``): Jensen-Shannon divergence for numeric features, L-infinity distance for
@@ -14,7 +16,10 @@ distinct values as Misra-Gries estimates; the window's categorical counts here a
 no estimation error.
 
 Each window's statistics and decision are kept under ``<log>/monitor/model=<m>/<window end>/``,
-so the next run finds the previous window and how many windows in a row said "retrain".
+so the next run finds the previous window and how many windows in a row said "retrain". What was
+done about a decision to retrain (the trigger's outcome, :meth:`MonitorState.record_outcome`) is
+kept beside it: a decision that was not acted on (the trigger failed, or never ran) stands, and
+the next window that says retrain acts at once instead of counting again from one.
 """
 
 import dataclasses
@@ -45,6 +50,8 @@ LINF = "infinity_norm"
 MONITOR = "monitor"
 STATISTICS_FILE = "statistics.pb"
 DECISION_FILE = "decision.json"
+OUTCOME_FILE = "outcome.json"
+OUTCOME = "outcome"
 # Columns of the log that are not features.
 _NOT_FEATURES = {*pl.OWN_COLUMNS, *pl.OUTPUT_TYPES, "model", "hour", "true_label"}
 
@@ -109,20 +116,37 @@ def feature_columns(table: pa.Table) -> dict[str, str]:
     }
 
 
-def read_window(
-    log: str, model: str, since: float | None, until: float
-) -> tuple[pa.Table, pa.Table]:
-    """The predictions of ``model`` answered in ``(since, until]`` and the labels that arrived
-    until ``until``."""
-    predictions = pl.read(log, pl.PREDICTIONS, model, since)
-    if predictions.num_rows:
-        times = pc.cast(predictions.column(pl.TIME), pa.int64())  # milliseconds
-        keep = pc.less_equal(times, int(until * 1000))
-        if since is not None:
-            keep = pc.and_(keep, pc.greater(times, int(since * 1000)))
-        predictions = predictions.filter(keep)
-    # A label arrives after its prediction: labels of this window's rows are from its hours on.
-    return predictions, pl.read(log, pl.LABELS, model, since)
+def _between(table: pa.Table, since: float | None, until: float) -> pa.Table:
+    """The rows of a log table whose time is in ``(since, until]``."""
+    if table.num_rows == 0:
+        return table
+    times = pc.cast(table.column(pl.TIME), pa.int64())  # milliseconds
+    keep = pc.less_equal(times, int(until * 1000))
+    if since is not None:
+        keep = pc.and_(keep, pc.greater(times, int(since * 1000)))
+    return table.filter(keep)
+
+
+def read_window(log: str, model: str, since: float | None, until: float) -> pa.Table:
+    """The predictions of ``model`` answered in ``(since, until]``."""
+    return _between(pl.read(log, pl.PREDICTIONS, model, since), since, until)
+
+
+def late_labelled(
+    log: str, model: str, since: float | None, until: float, lookback_hours: float
+) -> pa.Table:
+    """The predictions whose labels arrived in ``(since, until]``, with ``true_label``: answered
+    in this window or up to ``lookback_hours`` before the first of those labels arrived. Each
+    label is counted in the window it arrived in, once; only the columns decay needs are read.
+    """
+    labels = _between(pl.read(log, pl.LABELS, model, since), since, until)
+    if labels.num_rows == 0:
+        return pa.table({})
+    first = pc.min(pc.cast(labels.column(pl.TIME), pa.int64())).as_py() / 1000
+    start = first - lookback_hours * 3600
+    columns = [pl.REQUEST_ID, pl.ROW, pl.TIME, pl.VERSION, *pl.OUTPUT_TYPES]
+    predictions = _between(pl.read(log, pl.PREDICTIONS, model, start, columns), start, until)
+    return pl.labelled(predictions, labels)
 
 
 def statistics_of(
@@ -233,12 +257,16 @@ def compare(
     return checks
 
 
-def decay(table: pa.Table, evaluated: dict[str, float]) -> dict | None:
-    """The primary metric on the rows whose labels arrived, against the version's evaluation:
-    accuracy for a classifier, RMSE for a regressor. None without labelled rows."""
+def decay(table: pa.Table, version: int, evaluated: dict[str, float]) -> dict | None:
+    """The primary metric of ``version`` on the labelled rows it answered, against its
+    evaluation: accuracy for a classifier, RMSE for a regressor. None without such rows."""
     if "true_label" not in table.column_names:
         return None
-    labelled = table.filter(pc.is_valid(table.column("true_label")))
+    keep = pc.is_valid(table.column("true_label"))
+    if pl.VERSION in table.column_names:  # a log written without versions: every row
+        answered = table.column(pl.VERSION)
+        keep = pc.and_(keep, pc.or_(pc.is_null(answered), pc.equal(answered, version)))
+    labelled = table.filter(keep)
     if labelled.num_rows == 0:
         return None
     truth = labelled.column("true_label").to_pylist()
@@ -281,19 +309,23 @@ class MonitorState:
             != pa_fs.FileType.NotFound
         ]
 
+    def _exists(self, path: str) -> bool:
+        return self.store.fs.get_file_info(path).type != pa_fs.FileType.NotFound
+
     def last(self) -> tuple[float | None, dict | None, Any]:
-        """The last window's end, decision and statistics (None when there was none)."""
+        """The last window's end, decision (with what was done about it under ``outcome``,
+        when anything was) and statistics; None when there was none."""
         windows = self._windows()
         if not windows:
             return None, None, None
         folder = f"{self.folder}/{windows[-1]}"
         with self.store.fs.open_input_stream(f"{folder}/{DECISION_FILE}") as f:
             decision = json.loads(f.read())
+        if self._exists(f"{folder}/{OUTCOME_FILE}"):
+            with self.store.fs.open_input_stream(f"{folder}/{OUTCOME_FILE}") as f:
+                decision[OUTCOME] = json.loads(f.read())
         statistics = None
-        if (
-            self.store.fs.get_file_info(f"{folder}/{STATISTICS_FILE}").type
-            != pa_fs.FileType.NotFound
-        ):
+        if self._exists(f"{folder}/{STATISTICS_FILE}"):
             with self.store.fs.open_input_stream(f"{folder}/{STATISTICS_FILE}") as f:
                 statistics = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
         return int(windows[-1]) / 1000, decision, statistics
@@ -312,6 +344,25 @@ class MonitorState:
             with self.store.fs.open_output_stream(f"{folder}/{name}") as f:
                 f.write(files[name])
         return folder
+
+    def record_outcome(self, window_end: float, outcome: dict) -> None:
+        """Keeps what was done about the decision of the window that ended at ``window_end``:
+        ``acted`` (a retraining run started or was running), and why not or what it was."""
+        path = f"{self.folder}/{int(window_end * 1000)}/{OUTCOME_FILE}"
+        with self.store.fs.open_output_stream(path) as f:
+            f.write(json.dumps(outcome, indent=2).encode())
+
+
+def _not_acted_on(decision: dict) -> str | None:
+    """Why a decision to retrain was not acted on, when it was not."""
+    if not decision.get("retrain"):
+        return None
+    outcome = decision.get(OUTCOME)
+    if outcome is None:
+        return "nothing was done about it"
+    if outcome.get("acted"):
+        return None
+    return str(outcome.get("reason") or "the trigger failed")
 
 
 def _train_statistics(registry: ModelRegistry, model: str, version: int) -> Any:
@@ -350,13 +401,12 @@ def monitor(
     # for all of its rows to be in the log, or late rows would fall between two windows.
     until = time.time() - config.settle_seconds if until is None else until
     since = last_end if since is None else since
-    predictions, labels = read_window(log, model, since, until)
-    if predictions.num_rows == 0:
+    table = read_window(log, model, since, until)
+    if table.num_rows == 0:
         raise NoTraffic(
             f"No predictions of {model!r} in {log} "
             f"{'since the last monitor run' if since is not None else ''}: nothing to monitor."
         )
-    table = pl.join_labels(predictions, labels)
     versions = pc.value_counts(table.column(pl.VERSION))
     served = max(
         zip(
@@ -376,7 +426,9 @@ def monitor(
     too_few = rows < config.min_rows
     checks = [] if too_few else compare(window, train, previous, config)
     evaluated = registry.metadata(model, version).get(constants.METRICS, {})
-    decayed = decay(table, evaluated)
+    decayed = decay(
+        late_labelled(log, model, since, until, config.label_lookback_hours), version, evaluated
+    )
     reasons = []
     if too_few:
         reasons.append(f"too few rows to decide: {rows} < {config.min_rows}")
@@ -399,17 +451,21 @@ def monitor(
             f"{decayed['drop']:.4f} worse than evaluated ({decayed['evaluated']:.4f})"
         )
     signal = not too_few and (any(c.skewed or c.drifted for c in checks) or decayed_now)
-    # Windows in a row count for one version, and start again after a decision to retrain.
+    # Windows in a row count for one version, and start again after a decision to retrain that
+    # was acted on; one that was not (the trigger failed) stands.
+    pending = _not_acted_on(last_decision) if last_decision else None
     counting = bool(
         last_decision
         and last_decision.get("retrain_signal")
-        and not last_decision.get("retrain")
+        and (not last_decision.get("retrain") or pending)
         and last_decision.get("version") == version
     )
     in_a_row = ((last_decision["windows_in_a_row"] if counting else 0) + 1) if signal else 0
     retrain = signal and in_a_row >= config.windows_in_a_row
     if signal and not retrain:
         reasons.append(f"window {in_a_row} of {config.windows_in_a_row} in a row that says retrain")
+    if retrain and counting and pending:
+        reasons.append(f"the last window's decision to retrain still stands: {pending}")
     if not reasons:
         reasons.append("no skew, drift or decay above the thresholds")
     result = MonitorResult(

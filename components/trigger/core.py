@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from components.errors import ConfigurationError
+from components.errors import ConfigurationError, TriggerFailed
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +24,19 @@ TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
 
 @dataclass(frozen=True)
 class Triggered:
-    """What the trigger did."""
+    """What the trigger did.
+
+    Attributes:
+        started: A retraining run was started.
+        reason: What was done, or why nothing was.
+        acted: A decision to retrain was acted on: a run started, or one is still running.
+        run_id: The run started, or the one still running.
+        pipeline_version_id: The training pipeline version it runs.
+    """
 
     started: bool
     reason: str
+    acted: bool = False
     run_id: str | None = None
     pipeline_version_id: str | None = None
 
@@ -66,6 +75,37 @@ def latest_version(client: Any, pipeline_name: str) -> tuple[str, str]:
     return pipeline_id, versions[0].pipeline_version_id
 
 
+# Parameters a training pipeline uploaded before they existed may lack: left out, and said.
+OPTIONAL_PARAMETERS = ("labelled_log",)
+
+
+def _taken(client: Any, pipeline_id: str, version_id: str, params: dict[str, Any]) -> dict:
+    """``params`` that the pipeline version declares: the API server refuses a run with any
+    other (kubeflow/pipelines@2.5.0 backend/src/apiserver/template/v2_template.go:429-440).
+
+    Raises:
+        ConfigurationError: The version lacks a parameter that is not optional.
+    """
+    spec = client.get_pipeline_version(pipeline_id, version_id).pipeline_spec or {}
+    # With a platform spec the API nests the pipeline spec (server/api_util.go:165-214).
+    spec = spec.get("pipeline_spec", spec)
+    declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    missing = [name for name in params if name not in declared]
+    if required := [name for name in missing if name not in OPTIONAL_PARAMETERS]:
+        raise ConfigurationError(
+            f"The uploaded training pipeline's newest version ({version_id}) takes no "
+            f"{', '.join(required)}: upload this suite's training pipeline (`mlops upload`)."
+        )
+    for name in missing:
+        logger.warning(
+            "The training pipeline's newest version (%s) takes no %s (uploaded before it "
+            "existed); retraining without it. Upload the pipeline again to use it.",
+            version_id,
+            name,
+        )
+    return {name: value for name, value in params.items() if name in declared}
+
+
 # Run states that have not ended (kubeflow/pipelines@2.5.0 backend/api/v2beta1/run.proto:221-242).
 UNFINISHED = ("PENDING", "RUNNING", "PAUSED", "CANCELING")
 
@@ -90,7 +130,33 @@ def trigger(
     params: dict[str, Any],
 ) -> Triggered:
     """Starts ``pipeline_name``'s newest version with ``params`` when ``retrain``; connects
-    (``connect()``) only then."""
+    (``connect()``) only then.
+
+    Raises:
+        TriggerFailed: The KFP API did not answer, or refused the run.
+        ConfigurationError: The training pipeline is not uploaded, or takes other parameters.
+    """
+    import urllib3
+    from kfp_server_api.exceptions import ApiException
+
+    try:
+        return _trigger(retrain, reasons, connect, pipeline_name, experiment, params)
+    except (urllib3.exceptions.HTTPError, ApiException) as err:
+        raise TriggerFailed(
+            f"The Kubeflow Pipelines API did not start the retraining run: "
+            f"{getattr(err, 'reason', None) or err}. The decision to retrain stands: the next "
+            "monitor run tries again."
+        ) from err
+
+
+def _trigger(
+    retrain: bool,
+    reasons: list[str],
+    connect: Callable[[], Any],
+    pipeline_name: str,
+    experiment: str,
+    params: dict[str, Any],
+) -> Triggered:
     if not retrain:
         return Triggered(False, "the monitor did not decide to retrain")
     client = connect()
@@ -103,13 +169,13 @@ def trigger(
     busy = _unfinished(client, experiment_id, prefix)
     if busy is not None:
         # The monitor keeps saying retrain until a new version serves; one run at a time.
-        return Triggered(False, f"retraining run {busy} is still running")
+        return Triggered(False, f"retraining run {busy} is still running", True, busy)
     run = client.run_pipeline(
         experiment_id=experiment_id,
         job_name=f"{prefix} {'; '.join(reasons)[:200]}",
-        params=params,
+        params=_taken(client, pipeline_id, version_id, params),
         pipeline_id=pipeline_id,
         version_id=version_id,
     )
     logger.info("Started retraining run %s of %s", run.run_id, pipeline_name)
-    return Triggered(True, f"started run {run.run_id}", run.run_id, version_id)
+    return Triggered(True, f"started run {run.run_id}", True, run.run_id, version_id)

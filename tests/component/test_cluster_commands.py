@@ -1,6 +1,7 @@
 """mlops upload and submit through the real kfp.Client, over real HTTP, against the KFP API
 stand-in in tests/kfp_standin.py (which follows the KFP 2.5.0 API server)."""
 
+import pytest
 import yaml
 
 from pipelines.cli import main
@@ -237,3 +238,90 @@ def test_the_trigger_waits_while_a_retraining_run_has_not_ended(tmp_path):
         kfp.runs[0]["state"] = "SUCCEEDED"
         third = core.trigger(True, ["drift"], client, "mlops-training", "mlops", params)
         assert third.started and len(kfp.runs) == 2
+
+
+def _decision(tmp_path, retrain: bool, window_end: float):
+    from kfp import dsl
+
+    decision = dsl.Artifact(name="decision", uri=str(tmp_path / "decision.json"))
+    decision.metadata.update(
+        {"retrain": retrain, "reasons": ["island: skew 0.4 > 0.15"], "window_end": window_end}
+    )
+    return decision
+
+
+def _window(log, window_end: float) -> None:
+    """A window the monitor decided on, as MonitorState keeps it."""
+    import json
+    import os
+
+    folder = f"{log}/monitor/model=penguins/{int(window_end * 1000)}"
+    os.makedirs(folder)
+    with open(f"{folder}/decision.json", "w") as f:
+        json.dump({"retrain": True, "retrain_signal": True, "version": 1}, f)
+
+
+def test_the_trigger_step_retrains_on_the_labelled_log_and_keeps_what_it_did(tmp_path):
+    from kfp import dsl
+
+    from components.monitor.core import MonitorState
+    from components.trigger.component import trigger
+
+    log, end = str(tmp_path / "log"), 1_795_000_000.0
+    _window(log, end)
+    triggered = dsl.Artifact(name="triggered", uri=str(tmp_path / "triggered.json"))
+    with KfpStandIn() as kfp:
+        assert main(["upload", "--host", kfp.host, "--package", _compiled(tmp_path)]) == 0
+        trigger.python_func(
+            _decision(tmp_path, True, end), log, "s3://fresh.csv", "s3://r", "penguins",
+            triggered, "mlops-training", "mlops", kfp.host,
+        )  # fmt: skip
+        (run,) = kfp.runs
+    # The API server took every parameter (the stand-in refuses undeclared ones, as 2.5.0 does).
+    assert run["runtime_config"]["parameters"]["labelled_log"] == log
+    assert triggered.metadata["started"] is True and triggered.metadata["acted"] is True
+    _, decision, _ = MonitorState(log, "penguins").last()
+    assert decision["outcome"]["acted"] is True and decision["outcome"]["run_id"] == run["run_id"]
+
+
+def test_a_trigger_that_cannot_reach_kfp_fails_and_leaves_the_decision_standing(tmp_path):
+    from kfp import dsl
+
+    from components.errors import TriggerFailed
+    from components.monitor.core import MonitorState
+    from components.trigger.component import trigger
+
+    log, end = str(tmp_path / "log"), 1_795_000_000.0
+    _window(log, end)
+    with KfpStandIn() as kfp:
+        nowhere = kfp.host  # closed below: nothing answers there
+    triggered = dsl.Artifact(name="triggered", uri=str(tmp_path / "triggered.json"))
+    with pytest.raises(TriggerFailed, match=r"did not start the retraining run.*stands"):
+        trigger.python_func(
+            _decision(tmp_path, True, end), log, "s3://fresh.csv", "s3://r", "penguins",
+            triggered, "mlops-training", "mlops", nowhere,
+        )  # fmt: skip
+    _, decision, _ = MonitorState(log, "penguins").last()
+    assert decision["outcome"]["acted"] is False
+    assert decision["outcome"]["reason"].startswith("the trigger failed")
+
+
+def test_a_training_pipeline_uploaded_before_the_labelled_log_still_retrains(tmp_path, caplog):
+    from components.trigger import core
+    from pipelines.cluster import connect
+
+    documents = list(yaml.safe_load_all(open(_compiled(tmp_path))))
+    del documents[0]["root"]["inputDefinitions"]["parameters"]["labelled_log"]
+    older = tmp_path / "older.yaml"
+    older.write_text(yaml.safe_dump_all(documents))
+    params = {"data_uri": "s3://fresh.csv", "registry": "s3://r", "model_name": "m",
+              "labelled_log": "s3://log"}  # fmt: skip
+    with KfpStandIn() as kfp:
+        assert main(["upload", "--host", kfp.host, "--package", str(older)]) == 0
+        done = core.trigger(
+            True, ["drift"], lambda: connect(kfp.host), "mlops-training", "mlops", params
+        )
+        (run,) = kfp.runs
+    assert done.started
+    assert "labelled_log" not in run["runtime_config"]["parameters"]
+    assert "takes no labelled_log" in caplog.text

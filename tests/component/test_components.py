@@ -39,6 +39,7 @@ def pipeline_outputs(tmp_path_factory, penguins_csv):
         for name, kind in [
             ("train_data", dsl.Dataset),
             ("eval_data", dsl.Dataset),
+            ("labelled_eval", dsl.Dataset),
             ("statistics", dsl.Artifact),
             ("schema", dsl.Artifact),
             ("anomalies", dsl.Artifact),
@@ -55,7 +56,7 @@ def pipeline_outputs(tmp_path_factory, penguins_csv):
         ]
     }
     registry = str(folder / "registry")
-    ingest.python_func(penguins_csv, out["train_data"], out["eval_data"], 0.2)
+    ingest.python_func(penguins_csv, out["train_data"], out["eval_data"], out["labelled_eval"], 0.2)
     validate.python_func(
         out["train_data"],
         out["eval_data"],
@@ -81,6 +82,7 @@ def pipeline_outputs(tmp_path_factory, penguins_csv):
         out["model"],
         out["transform_graph"],
         out["baseline"],
+        out["labelled_eval"],
         out["metrics"],
         out["classification_metrics"],
         out["report"],
@@ -183,6 +185,7 @@ def test_evaluate_scores_the_resolved_baseline_on_the_same_rows(pipeline_outputs
         pipeline_outputs["model"],
         pipeline_outputs["transform_graph"],
         baseline,
+        pipeline_outputs["labelled_eval"],
         **outputs,
     )
     blessing = outputs["blessing"].metadata

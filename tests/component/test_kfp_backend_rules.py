@@ -196,10 +196,20 @@ def test_evaluate_reads_a_baseline_handed_on_by_the_backend(
         artifact(dsl.Model, "model", penguins_model),
         artifact(dsl.Artifact, "transform_graph", penguins_transform),
         artifact(dsl.Model, "baseline", penguins_model, baseline),
+        # Labelled log rows handed on with ingest's metadata (a string, a count as a double).
+        artifact(
+            dsl.Dataset,
+            "labelled_eval",
+            penguins_splits["eval"],
+            {"labelled_log": "s3://mlpipeline/prediction-log", "num_rows": 62.0},
+        ),
         **outputs,
     )
     blessing = outputs["blessing"].metadata
     assert blessing["baseline_version"] == 1 and blessing["blessed"] is False
+    evaluation = json.loads(open(outputs["blessing"].path).read())
+    assert evaluation["labelled_rows"] > 0  # the labelled rows were read and scored
+    assert evaluation["labelled_metrics"] == evaluation["labelled_baseline_metrics"]  # one model
 
 
 def test_rollout_reads_a_push_result_handed_on_by_the_backend(tmp_path):

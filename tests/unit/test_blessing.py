@@ -6,14 +6,14 @@ import sys
 import pytest
 
 from components.errors import ConfigurationError
-from components.evaluate.blessing import BaselineMetrics, EvalConfig, bless
+from components.evaluate.blessing import BaselineMetrics, EvalConfig, LabelledRows, bless
 
 CLASSIFICATION, REGRESSION = "classification", "regression"
 TRIVIAL = {"accuracy": 0.40}
 
 
-def _bless(metrics, baseline=None, trivial=TRIVIAL, task=CLASSIFICATION, **config):
-    return bless(task, metrics, trivial, baseline, EvalConfig(**config))
+def _bless(metrics, baseline=None, trivial=TRIVIAL, task=CLASSIFICATION, labelled=None, **config):
+    return bless(task, metrics, trivial, baseline, EvalConfig(**config), labelled)
 
 
 def test_the_decision_imports_no_tensorflow():
@@ -146,3 +146,45 @@ def test_a_threshold_without_bounds_is_rejected():
 def test_a_negative_min_improvement_is_rejected():
     with pytest.raises(ConfigurationError, match=r"min_improvement must be 0 or more, got -0\.1"):
         EvalConfig(min_improvement=-0.1)
+
+
+SERVING = BaselineMetrics(3, {"accuracy": 0.85, "rmse": 2.0})
+
+
+def test_a_candidate_worse_on_the_labelled_log_rows_is_not_blessed():
+    blessing = _bless({"accuracy": 0.9}, SERVING, labelled=LabelledRows(120, 0.70, 0.80))
+    assert not blessing.blessed
+    assert blessing.reasons == [
+        "on 120 labelled rows of the prediction log, accuracy 0.7000 is worse than the serving "
+        "version's 0.8000 (version 3)"
+    ]
+
+
+@pytest.mark.parametrize(("candidate", "serving"), [(0.9, 0.8), (1.0, 1.0)])
+def test_a_candidate_at_least_as_good_on_the_labelled_log_rows_is_blessed(candidate, serving):
+    blessing = _bless({"accuracy": 0.9}, SERVING, labelled=LabelledRows(120, candidate, serving))
+    assert blessing.blessed
+    assert blessing.reasons[1] == (
+        f"on 120 labelled rows of the prediction log, accuracy {candidate:.4f} against the "
+        f"serving version's {serving:.4f}"
+    )
+
+
+def test_a_regressor_with_a_higher_rmse_on_the_labelled_log_rows_is_not_blessed():
+    blessing = _bless({"rmse": 1.0}, SERVING, {"rmse": 5.0}, REGRESSION, LabelledRows(50, 2.5, 2.4))
+    assert not blessing.blessed and "rmse 2.5000 is worse" in blessing.reasons[0]
+
+
+def test_too_few_labelled_log_rows_are_not_compared_and_the_reasons_say_so():
+    blessing = _bless(
+        {"accuracy": 0.9}, SERVING, labelled=LabelledRows(12, 0.1, 0.9), min_labelled_rows=30
+    )
+    assert blessing.blessed
+    assert blessing.reasons[1] == (
+        "not compared on 12 labelled rows of the prediction log (fewer than 30)"
+    )
+
+
+def test_without_a_serving_version_the_labelled_log_rows_decide_nothing():
+    blessing = _bless({"accuracy": 0.9}, labelled=LabelledRows(120, 0.1))
+    assert blessing.blessed and len(blessing.reasons) == 1

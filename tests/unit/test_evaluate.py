@@ -121,3 +121,25 @@ def test_report_shows_the_decision_and_the_confusion_matrix(
     assert report.startswith("# Evaluation (classification)")
     assert "**Blessed**" in report
     assert "| **Gentoo** |" in report
+
+
+def test_the_candidate_is_compared_with_the_serving_version_on_the_labelled_log_rows(
+    tmp_path, penguins_splits, golden_model, golden_transform
+):
+    # The labelled log rows in eval, as ingest writes them: rows of the data's columns.
+    untrained = export_untrained(golden_transform, str(tmp_path / "untrained"))
+    spec, config = load_spec(golden_transform), core.EvalConfig(min_labelled_rows=10)
+    better = core.evaluate(
+        penguins_splits["eval"], golden_model, spec, core.Baseline(2, untrained), config,
+        penguins_splits["train"],
+    )  # fmt: skip
+    assert better.blessed and better.labelled_rows > 200
+    assert better.labelled_metrics["accuracy"] > better.labelled_baseline_metrics["accuracy"]
+    assert better.reasons[1].startswith(f"on {better.labelled_rows} labelled rows")
+    assert "serving version" in core.markdown_report(better)
+    worse = core.evaluate(
+        penguins_splits["eval"], untrained, spec, core.Baseline(2, golden_model), config,
+        penguins_splits["train"],
+    )  # fmt: skip
+    assert not worse.blessed
+    assert any("is worse than the serving version's" in reason for reason in worse.reasons)

@@ -1,5 +1,8 @@
 """Ingest: reading CSV/Parquet, normalising columns, deterministic hash split."""
 
+import collections
+import os
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -98,3 +101,75 @@ def test_eval_fraction_out_of_range_is_rejected(fraction, tmp_path, penguins_csv
 def test_too_few_rows_to_split_is_a_clear_error():
     with pytest.raises(DataError, match="too few"):
         core.split_table(pa.table({"x": [1]}), 0.2)
+
+
+PENGUIN_KINDS = {"island": "string", "sex": "string", "bill_length_mm": "number",
+                 "bill_depth_mm": "number", "flipper_length_mm": "number",
+                 "body_mass_g": "number", "year": "number"}  # fmt: skip
+
+
+def _served(log: str, rows: list[dict], labelled: int, answered: float, kinds=None) -> None:
+    """Penguins served (heavier than any the data has), the first ``labelled`` of them
+    labelled later."""
+    import time
+
+    from serving import prediction_log as pl
+
+    writer = pl.PredictionLog(log, window_seconds=3600)
+    for index, row in enumerate(rows):
+        features = {k: [v] for k, v in row.items() if k != "species"}
+        features["body_mass_g"] = [round((row["body_mass_g"] or 4000) * 1.4)]
+        writer.log(
+            pl.Prediction("penguins", 1, f"r{index}", answered, 1.0, features,
+                          kinds or PENGUIN_KINDS, {"label": ["Adelie"]})
+        )  # fmt: skip
+    writer.close()
+    pl.write_labels(log, "penguins", [(f"r{i}", 0, rows[i]["species"]) for i in range(labelled)])
+    time.sleep(0.01)
+
+
+def test_the_labelled_log_joins_the_data_and_its_eval_rows_are_kept_apart(tmp_path, penguins_csv):
+    import time
+
+    rows = core.read_table(penguins_csv).to_pylist()[:200]
+    log = str(tmp_path / "log")
+    _served(log, rows, labelled=150, answered=time.time())
+    paths = [str(tmp_path / name) for name in ("t.pq", "e.pq", "l.pq")]
+    result = core.ingest(
+        penguins_csv, *paths[:2], 0.2, (log, "penguins", "species", 24.0), paths[2]
+    )
+    train, evaluation, labelled = (pq.read_table(p) for p in paths)
+    assert result.labelled_rows == 150  # the 50 unlabelled predictions are not rows
+    assert train.num_rows + evaluation.num_rows == 344 + 150
+    assert labelled.schema == evaluation.schema  # the data's types: year is int64 again
+    assert 0 < labelled.num_rows == result.labelled_eval_rows < 150
+    # Each is a served row, with the label that arrived for it, and is in the eval split.
+    heavy = collections.Counter(tuple(r.values()) for r in labelled.to_pylist())
+    assert not heavy - collections.Counter(tuple(r.values()) for r in evaluation.to_pylist())
+    served = [{**r, "body_mass_g": round((r["body_mass_g"] or 4000) * 1.4)} for r in rows[:150]]
+    assert not heavy - collections.Counter(tuple(r.values()) for r in served)
+
+
+def test_labelled_rows_older_than_the_hours_asked_for_are_left_out(tmp_path, penguins_csv):
+    import time
+
+    rows = core.read_table(penguins_csv).to_pylist()[:100]
+    log = str(tmp_path / "log")
+    _served(log, rows, labelled=100, answered=time.time() - 3 * 3600)
+    paths = [str(tmp_path / name) for name in ("t.pq", "e.pq", "l.pq")]
+    result = core.ingest(penguins_csv, *paths[:2], 0.2, (log, "penguins", "species", 2.0), paths[2])
+    assert result.labelled_rows == 0 and result.train_rows + result.eval_rows == 344
+
+
+def test_a_log_whose_values_do_not_fit_the_data_says_so(tmp_path, penguins_csv):
+    import time
+
+    rows = [{**r, "bill_length_mm": "long"} for r in core.read_table(penguins_csv).to_pylist()[:10]]
+    log = str(tmp_path / "log")
+    _served(log, rows, 10, time.time(), {**PENGUIN_KINDS, "bill_length_mm": "string"})
+    paths = [str(tmp_path / name) for name in ("t.pq", "e.pq", "l.pq")]
+    with pytest.raises(DataError, match=r"'bill_length_mm' values that are not double"):
+        core.ingest(penguins_csv, *paths[:2], 0.2, (log, "penguins", "species", 24.0), paths[2])
+    with pytest.raises(DataError, match=r"label 'kind' is not a column of the data"):
+        core.ingest(penguins_csv, *paths[:2], 0.2, (log, "penguins", "kind", 24.0), paths[2])
+    assert not any(os.path.exists(p) for p in paths)  # nothing half written

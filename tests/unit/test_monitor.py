@@ -281,3 +281,100 @@ def test_windows_in_a_row_count_for_one_version(tmp_path, registry, rows):
     log_window(log, rows, 400, seed=3, shift=True)
     second, *_ = _monitor(log, registry)
     assert second.windows_in_a_row == 1 and not second.retrain
+
+
+def test_labels_that_arrive_after_their_window_are_decay_in_the_window_they_arrive(
+    tmp_path, registry, rows
+):
+    log = str(tmp_path / "log")
+    answered = log_window(log, rows, 300, seed=1, wrong=True)
+    first, *_ = _monitor(log, registry, windows_in_a_row=1)
+    assert first.decay is None and not first.retrain  # no label yet
+    # The labels of the first window's rows come in while the second window is served.
+    log_window(log, rows, 300, seed=2)
+    pl.write_labels(log, "penguins", [(request_id, 0, species) for request_id, species in answered])
+    second, *_ = _monitor(log, registry, windows_in_a_row=1)
+    assert second.labelled_rows == 300 and second.rows == 300
+    assert second.decay["served"] == pytest.approx(sum(s == "Adelie" for _, s in answered) / 300)
+    assert second.retrain
+    # Counted once: the next window has no new label.
+    log_window(log, rows, 300, seed=3)
+    third, *_ = _monitor(log, registry, windows_in_a_row=1)
+    assert third.decay is None and third.labelled_rows == 0
+
+
+def test_labels_older_than_the_lookback_are_not_joined(tmp_path, registry, rows):
+    log = str(tmp_path / "log")
+    answered = log_window(log, rows, 300, seed=1, wrong=True)
+    time.sleep(0.05)
+    pl.write_labels(log, "penguins", [(request_id, 0, species) for request_id, species in answered])
+    # A lookback shorter than the time between the answers and their labels: none joined.
+    result, *_ = _monitor(log, registry, label_lookback_hours=0.01 / 3600)
+    assert result.decay is None
+
+
+def test_decay_counts_only_the_rows_the_served_version_answered(tmp_path, registry, rows):
+    log = str(tmp_path / "log")
+    answered = log_window(log, rows, 300, seed=1)  # version 1, right
+    writer = pl.PredictionLog(log, window_seconds=3600)
+    for index in range(50):  # version 9 answered a few, wrongly
+        row = dict(rows[index])
+        species = row.pop("species")
+        writer.log(
+            pl.Prediction("penguins", 9, f"v9-{index}", time.time(), 1.0,
+                          {k: [v] for k, v in row.items()}, KINDS,
+                          {"label": ["Adelie" if species != "Adelie" else "Gentoo"]})
+        )  # fmt: skip
+        answered.append((f"v9-{index}", species))
+    writer.close()
+    pl.write_labels(log, "penguins", [(request_id, 0, species) for request_id, species in answered])
+    result, *_ = _monitor(log, registry)
+    assert result.version == 1
+    assert result.labelled_rows == 300 and result.decay["served"] == 1.0
+
+
+def _decide_to_retrain(log, registry, rows):
+    """Two shifted windows: the second decides to retrain (windows_in_a_row 2)."""
+    for seed in (2, 3):
+        log_window(log, rows, 400, seed=seed, shift=True)
+        result, *_ = _monitor(log, registry)
+    assert result.retrain
+    return result
+
+
+def test_a_decision_to_retrain_that_was_not_acted_on_stands(tmp_path, registry, rows):
+    log = str(tmp_path / "log")
+    decided = _decide_to_retrain(log, registry, rows)
+    core.MonitorState(log, "penguins").record_outcome(
+        decided.window_end, {"acted": False, "reason": "the trigger failed: connection refused"}
+    )
+    log_window(log, rows, 400, seed=4, shift=True)
+    again, *_ = _monitor(log, registry)
+    # At once, not from window 1 of 2 again.
+    assert again.retrain and again.windows_in_a_row == 3
+    assert (
+        "the last window's decision to retrain still stands: the trigger failed: connection "
+        "refused" in again.reasons
+    )
+
+
+def test_a_decision_nothing_was_done_about_stands(tmp_path, registry, rows):
+    log = str(tmp_path / "log")
+    _decide_to_retrain(log, registry, rows)
+    log_window(log, rows, 400, seed=4, shift=True)
+    again, *_ = _monitor(log, registry)
+    assert again.retrain
+    assert "the last window's decision to retrain still stands: nothing was done about it" in (
+        again.reasons
+    )
+
+
+def test_after_a_decision_that_was_acted_on_the_windows_count_again(tmp_path, registry, rows):
+    log = str(tmp_path / "log")
+    decided = _decide_to_retrain(log, registry, rows)
+    core.MonitorState(log, "penguins").record_outcome(
+        decided.window_end, {"acted": True, "reason": "started run 1"}
+    )
+    log_window(log, rows, 400, seed=4, shift=True)
+    after, *_ = _monitor(log, registry)
+    assert not after.retrain and after.windows_in_a_row == 1

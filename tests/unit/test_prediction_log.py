@@ -164,6 +164,35 @@ def test_late_labels_join_by_request_id_and_row_the_newest_winning(tmp_path):
     assert truth == {("a", 0): None, ("a", 1): "Adelie", ("b", 0): "Adelie"}
 
 
+def test_labelled_rows_are_the_predictions_with_a_label_the_newest_winning(tmp_path):
+    log = pl.PredictionLog(str(tmp_path))
+    log.log(_prediction("a", time.time()))
+    log.log(_prediction("b", time.time(), rows=1))
+    log.close()
+    pl.write_labels(str(tmp_path), "penguins", [("a", 1, "Chinstrap"), ("b", 0, "Adelie")])
+    time.sleep(0.01)
+    pl.write_labels(str(tmp_path), "penguins", [("a", 1, "Adelie"), ("z", 0, "Gentoo")])
+    found = pl.labelled(
+        pl.read(str(tmp_path), pl.PREDICTIONS, "penguins"),
+        pl.read(str(tmp_path), pl.LABELS, "penguins"),
+    )
+    rows = found.select(["request_id", "row", "label", "true_label"]).to_pylist()
+    # In log order; the list column (probabilities) comes along; a label of nothing is not a row.
+    assert rows == [
+        {"request_id": "a", "row": 1, "label": "Adelie", "true_label": "Adelie"},
+        {"request_id": "b", "row": 0, "label": "Gentoo", "true_label": "Adelie"},
+    ]
+    assert found.column("probabilities").to_pylist() == [[0.8, 0.1, 0.1], [0.1, 0.0, 0.9]]
+
+
+def test_a_read_of_some_columns_reads_those_the_log_has(tmp_path):
+    log = pl.PredictionLog(str(tmp_path))
+    log.log(_prediction("a", time.time()))
+    log.close()
+    table = pl.read(str(tmp_path), pl.PREDICTIONS, "penguins", columns=["request_id", "prediction"])
+    assert table.column_names == ["request_id"] and table.num_rows == 2
+
+
 def test_files_of_versions_with_other_features_read_together(tmp_path):
     log = pl.PredictionLog(str(tmp_path), window_seconds=3600)
     log.log(_prediction("a", 1_795_000_000.0))
