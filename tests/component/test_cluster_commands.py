@@ -310,7 +310,8 @@ def test_a_training_pipeline_uploaded_before_the_labelled_log_still_retrains(tmp
     from components.trigger import core
     from pipelines.cluster import connect
 
-    documents = list(yaml.safe_load_all(open(_compiled(tmp_path))))
+    with open(_compiled(tmp_path)) as f:
+        documents = list(yaml.safe_load_all(f))
     del documents[0]["root"]["inputDefinitions"]["parameters"]["labelled_log"]
     older = tmp_path / "older.yaml"
     older.write_text(yaml.safe_dump_all(documents))

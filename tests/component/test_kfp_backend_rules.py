@@ -207,7 +207,8 @@ def test_evaluate_reads_a_baseline_handed_on_by_the_backend(
     )
     blessing = outputs["blessing"].metadata
     assert blessing["baseline_version"] == 1 and blessing["blessed"] is False
-    evaluation = json.loads(open(outputs["blessing"].path).read())
+    with open(outputs["blessing"].path) as f:
+        evaluation = json.load(f)
     assert evaluation["labelled_rows"] > 0  # the labelled rows were read and scored
     assert evaluation["labelled_metrics"] == evaluation["labelled_baseline_metrics"]  # one model
 
