@@ -4,8 +4,11 @@
 2. Serve it with the prediction log on, and keep clients sending requests the whole time.
 3. Traffic sampled from the eval split: the monitor finds no drift.
 4. Shifted traffic (body mass x1.4, the islands' mix changed): the monitor names exactly those
-   features; after two windows in a row it decides to retrain, the training pipeline runs on the
-   shifted data, version 2 is pushed, and the running server swaps to it.
+   features. The true species of the first shifted window's requests arrive (``mlops
+   feedback``); after two windows in a row the monitor decides to retrain, the training
+   pipeline runs on the shifted data joined with the log's labelled rows, the candidate is
+   compared with the serving version on those of them in its eval split, version 2 is pushed,
+   and the running server swaps to it.
 5. Not one request failed, and the server never restarted.
 
 Each stage prints a line or two. ``python -m pipelines.demo_drift --workspace DIR``.
@@ -63,6 +66,9 @@ class Traffic:
     clients: int = 2
     answered: int = 0
     failed: list[str] = field(default_factory=list)
+    # (request id, species) of each answered request, while ``keep_truth`` is set.
+    truth: list[tuple[str, str]] = field(default_factory=list)
+    keep_truth: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -76,7 +82,7 @@ class Traffic:
         with requests.Session() as session:
             while not self._stop.is_set():
                 row = dict(chooser.choice(self.rows))
-                row.pop("species", None)
+                species = row.pop("species", None)
                 try:
                     reply = session.post(self.url, json={"instances": [row]}, timeout=30)
                     ok = reply.status_code == 200
@@ -86,6 +92,8 @@ class Traffic:
                 with self._lock:
                     if ok:
                         self.answered += 1
+                        if self.keep_truth:
+                            self.truth.append((reply.headers["x-request-id"], species))
                     else:
                         self.failed.append(problem)
                 time.sleep(0.005)
@@ -180,6 +188,8 @@ class DemoResult:
 
     calm: str = ""
     shifted: list[str] = field(default_factory=list)
+    labels: int = 0
+    blessing: str = ""
     pushed: int | None = None
     swapped: bool = False
     answered: int = 0
@@ -237,6 +247,7 @@ def run(workspace: str, epochs: int = 15, window_rows: int = 300) -> DemoResult:
 
             fresh = shifted_dataset(data, os.path.join(workspace, "penguins-shifted.csv"))
             traffic.use(shifted_rows)
+            traffic.keep_truth = True
             # The first shifted window starts at the shift (the calm rows answered while the
             # monitor ran belong to no window of this demo); the second after the first.
             since = time.time()
@@ -252,10 +263,17 @@ def run(workspace: str, epochs: int = 15, window_rows: int = 300) -> DemoResult:
                      f"{_field(printed, 'decision')}")  # fmt: skip
                 if status != 0:
                     raise RuntimeError(f"monitoring or retraining failed:\n{printed}")
+                if window == 1:
+                    result.labels = _send_labels(workspace, log, traffic)
+                    _say(f"    the true species of {result.labels} shifted requests arrive "
+                         "(mlops feedback)")  # fmt: skip
+            result.blessing = _field(printed, "blessed")
             versions = ModelRegistry(registry).versions(MODEL)
             result.pushed = versions[-1] if len(versions) > 1 else None
-            _say(f"    retrained on {os.path.basename(fresh)}: "
-                 f"{_field(printed, 'model') or 'nothing pushed'}")  # fmt: skip
+            _say(f"    retrained on {os.path.basename(fresh)} and the log's labelled rows: "
+                 f"{_field(printed, 'data')}")  # fmt: skip
+            _say(f"    blessed {result.blessing}")
+            _say(f"    {_field(printed, 'model') or 'nothing pushed'}")
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and result.pushed:
                 with open(os.path.join(workspace, "serve.log")) as f:
@@ -274,6 +292,20 @@ def run(workspace: str, epochs: int = 15, window_rows: int = 300) -> DemoResult:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=30)
     return result
+
+
+def _send_labels(workspace: str, log: str, traffic: Traffic) -> int:
+    """The true species of the shifted requests answered so far, through ``mlops feedback``."""
+    with traffic._lock:
+        truth = list(traffic.truth)
+    path = os.path.join(workspace, "labels.csv")
+    pa_csv.write_csv(
+        pa.table({"request_id": [r for r, _ in truth], "label": [s for _, s in truth]}), path
+    )
+    status, printed = _cli("feedback", "--log", log, "--labels", path)
+    if status != 0:
+        raise RuntimeError(f"mlops feedback failed:\n{printed}")
+    return len(truth)
 
 
 def _iso(seconds: float) -> str:

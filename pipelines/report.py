@@ -53,11 +53,13 @@ def summary(report: Any, model_name: str | None = None, runs_dir: str = "runs") 
     model = out["model"].metadata
     times = " · ".join(f"{name} {secs:.1f} s" for name, secs in report.times.seconds.items())
     train_rows, eval_rows = int(train[c.NUM_ROWS]), int(evaluation[c.NUM_ROWS])
+    from_log = int(train.get(c.LABELLED_ROWS, 0)) + int(evaluation.get(c.LABELLED_ROWS, 0))
+    joined = f", {from_log} of them the prediction log's labelled rows" if from_log else ""
     lines = [
         "",
         "Summary",
         f"  data       {train_rows + eval_rows} rows: {train_rows} train, {eval_rows} eval "
-        f"(fingerprint {train[c.FINGERPRINT]})",
+        f"(fingerprint {train[c.FINGERPRINT]}){joined}",
         f"  anomalies  {'; '.join(anomalies) if anomalies else 'none'}",
         f"  training   {int(model[c.EPOCHS_RUN])} epochs, {model[c.STRATEGY]} strategy with "
         f"{int(model[c.REPLICAS])} replica(s), task {model[c.TASK]}",

@@ -1,6 +1,7 @@
 """``make demo-drift`` as a test: the whole loop after deploy, for real, on one machine."""
 
 import os
+import re
 
 import pytest
 
@@ -20,6 +21,9 @@ def test_shifted_traffic_retrains_and_the_server_swaps_without_a_failed_request(
         ["body_mass_g", "island"],
         ["body_mass_g", "island"],
     ]  # exactly the shifted features, both windows
-    assert result.pushed == 2  # retrained on the shifted data, blessed, pushed
+    assert result.labels > 100  # the first shifted window's species, through mlops feedback
+    # Compared with the serving version on the labelled log rows in the candidate's eval split.
+    assert re.search(r"on \d+ labelled rows of the prediction log, accuracy", result.blessing)
+    assert result.pushed == 2  # retrained on the shifted data and the labels, blessed, pushed
     assert result.swapped and result.server_pid_kept  # the same server serves version 2
     assert result.answered > 1000 and result.failed == []
