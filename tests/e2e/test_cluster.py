@@ -363,3 +363,32 @@ def test_the_monitor_runs_on_a_schedule(submitted, capsys):
             assert main(args) == 1  # a second schedule is refused
         finally:
             client.delete_recurring_run(recurring.recurring_run_id)
+
+
+def test_the_trigger_starts_a_retraining_run_the_real_api_server_accepts(submitted):
+    """The trigger's run, as a scheduled monitor starts it: the real API server checks every
+    parameter against the version's (template/v2_template.go:383-440), so a parameter the
+    training pipeline does not declare, or of another type, fails here."""
+    from components.trigger import core
+    from pipelines.cluster_training import CLUSTER_DEFAULTS
+    from pipelines.monitoring import PREDICTION_LOG
+
+    experiment = f"mlops-e2e-trigger-{secrets.token_hex(3)}"
+    params = {
+        "data_uri": CLUSTER_DEFAULTS.data_uri,
+        "registry": CLUSTER_DEFAULTS.registry,
+        "model_name": f"e2e-retrain-{secrets.token_hex(3)}",
+        "labelled_log": PREDICTION_LOG,
+        "serve": False,  # started to be accepted, not to serve
+    }
+    with port_forward("kubeflow", "svc/ml-pipeline", 8888) as host:
+        client = cluster.connect(host)
+        done = core.trigger(
+            True, ["e2e"], lambda: cluster.connect(host), PIPELINE, experiment, params
+        )
+        try:
+            assert done.started and done.acted
+            run = client.get_run(done.run_id)
+            assert run.runtime_config.parameters["labelled_log"] == PREDICTION_LOG
+        finally:
+            client.terminate_run(done.run_id)
