@@ -520,7 +520,8 @@ def command_monitor(args: argparse.Namespace) -> int:
     )  # fmt: skip
     # Kept beside the decision: a retraining that failed leaves the decision standing.
     outcome = {"acted": code == 0, "reason": "retrained" if code == 0 else "the run failed"}
-    core.MonitorState(args.log, model).record_outcome(result.window_end, outcome)
+    state = core.MonitorState(args.log, model)
+    state.record_outcome(state.window(result.window_end), outcome)
     return code
 
 

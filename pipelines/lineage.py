@@ -117,6 +117,8 @@ def provenance(lineage: store.LineageStore, model_name: str, version: int | None
         "code_version": _props(train).get(recording.CODE_VERSION) if train else None,
         "data": {
             "uri": _props(ingest).get("data_uri") if ingest else None,
+            # The prediction log whose labelled rows joined the data, if any.
+            "labelled_log": (_props(ingest).get(c.LABELLED_LOG) or None) if ingest else None,
             "splits": {
                 _props(a).get(c.SPLIT, name): {
                     "rows": _props(a).get(c.NUM_ROWS),
@@ -124,6 +126,8 @@ def provenance(lineage: store.LineageStore, model_name: str, version: int | None
                     "uri": a.uri,
                 }
                 for name, a in (ingest.outputs if ingest else {}).items()
+                # The log's rows in eval are a split of their own only when a log was joined.
+                if _props(a).get(c.SPLIT) != c.LABELLED_EVAL_SPLIT or _props(a).get(c.LABELLED_LOG)
             },
         },
         "schema": deploy.inputs["schema"].uri,
@@ -204,9 +208,11 @@ def render_provenance(tree: dict) -> str:
     lines = [f"{tree['model']}:{tree['version']}  {tree['destination']}"]
     lines.append(f"├─ run           {tree['run']} (code {tree['code_version']})")
     lines.append(f"├─ data          {tree['data']['uri']}")
+    joined = tree["data"].get("labelled_log")
     _tree(
         lines,
-        [
+        ([f"joined     the labelled rows of {joined}"] if joined else [])
+        + [
             f"{split:<10} {info['rows']} rows, fingerprint {info['fingerprint']}"
             for split, info in tree["data"]["splits"].items()
         ],

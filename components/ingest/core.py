@@ -4,10 +4,11 @@ Rows are assigned to a split by a hash of their values, so the split is the same
 and on every machine, and duplicate rows never straddle the two splits.
 
 With a prediction log, its recent labelled rows (served features and the label that arrived for
-them, :mod:`serving.prediction_log`) join the table before the split, so a retrained model
-learns from the traffic it will serve. Those of them that the split puts in eval are also
-written on their own: evaluate compares the candidate with the serving version on them, rows
-neither model trained on.
+them, :mod:`serving.prediction_log`) join the splits, so a retrained model learns from the
+traffic it will serve. Each goes to the split a data row with its values would go to, and the
+data's own rows split as they do without a log. Those in eval are also written on their own:
+evaluate compares the candidate with the serving version on them, rows neither model trained on
+(the split of a row never changes, so no earlier retraining trained on them either).
 """
 
 import hashlib
@@ -181,17 +182,11 @@ def row_hashes(table: pa.Table) -> pd.Series:
     return pd.util.hash_pandas_object(table.to_pandas(), index=False)
 
 
-def _eval_rows(table: pa.Table, eval_fraction: float) -> tuple[np.ndarray, str]:
-    """Which rows go to eval, and a fingerprint of the content."""
-    hashes = row_hashes(table).to_numpy()
-    digest = hashlib.sha256(str(table.schema).encode())
-    digest.update(hashes.tobytes())
-    return (hashes % _BUCKETS) < round(eval_fraction * _BUCKETS), digest.hexdigest()[:16]
+def _in_eval(hashes: np.ndarray, eval_fraction: float) -> np.ndarray:
+    return (hashes % _BUCKETS) < round(eval_fraction * _BUCKETS)
 
 
-def split_table(
-    table: pa.Table, eval_fraction: float, mask: bool = False
-) -> tuple[pa.Table, pa.Table, str] | tuple[pa.Table, pa.Table, str, np.ndarray]:
+def split_table(table: pa.Table, eval_fraction: float) -> tuple[pa.Table, pa.Table, str]:
     """Splits rows into train and eval by hashing their values.
 
     Args:
@@ -199,33 +194,66 @@ def split_table(
         eval_fraction: The share of rows to put in eval, in (0, 1).
 
     Returns:
-        The train table, the eval table and a fingerprint of the content; with ``mask``, also
-        whether each row went to eval.
+        The train table, the eval table and a fingerprint of the content.
 
     Raises:
         ConfigurationError: ``eval_fraction`` is not in (0, 1).
         DataError: One of the splits would be empty.
     """
     IngestConfig(eval_fraction=eval_fraction)  # Checks it.
-    is_eval, fingerprint = _eval_rows(table, eval_fraction)
+    hashes = row_hashes(table).to_numpy()
+    is_eval = _in_eval(hashes, eval_fraction)
     train, evaluation = table.filter(pa.array(~is_eval)), table.filter(pa.array(is_eval))
     if train.num_rows == 0 or evaluation.num_rows == 0:
         raise DataError(
             f"{table.num_rows} rows are too few to split into train and eval at "
             f"eval_fraction={eval_fraction}: one split would be empty. Give more rows."
         )
-    return (train, evaluation, fingerprint, is_eval) if mask else (train, evaluation, fingerprint)
+    digest = hashlib.sha256(str(table.schema).encode())
+    digest.update(hashes.tobytes())
+    return train, evaluation, digest.hexdigest()[:16]
 
 
-def _log_column(rows: pa.Table, source: str, field: pa.Field, log: str) -> pa.ChunkedArray:
+# What a logged null is hashed as in an integer column the data fills: pandas holds that column
+# as int64, which has no null.
+_NULL_INTEGER = np.iinfo(np.int64).min
+
+
+def log_row_hashes(rows: pa.Table, data: pa.Table) -> np.ndarray:
+    """Hashes of the log's rows, each as :func:`row_hashes` hashes the same values in ``data``:
+    a log row's split depends on its own values alone, and a row the data has too lands in the
+    same split. (Hashing the two tables together would not do: one logged null in an integer
+    column turns pandas' column into floats, and every data row's hash, and split, with it.)"""
+    frame = rows.to_pandas()
+    for field in data.schema:
+        if pa.types.is_integer(field.type) and data.column(field.name).null_count == 0:
+            frame[field.name] = frame[field.name].fillna(_NULL_INTEGER).astype(np.int64)
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def _fit(values: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> tuple[pa.Array, np.ndarray]:
+    """``values`` as ``kind``, and which of them fit: a value that does not (text that is no
+    number, a fraction in an integer column) becomes null and is marked."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
     try:
-        return pc.cast(rows.column(source), field.type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-        raise DataError(
-            f"The prediction log {log!r} holds {field.name!r} values that are not "
-            f"{field.type} like the data's ({err}); the model's features changed since those "
-            "rows were served: train on the data alone (no labelled_log)."
-        ) from err
+        return pc.cast(values, kind), np.ones(len(values), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    if pa.types.is_integer(kind):  # "1.0" and 1.0 are 1; 1.5 is not an integer
+        numbers = _fit(values, pa.float64())[0].to_numpy(zero_copy_only=False)
+        whole = np.isfinite(numbers) & (np.floor(numbers) == numbers)
+        fitted = pa.array(np.where(whole, numbers, 0).astype(np.int64), mask=~whole)
+        return fitted, whole | ~pc.is_valid(values).to_numpy(zero_copy_only=False)
+    fitted, fits = [], []
+    for value in values:
+        try:
+            fitted.append(pc.cast(pa.array([value.as_py()], values.type), kind)[0].as_py())
+            fits.append(True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            fitted.append(None)
+            fits.append(False)
+    return pa.array(fitted, kind), np.array(fits, dtype=bool)
 
 
 def labelled_log_rows(
@@ -233,11 +261,12 @@ def labelled_log_rows(
 ) -> pa.Table:
     """The log's predictions of ``model`` answered in the last ``hours`` whose labels arrived,
     as rows of the data: each served feature in its column, the newest label in ``label``'s,
-    with the data's types (a column the log lacks is empty).
+    with the data's types (a column the log lacks is empty). A row with a value that does not
+    fit its column's type (what a client sent is logged as sent) is left out, and counted in a
+    warning.
 
     Raises:
-        DataError: ``label`` is not a column of the data, or a logged value does not fit the
-            data's type.
+        DataError: ``label`` is not a column of the data.
     """
     if label not in schema.names:
         raise DataError(
@@ -251,14 +280,26 @@ def labelled_log_rows(
         times = pc.cast(predictions.column(pl.TIME), pa.int64())
         predictions = predictions.filter(pc.greater(times, int(since * 1000)))
     rows = pl.labelled(predictions, pl.read(log, pl.LABELS, model, since))
-    columns = []
+    columns, keep, misfits = [], np.ones(rows.num_rows, dtype=bool), {}
     for field in schema:
         source = "true_label" if field.name == label else pl.feature_column(field.name)
         if rows.num_rows and source in rows.column_names:
-            columns.append(_log_column(rows, source, field, log))
+            column, fits = _fit(rows.column(source), field.type)
+            if not fits.all():
+                misfits[field.name] = int((~fits).sum())
+            columns.append(column)
+            keep &= fits
         else:
             columns.append(pa.nulls(rows.num_rows, field.type))
-    return pa.Table.from_arrays(columns, schema=schema)
+    table = pa.Table.from_arrays(columns, schema=schema)
+    if misfits:
+        logger.warning(
+            "Left out %d labelled rows of %s whose values do not fit the data's types (%s)",
+            int((~keep).sum()),
+            log,
+            ", ".join(f"{name}: {count}" for name, count in misfits.items()),
+        )
+    return table.filter(pa.array(keep))
 
 
 def _write(path: str, table: pa.Table) -> None:
@@ -291,17 +332,23 @@ def ingest(
         Row counts, a content fingerprint and the column names.
     """
     logger.info("Ingesting %s (eval_fraction=%s)", data_uri, eval_fraction)
-    IngestConfig(eval_fraction=eval_fraction)  # Checks it.
+    # Checks them before anything is read.
+    IngestConfig(eval_fraction, **({"labelled_hours": labelled[3]} if labelled else {}))
     table = read_table(data_uri)
-    from_log = table.slice(0, 0)
+    train, evaluation, fingerprint = split_table(table, eval_fraction)
+    log_eval = table.slice(0, 0)
+    from_log = 0
     if labelled is not None:
         log, model, label, hours = labelled
-        from_log = labelled_log_rows(log, model, label, table.schema, hours)
-        logger.info("Joined %d labelled rows of %s from %s", from_log.num_rows, model, log)
-        table = pa.concat_tables([table, from_log])
-    train, evaluation, fingerprint, is_eval = split_table(table, eval_fraction, mask=True)
-    # The log's rows split as the whole table's (a column's nulls elsewhere change its hashes).
-    log_eval = from_log.filter(pa.array(is_eval[table.num_rows - from_log.num_rows :]))
+        rows = labelled_log_rows(log, model, label, table.schema, hours)
+        logger.info("Joining %d labelled rows of %s from %s", rows.num_rows, model, log)
+        hashes = log_row_hashes(rows, table)
+        is_eval = _in_eval(hashes, eval_fraction)
+        log_eval = rows.filter(pa.array(is_eval))
+        train = pa.concat_tables([train, rows.filter(pa.array(~is_eval))])
+        evaluation = pa.concat_tables([evaluation, log_eval])
+        fingerprint = hashlib.sha256(fingerprint.encode() + hashes.tobytes()).hexdigest()[:16]
+        from_log = rows.num_rows
     for path, split in ((train_path, train), (eval_path, evaluation)):
         _write(path, split)
     if labelled_eval_path is not None:
@@ -312,6 +359,6 @@ def ingest(
         evaluation.num_rows,
         fingerprint,
         table.column_names,
-        from_log.num_rows,
+        from_log,
         log_eval.num_rows,
     )

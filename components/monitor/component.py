@@ -34,8 +34,8 @@ def monitor(
         summary: The same as Markdown.
         metrics: Skew and drift per feature, rows, labelled rows.
         decision: ``retrain`` (bool), ``reasons``, ``features`` (skewed or drifted), ``version``,
-            ``rows``, ``window_end`` (where the trigger records its outcome) as metadata; the
-            whole decision as JSON.
+            ``rows``, ``window`` (its folder in the log, where the trigger keeps its outcome)
+            as metadata; the whole decision as JSON.
         min_rows: Fewest rows in a window to decide on.
         numeric_threshold: Jensen-Shannon divergence above which a numeric feature moved.
         categorical_threshold: L-infinity distance above which a categorical feature moved.
@@ -108,6 +108,7 @@ def monitor(
                 "features": flagged,
                 "version": result.version,
                 "rows": result.rows,
-                "window_end": result.window_end,
+                # Text: ML Metadata keeps a number to 6 digits, which may not name the folder.
+                "window": core.MonitorState.window(result.window_end),
             },
         )

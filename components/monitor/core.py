@@ -330,9 +330,14 @@ class MonitorState:
                 statistics = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
         return int(windows[-1]) / 1000, decision, statistics
 
+    @staticmethod
+    def window(window_end: float) -> str:
+        """The name of the folder of the window that ended at ``window_end``."""
+        return str(int(window_end * 1000))
+
     def save(self, result: MonitorResult, statistics: Any, reports: dict[str, str]) -> str:
         """Keeps a window's decision, statistics and reports; returns its folder."""
-        folder = f"{self.folder}/{int(result.window_end * 1000)}"
+        folder = f"{self.folder}/{self.window(result.window_end)}"
         files = {DECISION_FILE: json.dumps(result.to_json(), indent=2).encode(), **{
             name: text.encode() for name, text in reports.items()}}  # fmt: skip
         if statistics is not None:
@@ -345,10 +350,10 @@ class MonitorState:
                 f.write(files[name])
         return folder
 
-    def record_outcome(self, window_end: float, outcome: dict) -> None:
-        """Keeps what was done about the decision of the window that ended at ``window_end``:
-        ``acted`` (a retraining run started or was running), and why not or what it was."""
-        path = f"{self.folder}/{int(window_end * 1000)}/{OUTCOME_FILE}"
+    def record_outcome(self, window: str, outcome: dict) -> None:
+        """Keeps what was done about the decision of ``window`` (:meth:`window`): ``acted`` (a
+        retraining run started or was running), and why not or what it was."""
+        path = f"{self.folder}/{window}/{OUTCOME_FILE}"
         with self.store.fs.open_output_stream(path) as f:
             f.write(json.dumps(outcome, indent=2).encode())
 

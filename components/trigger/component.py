@@ -24,7 +24,7 @@ def trigger(
     failed) stands for the next monitor run.
 
     Args:
-        decision: The monitor's decision (``retrain``, ``reasons``, ``window_end``).
+        decision: The monitor's decision (``retrain``, ``reasons``, ``window``: its folder).
         prediction_log: The prediction log the monitor read (its decisions are kept there).
         data_uri: The fresh data to train on.
         registry: The registry the training run pushes to.
@@ -38,6 +38,7 @@ def trigger(
     """
     import dataclasses
     import json
+    import logging
 
     from components.errors import step
     from components.metadata import read, record
@@ -45,11 +46,11 @@ def trigger(
     from components.trigger import core
 
     retrain = bool(read(decision, "retrain"))
-    window_end = read(decision, "window_end", None)
+    window = read(decision, "window", None)
 
     def keep(outcome: dict) -> None:
-        if retrain and window_end is not None:
-            MonitorState(prediction_log, model_name).record_outcome(float(window_end), outcome)
+        if retrain and window:
+            MonitorState(prediction_log, model_name).record_outcome(str(window), outcome)
 
     with step("trigger"):
         params = {"data_uri": data_uri, "registry": registry, "model_name": model_name}
@@ -65,7 +66,10 @@ def trigger(
                 params,
             )
         except Exception as err:
-            keep({"acted": False, "reason": f"the trigger failed: {err}"})
+            try:
+                keep({"acted": False, "reason": f"the trigger failed: {err}"})
+            except Exception as lost:  # the failure to report is the trigger's, not this one
+                logging.getLogger(__name__).warning("Could not keep the outcome: %s", lost)
             raise
         outcome = dataclasses.asdict(result)
         keep(outcome)

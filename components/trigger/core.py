@@ -86,9 +86,16 @@ def _taken(client: Any, pipeline_id: str, version_id: str, params: dict[str, Any
     Raises:
         ConfigurationError: The version lacks a parameter that is not optional.
     """
-    spec = client.get_pipeline_version(pipeline_id, version_id).pipeline_spec or {}
+    version = client.get_pipeline_version(pipeline_id, version_id)
+    if not version.pipeline_spec:
+        # The API answers the version's error instead when its spec does not convert
+        # (server/api_converter.go:443-456).
+        raise TriggerFailed(
+            f"Kubeflow Pipelines gave no pipeline spec for the training pipeline's newest "
+            f"version ({version_id}): {getattr(version, 'error', None) or 'no reason given'}."
+        )
     # With a platform spec the API nests the pipeline spec (server/api_util.go:165-214).
-    spec = spec.get("pipeline_spec", spec)
+    spec = version.pipeline_spec.get("pipeline_spec", version.pipeline_spec)
     declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
     missing = [name for name in params if name not in declared]
     if required := [name for name in missing if name not in OPTIONAL_PARAMETERS]:
@@ -141,12 +148,30 @@ def trigger(
 
     try:
         return _trigger(retrain, reasons, connect, pipeline_name, experiment, params)
-    except (urllib3.exceptions.HTTPError, ApiException) as err:
+    # kfp.Client raises TimeoutError when the API's health check keeps failing (kfp 2.13
+    # kfp/client/client.py:401-419).
+    except (urllib3.exceptions.HTTPError, ApiException, TimeoutError) as err:
         raise TriggerFailed(
-            f"The Kubeflow Pipelines API did not start the retraining run: "
-            f"{getattr(err, 'reason', None) or err}. The decision to retrain stands: the next "
-            "monitor run tries again."
+            f"The Kubeflow Pipelines API did not start the retraining run: {_said(err)}. The "
+            "decision to retrain stands: the next monitor run tries again."
         ) from err
+
+
+def _said(err: Exception) -> str:
+    """What the API said: its error message for a refusal (the body the API server answers
+    with, ``{"error": ..., "code": ...}``), or what failed on the way."""
+    import json
+
+    from kfp_server_api.exceptions import ApiException
+
+    if isinstance(err, ApiException):
+        try:
+            body = json.loads(err.body or "{}")
+        except ValueError:
+            body = {}
+        message = body.get("error") or body.get("message") or err.reason
+        return f"HTTP {err.status}: {message}"
+    return str(err)
 
 
 def _trigger(

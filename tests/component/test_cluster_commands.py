@@ -243,9 +243,15 @@ def test_the_trigger_waits_while_a_retraining_run_has_not_ended(tmp_path):
 def _decision(tmp_path, retrain: bool, window_end: float):
     from kfp import dsl
 
+    from components.monitor.core import MonitorState
+
     decision = dsl.Artifact(name="decision", uri=str(tmp_path / "decision.json"))
     decision.metadata.update(
-        {"retrain": retrain, "reasons": ["island: skew 0.4 > 0.15"], "window_end": window_end}
+        {
+            "retrain": retrain,
+            "reasons": ["island: skew 0.4 > 0.15"],
+            "window": MonitorState.window(window_end),
+        }
     )
     return decision
 
@@ -326,3 +332,19 @@ def test_a_training_pipeline_uploaded_before_the_labelled_log_still_retrains(tmp
     assert done.started
     assert "labelled_log" not in run["runtime_config"]["parameters"]
     assert "takes no labelled_log" in caplog.text
+
+
+def test_a_run_the_api_server_refuses_fails_with_what_it_said(tmp_path):
+    from components.errors import TriggerFailed
+    from components.trigger import core
+    from pipelines.cluster import connect
+
+    params = {"data_uri": "s3://fresh.csv", "registry": "s3://r", "model_name": 7}  # not text
+    with KfpStandIn() as kfp:
+        assert main(["upload", "--host", kfp.host, "--package", _compiled(tmp_path)]) == 0
+        with pytest.raises(
+            TriggerFailed, match=r"HTTP 400: input parameter model_name requires type STRING"
+        ):
+            core.trigger(True, ["drift"], lambda: connect(kfp.host), "mlops-training", "mlops",
+                         params)  # fmt: skip
+        assert kfp.runs == []

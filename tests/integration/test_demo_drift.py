@@ -10,7 +10,7 @@ from pipelines import demo_drift
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_shifted_traffic_retrains_and_the_server_swaps_without_a_failed_request(tmp_path):
+def test_shifted_traffic_retrains_and_the_server_swaps_without_a_failed_request(tmp_path, capsys):
     serve = os.environ.get("MLOPS_SERVE", os.path.join(demo_drift.ROOT, ".venv-serving", "bin",
                                                         "mlops-serve"))  # fmt: skip
     if not os.path.exists(serve):
@@ -27,3 +27,12 @@ def test_shifted_traffic_retrains_and_the_server_swaps_without_a_failed_request(
     assert result.pushed == 2  # retrained on the shifted data and the labels, blessed, pushed
     assert result.swapped and result.server_pid_kept  # the same server serves version 2
     assert result.answered > 1000 and result.failed == []
+    # Lineage says which log's labelled rows joined the data of version 2, and their split.
+    from pipelines.cli import main
+
+    capsys.readouterr()
+    runs = str(tmp_path / "demo" / "runs")
+    assert main(["lineage", "penguins:2", "--runs-dir", runs]) == 0
+    printed = capsys.readouterr().out
+    assert f"joined     the labelled rows of {tmp_path / 'demo' / 'prediction-log'}" in printed
+    assert re.search(r"labelled_eval \d+ rows", printed)

@@ -161,15 +161,50 @@ def test_labelled_rows_older_than_the_hours_asked_for_are_left_out(tmp_path, pen
     assert result.labelled_rows == 0 and result.train_rows + result.eval_rows == 344
 
 
-def test_a_log_whose_values_do_not_fit_the_data_says_so(tmp_path, penguins_csv):
+def test_logged_values_that_do_not_fit_the_data_leave_their_rows_out(tmp_path, caplog):
     import time
 
-    rows = [{**r, "bill_length_mm": "long"} for r in core.read_table(penguins_csv).to_pylist()[:10]]
+    from serving import prediction_log as pl
+
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
     log = str(tmp_path / "log")
-    _served(log, rows, 10, time.time(), {**PENGUIN_KINDS, "bill_length_mm": "string"})
+    writer = pl.PredictionLog(log, window_seconds=3600)
+    served = [(1.0, "1.0"), (2.0, "0"), (2.5, "1"), (3.0, "1.5"), (4.0, "one")]
+    for index, (x, _) in enumerate(served):
+        writer.log(pl.Prediction("m", 1, f"r{index}", time.time(), 1.0, {"x": [x]},
+                                 {"x": pl.NUMBER}, {"prediction": [0.5]}))  # fmt: skip
+    writer.close()
+    pl.write_labels(log, "m", [(f"r{i}", 0, label) for i, (_, label) in enumerate(served)])
+    schema = core.read_table(str(data)).schema
+    rows = core.labelled_log_rows(log, "m", "y", schema, 1.0)
+    # 2.5 is no int64 x; "1.5" and "one" are no int64 label; "1.0" is 1.
+    assert sorted(rows.to_pylist(), key=lambda r: r["x"]) == [{"x": 1, "y": 1}, {"x": 2, "y": 0}]
+    assert "Left out 3 labelled rows" in caplog.text and "x: 1, y: 2" in caplog.text
+
+
+def test_joining_the_log_moves_no_row_of_the_data_to_the_other_split(tmp_path, penguins_csv):
+    import time
+
+    rows = core.read_table(penguins_csv).to_pylist()[:40]
+    for row in rows[:5]:
+        row["year"] = None  # a client that left out an integer feature
+    log = str(tmp_path / "log")
+    _served(log, rows, labelled=40, answered=time.time())
+    alone = [str(tmp_path / name) for name in ("t0.pq", "e0.pq")]
+    core.ingest(penguins_csv, *alone, 0.2)
+    joined = [str(tmp_path / name) for name in ("t1.pq", "e1.pq", "l1.pq")]
+    result = core.ingest(penguins_csv, *joined[:2], 0.2, (log, "penguins", "species", 24.0),
+                         joined[2])  # fmt: skip
+    assert result.labelled_rows == 40
+    for before, after in zip(alone, joined, strict=False):
+        data_rows = pq.read_table(before)
+        assert pq.read_table(after).slice(0, data_rows.num_rows).equals(data_rows)
+
+
+def test_a_label_that_is_not_a_column_of_the_data_says_so(tmp_path, penguins_csv):
     paths = [str(tmp_path / name) for name in ("t.pq", "e.pq", "l.pq")]
-    with pytest.raises(DataError, match=r"'bill_length_mm' values that are not double"):
-        core.ingest(penguins_csv, *paths[:2], 0.2, (log, "penguins", "species", 24.0), paths[2])
     with pytest.raises(DataError, match=r"label 'kind' is not a column of the data"):
-        core.ingest(penguins_csv, *paths[:2], 0.2, (log, "penguins", "kind", 24.0), paths[2])
+        core.ingest(penguins_csv, *paths[:2], 0.2, (str(tmp_path / "log"), "penguins", "kind",
+                                                    24.0), paths[2])  # fmt: skip
     assert not any(os.path.exists(p) for p in paths)  # nothing half written

@@ -346,7 +346,8 @@ def test_a_decision_to_retrain_that_was_not_acted_on_stands(tmp_path, registry, 
     log = str(tmp_path / "log")
     decided = _decide_to_retrain(log, registry, rows)
     core.MonitorState(log, "penguins").record_outcome(
-        decided.window_end, {"acted": False, "reason": "the trigger failed: connection refused"}
+        core.MonitorState.window(decided.window_end),
+        {"acted": False, "reason": "the trigger failed: connection refused"},
     )
     log_window(log, rows, 400, seed=4, shift=True)
     again, *_ = _monitor(log, registry)
@@ -373,7 +374,7 @@ def test_after_a_decision_that_was_acted_on_the_windows_count_again(tmp_path, re
     log = str(tmp_path / "log")
     decided = _decide_to_retrain(log, registry, rows)
     core.MonitorState(log, "penguins").record_outcome(
-        decided.window_end, {"acted": True, "reason": "started run 1"}
+        core.MonitorState.window(decided.window_end), {"acted": True, "reason": "started run 1"}
     )
     log_window(log, rows, 400, seed=4, shift=True)
     after, *_ = _monitor(log, registry)
