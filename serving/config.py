@@ -41,5 +41,22 @@ class ServingConfig:
         "at least 1",
     )
 
+    shadow_version: int | None = setting(
+        None,
+        "a registry version run beside the served one on every request after it is answered, "
+        "answering nobody; its answers go to the prediction log as shadow rows "
+        "(mlops shadow report compares them)",
+        lambda v: v is None or v >= 1,
+        "a version number",
+        parse=int,
+        show="none",
+    )
+    shadow_queue: int = setting(
+        1000,
+        "requests waiting to be shadowed; beyond, they go unshadowed and are counted",
+        lambda v: v >= 1,
+        "at least 1",
+    )
+
     def __post_init__(self) -> None:
         check(self)

@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from serving.prediction_log import PredictionLog
+from serving.shadow import Shadow
 
 ROWS = "mlops_prediction_log_rows"
 FAILURES = "mlops_prediction_log_write_failures"
@@ -44,3 +45,44 @@ class _LogCollector(Collector):
 def register_metrics(log: PredictionLog) -> None:
     """Reports ``log``'s counts on ``/metrics``."""
     REGISTRY.register(_LogCollector(log))
+
+
+SHADOW_ROWS = "mlops_shadow_rows"
+SHADOW_SECONDS = "mlops_shadow_model_seconds"
+
+
+class _ShadowCollector(Collector):
+    def __init__(self, shadow: Shadow) -> None:
+        self._shadow = shadow
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        counts = self._shadow.counts
+        version = str(self._shadow.version)
+        rows = CounterMetricFamily(
+            SHADOW_ROWS,
+            "Rows the shadow version saw, by outcome: agreed (the served label), disagreed, "
+            "compared (a regressor's, whose difference is in the log), error, dropped (the "
+            "shadow could not keep up)",
+            labels=["version", "outcome"],
+        )
+        classifier = counts.classifier
+        outcomes = {
+            "agreed": counts.agreed if classifier else 0,
+            "disagreed": counts.compared - counts.agreed if classifier else 0,
+            "compared": 0 if classifier else counts.compared,
+            "error": counts.errors,
+            "dropped": counts.dropped,
+        }
+        for outcome, value in outcomes.items():
+            rows.add_metric([version, outcome], value)
+        yield rows
+        seconds = CounterMetricFamily(
+            SHADOW_SECONDS, "Time in the shadow version's model calls", labels=["version"]
+        )
+        seconds.add_metric([version], counts.seconds)
+        yield seconds
+
+
+def register_shadow_metrics(shadow: Shadow) -> None:
+    """Reports ``shadow``'s counts on ``/metrics``."""
+    REGISTRY.register(_ShadowCollector(shadow))

@@ -25,7 +25,7 @@ from kserve.errors import InvalidInput
 from components import constants, layout
 from serving.config import ServingConfig
 from serving.http import install_body_limit
-from serving.metrics import register_metrics
+from serving.metrics import register_metrics, register_shadow_metrics
 from serving.payload import (
     NUMBER,
     STRING,
@@ -36,7 +36,8 @@ from serving.payload import (
     columns_from_tensors,
     v1_predictions,
 )
-from serving.prediction_log import Prediction, PredictionLog
+from serving.prediction_log import SHADOW, Prediction, PredictionLog
+from serving.shadow import Shadow
 
 logger = logging.getLogger(__name__)
 
@@ -147,13 +148,14 @@ class ServedModel(Model):
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._log: PredictionLog | None = None
+        self._shadow: Shadow | None = None
 
     def __getstate__(self) -> dict:
         # With --workers > 1 KServe spawns HTTP worker processes and pickles the model into
         # them. A loaded TensorFlow graph and threads do not pickle: each worker loads its own
         # model and writes its own prediction log files.
         state = self.__dict__.copy()
-        state.update(_loaded=None, _stop=None, _watcher=None, _log=None)
+        state.update(_loaded=None, _stop=None, _watcher=None, _log=None, _shadow=None)
         return state
 
     @property
@@ -196,8 +198,35 @@ class ServedModel(Model):
             return False
         logger.info("Model %r serving version %s from %s", self.name, version, path)
         _ = self.prediction_log  # started before the first request, not by it
+        if self.config.shadow_version is not None and self._shadow is None:
+            self._shadow = self._load_shadow(self.config.shadow_version)
         self.ready = True
         return True
+
+    def _load_shadow(self, version: int) -> Shadow | None:
+        """The shadow version, running; None (said why) when it does not load: the served
+        version serves either way."""
+        if not self.source.registry:
+            logger.error("No shadow: --shadow-version needs --registry (the versions to load)")
+            return None
+        try:
+            shadow_version, path = ModelSource(self.source.registry, self.name, version).resolve()
+            candidate = load_saved_model(shadow_version, path)
+        except (ModelNotFound, OSError, KeyError, ValueError, tf.errors.OpError) as err:
+            logger.error("No shadow: version %s of %r does not load: %s", version, self.name, err)
+            return None
+        log = None
+        if self.config.prediction_log:
+            log = PredictionLog(
+                self.config.prediction_log,
+                window_seconds=self.config.prediction_log_window_seconds,
+                queue_requests=self.config.prediction_log_queue,
+                kind=SHADOW,
+            )
+        shadow = Shadow(candidate.run, version, self.name, log, self.config.shadow_queue)
+        register_shadow_metrics(shadow)
+        logger.info("Model %r shadows version %s beside the served one", self.name, version)
+        return shadow
 
     def start(self) -> None:
         """Starts the watcher that swaps in new versions, when following the latest."""
@@ -210,6 +239,10 @@ class ServedModel(Model):
     def stop(self) -> None:
         """Stops the watcher, and writes what the prediction log holds."""
         self._stop.set()
+        if self._shadow is not None:
+            self._shadow.close()
+            if self._shadow.log is not None:
+                self._shadow.log.close()
         if self._log is not None:
             self._log.close()
 
@@ -294,6 +327,8 @@ class ServedModel(Model):
                     outputs=outputs,
                 )
             )
+        if self._shadow is not None:  # queued here; the shadow's thread runs it
+            self._shadow.submit(request_id, columns, outputs)
         if isinstance(payload, InferRequest):
             return self._v2_response(payload, outputs, model.version, request_id)
         return {"predictions": v1_predictions(outputs)}

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions"
 LABELS = "labels"
+# What a shadow version answered to the same requests (serving/shadow.py).
+SHADOW = "shadow"
 
 REQUEST_ID = "request_id"
 ROW = "row"
@@ -59,6 +61,8 @@ OUTPUT_TYPES = {
     "label": pa.string(),
     "probabilities": pa.list_(pa.float64()),
     "prediction": pa.float64(),
+    # Why a shadow version failed on a request (serving/shadow.py).
+    "error": pa.string(),
 }
 FEATURE_PREFIX = "feature."
 
@@ -237,7 +241,7 @@ def predictions_table(batch: Sequence[Prediction]) -> pa.Table:
         found = [p.outputs.get(name) for p in batch]
         if name == "probabilities":
             columns[name] = _list_column(found, rows)
-        elif name == "label":
+        elif name in ("label", "error"):
             columns[name] = _text_column(found, rows)
         else:
             columns[name] = _number_column(found, rows)
@@ -338,6 +342,7 @@ class PredictionLog:
         writer_id: Names this writer's files (a random id by default).
         clock: Seconds since the epoch (a test's hook).
         check_seconds: How often the writer takes the queue and looks at its windows.
+        kind: What it writes: :data:`PREDICTIONS`, or :data:`SHADOW` for a shadow's answers.
     """
 
     def __init__(
@@ -350,8 +355,10 @@ class PredictionLog:
         writer_id: str | None = None,
         clock: Callable[[], float] = time.time,
         check_seconds: float = 0.2,
+        kind: str = PREDICTIONS,
     ) -> None:
         self.store = LogStore(root)
+        self.kind = kind
         # pyarrow imports pandas on its first NumPy conversion, which holds the interpreter for
         # about a second: pay that now, before the server serves, not at the first write.
         pa.array(np.zeros(1))
@@ -464,7 +471,7 @@ class PredictionLog:
         name = f"{int(first * 1000)}-{self.writer_id}-{self._files}.parquet"
         try:
             table = predictions_table(window.predictions)
-            self.store.write(PREDICTIONS, window.model, window.hour, name, table)
+            self.store.write(self.kind, window.model, window.hour, name, table)
         except Exception as err:  # a full disk, an unreachable store: keep the window, retry
             kind = type(err).__name__
             with self._lock:
