@@ -252,6 +252,13 @@ class ModelRegistry:
         """Records that a rollout of ``version`` succeeded: it has served."""
         self._write(self._served_marker(name, version), b"")
 
+    def unmark_served(self, name: str, version: int) -> None:
+        """Records that ``version`` was rolled back: it no longer counts as served, so it is
+        not the baseline a later run must beat (resolve_baseline's ``served_only``)."""
+        marker = self._served_marker(name, version)
+        if self._exists(marker):
+            self.fs.delete_file(marker)
+
     def served_versions(self, name: str) -> list[int]:
         """The versions of ``name`` whose rollout succeeded and whose served folder is still
         there, oldest first: on a cluster, the one an InferenceService serves and the one a

@@ -26,7 +26,7 @@ from components.monitor.config import MonitorConfig
 from components.train.config import TrainConfig
 from components.transform.config import TransformConfig
 from components.validate.config import ValidateConfig
-from pipelines import shadow
+from pipelines import rollout_commands, shadow
 from pipelines.arguments import parse_param, parse_threshold, typed_params
 from pipelines.cluster_training import OBJECT_STORE_SECRET, PIPELINE_NAME
 from pipelines.parameters import TRAINING_CONFIGS, RunConfig
@@ -265,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_commands(commands)
     _add_schedule_command(commands)
     shadow.add_command(commands, _timestamp)
+    rollout_commands.add_command(commands)
     return parser
 
 
@@ -608,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "monitor": command_monitor,
         "schedule": command_schedule,
         "shadow": lambda args: shadow.command(args, _one_model),
+        "rollout": rollout_commands.command,
     }
     try:
         return commands[args.command](args)

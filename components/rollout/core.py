@@ -10,6 +10,7 @@ nothing, so a pipeline needs no condition around it (``kfp.local`` has none).
 """
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,13 +116,15 @@ class RolloutResult:
     traffic_percent: int | None = None
 
 
-def _api_client() -> Any:
+def cluster_client() -> Any:
+    """A Kubernetes API client: the pod's service account in a cluster, else the kubeconfig's."""
     from kubernetes import client, config
 
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()
+        # KUBECONFIG as it is now: the client reads it once, when it is imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     return client.ApiClient()
 
 
@@ -198,7 +201,7 @@ def rollout(
             )
         storage_uri = registry.publish(model_name, version)
         served = inference_service.rollout(
-            api if api is not None else _api_client(),
+            api if api is not None else cluster_client(),
             settings.spec(model_name, storage_uri, version),
             settings.rollout_timeout_seconds,
             settings.poll_seconds,

@@ -51,6 +51,11 @@ DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # pkg/controller/v1beta1/inferenceservice/components/predictor.go:154-156 and :459-463, and
 # reconcilers/deployment/deployment_reconciler.go:141 and :152-153).
 MODEL_VERSION_ANNOTATION = "mlops-suite/model-version"
+# What served before the current version, for `mlops rollout rollback`: set by each rollout that
+# changes the version (the registry keeps that version's served folder, retire_served).
+PREVIOUS_VERSION_ANNOTATION = "mlops-suite/previous-model-version"
+PREVIOUS_STORAGE_ANNOTATION = "mlops-suite/previous-storage-uri"
+PREVIOUS_ANNOTATIONS = (PREVIOUS_VERSION_ANNOTATION, PREVIOUS_STORAGE_ANNOTATION)
 # Where KServe writes the storageUri into the pod template for the storage initializer
 # (v0.15.2 pkg/constants/constants.go:116-117, components/predictor.go:264).
 STORAGE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
@@ -276,18 +281,18 @@ class ServiceRollout:
     previous_model_version: int | None
 
 
-def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
+def condition_of(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return next((c for c in status.get("conditions", []) if c.get("type") == kind), None)
 
 
-def _model_version(body: dict[str, Any] | None) -> int | None:
+def model_version_of(body: dict[str, Any] | None) -> int | None:
     if body is None:
         return None
     version = body["spec"]["predictor"].get("annotations", {}).get(MODEL_VERSION_ANNOTATION)
     return int(version) if version else None
 
 
-def _describe(condition: dict[str, Any]) -> str:
+def describe_condition(condition: dict[str, Any]) -> str:
     detail = condition.get("reason", "Unknown")
     if condition.get("message"):
         detail += f": {condition['message']}"
@@ -329,7 +334,8 @@ class InferenceServices:
     def replace_spec(
         self, current: dict[str, Any], spec: dict[str, Any], annotations: dict, attempts: int = 5
     ) -> dict:
-        """Puts ``spec`` in place of the current one.
+        """Puts ``spec`` in place of the current one, with ``annotations`` (a None value
+        removes that one).
 
         The write carries the resourceVersion read; KServe's controller writes the status all
         along, which changes it, so on a 409 Conflict the object is read again and the write
@@ -341,7 +347,12 @@ class InferenceServices:
         while True:
             body = copy.deepcopy(current)
             body["spec"] = spec
-            body["metadata"].setdefault("annotations", {}).update(annotations)
+            kept = body["metadata"].setdefault("annotations", {})
+            for key, value in annotations.items():
+                if value is None:
+                    kept.pop(key, None)
+                else:
+                    kept[key] = value
             body.pop("status", None)
             try:
                 return self.api.replace_namespaced_custom_object(
@@ -447,7 +458,7 @@ def _deployment_progress(deployment: dict[str, Any], marker: dict[str, str]) -> 
             detail=f"Deployment {name} generation {generation} is not observed yet",
             deployment=deployment,
         )
-    progressing = _condition(status, "Progressing")
+    progressing = condition_of(status, "Progressing")
     if progressing and progressing.get("reason") == PROGRESS_DEADLINE_EXCEEDED:
         deadline = deployment["spec"].get("progressDeadlineSeconds", 600)
         return _Progress(
@@ -481,7 +492,7 @@ def _pod_problems(pods: list[dict[str, Any]], marker: dict[str, str], limit: int
             continue  # A pod of the previous version.
         status = pod.get("status") or {}
         found = [
-            f"not scheduled ({_describe(condition)})"
+            f"not scheduled ({describe_condition(condition)})"
             for condition in status.get("conditions", [])
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False"
         ]
@@ -534,7 +545,7 @@ def _serverless_look(
         if status.get("observedGeneration", 0) < generation:
             detail = f"KServe has not reported on generation {generation} yet"
             return _Progress(detail=detail, service=current)
-        ready = _condition(status, "Ready")
+        ready = condition_of(status, "Ready")
         if ready and ready.get("status") == "True":
             return _Progress(done=True, service=current)
         return _Progress(detail=_service_conditions(current), service=current)
@@ -563,7 +574,7 @@ def _raw_look(
             if not progress.done:
                 return dataclasses.replace(progress, service=current)
         # Rolled out; Ready now also says whether KServe made the ingress.
-        ready = _condition(current.get("status", {}), "Ready")
+        ready = condition_of(current.get("status", {}), "Ready")
         if ready and ready.get("status") == "True":
             return _Progress(done=True, deployment=deployments[0], service=current)
         return _Progress(
@@ -582,7 +593,7 @@ def _service_conditions(current: dict[str, Any]) -> str:
     failing = [c for c in conditions if c.get("status") != "True"]
     if not failing:
         return "no failing condition was reported"
-    return "; ".join(_describe(c) for c in failing)
+    return "; ".join(describe_condition(c) for c in failing)
 
 
 def _explain_raw(workloads: PredictorWorkloads, progress: _Progress, marker: dict[str, str]) -> str:
@@ -595,7 +606,7 @@ def _explain_raw(workloads: PredictorWorkloads, progress: _Progress, marker: dic
     conditions = (deployment.get("status") or {}).get("conditions", [])
     parts = [progress.detail]
     if conditions:
-        parts.append(f"Deployment {name}: " + "; ".join(_describe(c) for c in conditions))
+        parts.append(f"Deployment {name}: " + "; ".join(describe_condition(c) for c in conditions))
     try:
         problems = _pod_problems(workloads.pods(deployment), marker)
     except ApiException as err:  # The rollout failed either way; say why pods are not shown.
@@ -608,7 +619,7 @@ def _explain_raw(workloads: PredictorWorkloads, progress: _Progress, marker: dic
     return "; ".join(parts)
 
 
-def _revision(deployment: dict[str, Any] | None, status: dict[str, Any]) -> str | None:
+def revision_of(deployment: dict[str, Any] | None, status: dict[str, Any]) -> str | None:
     if deployment is not None:
         revision = (
             deployment["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision")
@@ -649,6 +660,12 @@ def rollout(
     previous = services.get(spec.name)
     _check_mode(previous, spec)
     annotations = body["metadata"]["annotations"]
+    before = model_version_of(previous)
+    if before is not None and before != spec.model_version:
+        annotations[PREVIOUS_VERSION_ANNOTATION] = str(before)
+        annotations[PREVIOUS_STORAGE_ANNOTATION] = previous["spec"]["predictor"]["model"][
+            "storageUri"
+        ]
     logger.info(
         "Rolling out %s/%s (%s): %s version %s (previous version: %s)",
         spec.namespace,
@@ -656,7 +673,7 @@ def rollout(
         spec.deployment_mode,
         spec.storage_uri,
         spec.model_version,
-        _model_version(previous) or "none",
+        model_version_of(previous) or "none",
     )
     if gains_a_logger(previous, body):
         logger.warning(
@@ -702,9 +719,9 @@ def rollout(
     status = progress.service.get("status", {})
     return ServiceRollout(
         url=status.get("url", ""),
-        revision=_revision(progress.deployment, status),
+        revision=revision_of(progress.deployment, status),
         model_version=spec.model_version,
-        previous_model_version=_model_version(previous),
+        previous_model_version=model_version_of(previous),
     )
 
 
@@ -727,8 +744,11 @@ def _restore(
     if previous is None:
         services.delete(spec.name)
         return "the new InferenceService was deleted"
-    services.replace_spec(services.get(spec.name) or previous, previous["spec"], {})
-    return f"the previous spec (version {_model_version(previous)}) was restored"
+    # What served before, and what it would roll back to, as they were.
+    before = previous["metadata"].get("annotations") or {}
+    annotations = {key: before.get(key) for key in PREVIOUS_ANNOTATIONS}
+    services.replace_spec(services.get(spec.name) or previous, previous["spec"], annotations)
+    return f"the previous spec (version {model_version_of(previous)}) was restored"
 
 
 def promote(api_client: "ApiClient", namespace: str, name: str) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""``mlops rollout status|promote|rollback MODEL``: who serves what share of a model on the
+cluster, and the two changes a person makes by hand (:mod:`components.rollout.manage`), with the
+kubeconfig's cluster (``KUBECONFIG``, ``~/.kube/config``) or, in a pod, its service account."""
+
+import argparse
+from typing import Any
+
+from components.errors import ConfigurationError
+
+
+def add_command(commands: Any) -> None:
+    """Adds ``mlops rollout`` to the ``mlops`` parser."""
+    rollout = commands.add_parser(
+        "rollout", help="who serves what share of a model on the cluster; promote, roll back"
+    )
+    actions = rollout.add_subparsers(dest="action", required=True)
+    helps = {
+        "status": "the versions serving the model and their shares of the traffic",
+        "promote": "send all traffic to the canary (Serverless mode)",
+        "rollback": "serve the version that served before again, and wait until it does",
+    }
+    for action, text in helps.items():
+        parser = actions.add_parser(action, help=text)
+        parser.add_argument("model", help="the model (its InferenceService's name)")
+        parser.add_argument("--namespace", default="mlops-models", help="the serving namespace")
+    rollback = actions.choices["rollback"]
+    rollback.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds the version has to serve"
+    )
+    rollback.add_argument(
+        "--registry",
+        help="the registry (s3://...): the version rolled back from stops being the baseline "
+        "later runs must beat",
+    )
+
+
+def _client() -> Any:
+    from kubernetes import config
+
+    try:
+        from components.rollout.core import cluster_client
+
+        return cluster_client()
+    except config.ConfigException as err:
+        raise ConfigurationError(
+            f"No cluster to talk to: {err}. Point KUBECONFIG (or ~/.kube/config) at the "
+            "cluster, e.g. `kind export kubeconfig --name mlops`."
+        ) from err
+
+
+def command(args: argparse.Namespace) -> int:
+    """``mlops rollout``."""
+    from components.registry import ModelRegistry
+    from components.rollout import manage
+
+    api = _client()
+    if args.action == "status":
+        print(manage.render(manage.status(api, args.namespace, args.model)))
+    elif args.action == "promote":
+        print(f"mlops: {manage.promote(api, args.namespace, args.model)}")
+    else:
+        done = manage.rollback(api, args.namespace, args.model, args.timeout)
+        if args.registry and done.previous_model_version is not None:
+            ModelRegistry(args.registry).unmark_served(args.model, done.previous_model_version)
+        print(
+            f"mlops: rolled {args.namespace}/{args.model} back to version {done.model_version} "
+            f"(from version {done.previous_model_version}); it serves at {done.url}"
+        )
+        print(manage.render(manage.status(api, args.namespace, args.model)))
+    return 0
