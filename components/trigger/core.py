@@ -8,9 +8,10 @@ with the pod's identity: in multi-user mode the projected service-account token 
 and none in single-user mode, which does not authenticate.
 """
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,26 +129,14 @@ def _unfinished(client: Any, experiment_id: str, prefix: str) -> str | None:
     return None
 
 
-def trigger(
-    retrain: bool,
-    reasons: list[str],
-    connect: Callable[[], Any],
-    pipeline_name: str,
-    experiment: str,
-    params: dict[str, Any],
-) -> Triggered:
-    """Starts ``pipeline_name``'s newest version with ``params`` when ``retrain``; connects
-    (``connect()``) only then.
-
-    Raises:
-        TriggerFailed: The KFP API did not answer, or refused the run.
-        ConfigurationError: The training pipeline is not uploaded, or takes other parameters.
-    """
+@contextlib.contextmanager
+def _kfp_errors() -> Iterator[None]:
+    """Turns what the KFP API or the way to it raised into :class:`TriggerFailed`."""
     import urllib3
     from kfp_server_api.exceptions import ApiException
 
     try:
-        return _trigger(retrain, reasons, connect, pipeline_name, experiment, params)
+        yield
     # kfp.Client raises TimeoutError when the API's health check keeps failing (kfp 2.13
     # kfp/client/client.py:401-419).
     except (urllib3.exceptions.HTTPError, ApiException, TimeoutError) as err:
@@ -174,7 +163,7 @@ def _said(err: Exception) -> str:
     return str(err)
 
 
-def _trigger(
+def trigger(
     retrain: bool,
     reasons: list[str],
     connect: Callable[[], Any],
@@ -182,25 +171,33 @@ def _trigger(
     experiment: str,
     params: dict[str, Any],
 ) -> Triggered:
+    """Starts ``pipeline_name``'s newest version with ``params`` when ``retrain``; connects
+    (``connect()``) only then.
+
+    Raises:
+        TriggerFailed: The KFP API did not answer, or refused the run.
+        ConfigurationError: The training pipeline is not uploaded, or takes other parameters.
+    """
     if not retrain:
         return Triggered(False, "the monitor did not decide to retrain")
-    client = connect()
-    pipeline_id, version_id = latest_version(client, pipeline_name)
-    try:
-        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
-    except ValueError:
-        experiment_id = client.create_experiment(experiment).experiment_id
-    prefix = f"{pipeline_name} retraining:"
-    busy = _unfinished(client, experiment_id, prefix)
-    if busy is not None:
-        # The monitor keeps saying retrain until a new version serves; one run at a time.
-        return Triggered(False, f"retraining run {busy} is still running", True, busy)
-    run = client.run_pipeline(
-        experiment_id=experiment_id,
-        job_name=f"{prefix} {'; '.join(reasons)[:200]}",
-        params=_taken(client, pipeline_id, version_id, params),
-        pipeline_id=pipeline_id,
-        version_id=version_id,
-    )
-    logger.info("Started retraining run %s of %s", run.run_id, pipeline_name)
-    return Triggered(True, f"started run {run.run_id}", True, run.run_id, version_id)
+    with _kfp_errors():
+        client = connect()
+        pipeline_id, version_id = latest_version(client, pipeline_name)
+        try:
+            experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
+        except ValueError:
+            experiment_id = client.create_experiment(experiment).experiment_id
+        prefix = f"{pipeline_name} retraining:"
+        busy = _unfinished(client, experiment_id, prefix)
+        if busy is not None:
+            # The monitor keeps saying retrain until a new version serves; one run at a time.
+            return Triggered(False, f"retraining run {busy} is still running", True, busy)
+        run = client.run_pipeline(
+            experiment_id=experiment_id,
+            job_name=f"{prefix} {'; '.join(reasons)[:200]}",
+            params=_taken(client, pipeline_id, version_id, params),
+            pipeline_id=pipeline_id,
+            version_id=version_id,
+        )
+        logger.info("Started retraining run %s of %s", run.run_id, pipeline_name)
+        return Triggered(True, f"started run {run.run_id}", True, run.run_id, version_id)

@@ -145,18 +145,21 @@ def test_a_closed_log_takes_nothing_more_and_counts_it(tmp_path):
     assert log.counts.dropped == 2
 
 
-def test_late_labels_join_by_request_id_and_row_the_newest_winning(tmp_path):
-    log = pl.PredictionLog(str(tmp_path))
+def _two_requests_labelled_twice(folder: str) -> tuple:
+    """Requests a (two rows) and b (one), labelled, then a's second row corrected and a label
+    of a request never logged; the log's predictions and labels."""
+    log = pl.PredictionLog(folder)
     log.log(_prediction("a", time.time()))
     log.log(_prediction("b", time.time(), rows=1))
     log.close()
-    pl.write_labels(str(tmp_path), "penguins", [("a", 1, "Chinstrap"), ("b", 0, "Adelie")])
+    pl.write_labels(folder, "penguins", [("a", 1, "Chinstrap"), ("b", 0, "Adelie")])
     time.sleep(0.01)
-    pl.write_labels(str(tmp_path), "penguins", [("a", 1, "Adelie")])  # a correction
-    joined = pl.join_labels(
-        pl.read(str(tmp_path), pl.PREDICTIONS, "penguins"),
-        pl.read(str(tmp_path), pl.LABELS, "penguins"),
-    )
+    pl.write_labels(folder, "penguins", [("a", 1, "Adelie"), ("z", 0, "Gentoo")])
+    return pl.read(folder, pl.PREDICTIONS, "penguins"), pl.read(folder, pl.LABELS, "penguins")
+
+
+def test_late_labels_join_by_request_id_and_row_the_newest_winning(tmp_path):
+    joined = pl.join_labels(*_two_requests_labelled_twice(str(tmp_path)))
     truth = {
         (row["request_id"], row["row"]): row["true_label"]
         for row in joined.select(["request_id", "row", "true_label"]).to_pylist()
@@ -165,17 +168,7 @@ def test_late_labels_join_by_request_id_and_row_the_newest_winning(tmp_path):
 
 
 def test_labelled_rows_are_the_predictions_with_a_label_the_newest_winning(tmp_path):
-    log = pl.PredictionLog(str(tmp_path))
-    log.log(_prediction("a", time.time()))
-    log.log(_prediction("b", time.time(), rows=1))
-    log.close()
-    pl.write_labels(str(tmp_path), "penguins", [("a", 1, "Chinstrap"), ("b", 0, "Adelie")])
-    time.sleep(0.01)
-    pl.write_labels(str(tmp_path), "penguins", [("a", 1, "Adelie"), ("z", 0, "Gentoo")])
-    found = pl.labelled(
-        pl.read(str(tmp_path), pl.PREDICTIONS, "penguins"),
-        pl.read(str(tmp_path), pl.LABELS, "penguins"),
-    )
+    found = pl.labelled(*_two_requests_labelled_twice(str(tmp_path)))
     rows = found.select(["request_id", "row", "label", "true_label"]).to_pylist()
     # In log order; the list column (probabilities) comes along; a label of nothing is not a row.
     assert rows == [
