@@ -50,18 +50,46 @@ def _client() -> Any:
 
 def command(args: argparse.Namespace) -> int:
     """``mlops rollout``."""
+    from kubernetes.client.exceptions import ApiException
+
+    api = _client()
+    try:
+        return _act(api, args)
+    except ApiException as err:
+        raise ConfigurationError(
+            f"The cluster refused `mlops rollout {args.action}`: {err.status} {err.reason}"
+            f"{_refusal(err)}. It reads InferenceServices (and, in RawDeployment mode, the "
+            f"predictor's Deployments and pods) in {args.namespace}; a rollback also updates "
+            "the InferenceService."
+        ) from err
+
+
+def _refusal(err: Any) -> str:
+    import json
+
+    try:
+        return f" ({json.loads(err.body).get('message')})"
+    except (TypeError, ValueError, AttributeError):
+        return ""
+
+
+def _act(api: Any, args: argparse.Namespace) -> int:
     from components.registry import ModelRegistry
     from components.rollout import manage
 
-    api = _client()
     if args.action == "status":
         print(manage.render(manage.status(api, args.namespace, args.model)))
     elif args.action == "promote":
         print(f"mlops: {manage.promote(api, args.namespace, args.model)}")
     else:
         done = manage.rollback(api, args.namespace, args.model, args.timeout)
-        if args.registry and done.previous_model_version is not None:
-            ModelRegistry(args.registry).unmark_served(args.model, done.previous_model_version)
+        if args.registry:
+            registry = ModelRegistry(args.registry)
+            # The serving version is the baseline later runs must beat; the one rolled back
+            # from is not.
+            registry.mark_served(args.model, done.model_version)
+            if done.previous_model_version is not None:
+                registry.unmark_served(args.model, done.previous_model_version)
         print(
             f"mlops: rolled {args.namespace}/{args.model} back to version {done.model_version} "
             f"(from version {done.previous_model_version}); it serves at {done.url}"

@@ -42,6 +42,9 @@ def add_command(commands: Any, timestamp: Any) -> None:
         parser.add_argument("--since", type=timestamp, help="window start, ISO 8601")
         parser.add_argument("--until", type=timestamp, help="window end, ISO 8601 (default: now)")
     settings.add_arguments(report, ShadowConfig)
+    report.add_argument(
+        "--version", type=int, help="the candidate version (default: the newest shadowed)"
+    )
     report.add_argument("--json", action="store_true", help="print JSON for tools")
     replay.add_argument("--registry", default="model-registry", help="where the version is")
     replay.add_argument("--version", type=int, required=True, help="the candidate version")
@@ -77,6 +80,7 @@ def command(args: argparse.Namespace, one_model: Any) -> int:
 
 
 def _replay(args: argparse.Namespace, model: str, predictions: Any) -> int:
+    import tempfile
     import uuid
 
     import pyarrow.compute as pc
@@ -96,10 +100,17 @@ def _replay(args: argparse.Namespace, model: str, predictions: Any) -> int:
     served = predictions.filter(
         pc.or_(pc.is_null(answered_by), pc.not_equal(answered_by, args.version))
     )
-    try:
-        rows = replay(served, os.path.join(args.registry, model, str(args.version)), args.version)
-    except ValueError as err:
-        raise DataError(f"Version {args.version} cannot answer the logged requests: {err}") from err
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as scratch:
+        # A local copy: TensorFlow reads no s3:// here, and the registry's URI may carry a query.
+        model_dir = registry.local_copy(model, args.version, scratch)
+        try:
+            rows = replay(served, model_dir, args.version)
+        except (ValueError, KeyError, tf.errors.OpError) as err:
+            raise DataError(
+                f"Version {args.version} cannot answer the logged requests: {err}"
+            ) from err
     now = time.time()
     name = f"{int(now * 1000)}-replay-{uuid.uuid4().hex[:12]}.parquet"
     path = pl.LogStore(args.log).write(pl.SHADOW, model, pl.hour_of(now), name, rows)
@@ -121,7 +132,8 @@ def _report(args: argparse.Namespace, model: str, predictions: Any) -> int:
             f"No shadow rows of {model!r} in {args.log}: serve with --shadow-version N and the "
             "prediction log on, or run `mlops shadow replay`."
         )
-    found = shadow.report(predictions, rows, pl.read(args.log, pl.LABELS, model), config)
+    labels = pl.read(args.log, pl.LABELS, model)
+    found = shadow.report(predictions, rows, labels, config, args.version)
     text = shadow.markdown(found)
     store = pl.LogStore(args.log)
     folder = f"{store.root}/shadow-reports/model={model}"

@@ -223,7 +223,14 @@ class ServedModel(Model):
                 queue_requests=self.config.prediction_log_queue,
                 kind=SHADOW,
             )
-        shadow = Shadow(candidate.run, version, self.name, log, self.config.shadow_queue)
+        shadow = Shadow(
+            candidate.run,
+            version,
+            self.name,
+            log,
+            self.config.shadow_queue,
+            features=set(candidate.features),
+        )
         register_shadow_metrics(shadow)
         logger.info("Model %r shadows version %s beside the served one", self.name, version)
         return shadow
@@ -239,12 +246,13 @@ class ServedModel(Model):
     def stop(self) -> None:
         """Stops the watcher, and writes what the prediction log holds."""
         self._stop.set()
-        if self._shadow is not None:
-            self._shadow.close()
-            if self._shadow.log is not None:
-                self._shadow.log.close()
+        # What was served first: a pod's grace period may end before the shadow's queue does.
         if self._log is not None:
             self._log.close()
+        if self._shadow is not None:
+            self._shadow.close(timeout=5.0)
+            if self._shadow.log is not None:
+                self._shadow.log.close()
 
     def _watch(self) -> None:
         failed: int | None = None

@@ -62,9 +62,14 @@ def agreement(served: Mapping[str, Any], shadow: Mapping[str, Any]) -> tuple[int
     if "label" in served and "label" in shadow:
         pairs = list(zip(_labels(served["label"]), _labels(shadow["label"]), strict=True))
         return len(pairs), sum(a == b for a, b in pairs), 0.0
-    first = np.asarray(served["prediction"], dtype=float).ravel()
-    second = np.asarray(shadow["prediction"], dtype=float).ravel()
-    return len(first), 0, float(np.abs(first - second).sum())
+    if "prediction" in served and "prediction" in shadow:
+        first = np.asarray(served["prediction"], dtype=float).ravel()
+        second = np.asarray(shadow["prediction"], dtype=float).ravel()
+        return len(first), 0, float(np.abs(first - second).sum())
+    raise ValueError(
+        f"the candidate answers {sorted(shadow)}, which do not compare with the served "
+        f"{sorted(served)}"
+    )
 
 
 class Shadow:
@@ -77,6 +82,8 @@ class Shadow:
         model: The model's name (the log's partition).
         log: Where shadow rows go (None: counted only).
         queue_requests: Requests waiting to be shadowed; beyond, they are dropped and counted.
+        features: The features the candidate takes (None: every column it is given); a request
+            without one of them is a failure of the candidate, counted.
     """
 
     def __init__(
@@ -86,8 +93,10 @@ class Shadow:
         model: str,
         log: pl.PredictionLog | None,
         queue_requests: int = 1000,
+        features: set[str] | None = None,
     ) -> None:
         self.run = run
+        self.features = features
         self.version = version
         self.model = model
         self.log = log
@@ -133,7 +142,11 @@ class Shadow:
             self._wake.wait()
             self._wake.clear()
             while self._queue:
-                self._shadow(*self._queue.popleft())
+                request = self._queue.popleft()
+                try:
+                    self._shadow(*request)
+                except Exception:  # never let one request end the shadow (the log's write)
+                    logger.exception("Shadow of version %s: a request was lost", self.version)
             if self._stop.is_set() and not self._queue:
                 return
 
@@ -143,7 +156,8 @@ class Shadow:
         rows = len(next(iter(served.values()), ()))
         started = time.perf_counter()
         try:
-            outputs = self.run(columns)
+            outputs = self.run(self._taken(columns))
+            compared, agreed, difference = agreement(served, outputs)
         except Exception as err:  # the candidate's failure is a finding, not the server's
             seconds = time.perf_counter() - started
             with self._lock:
@@ -153,7 +167,6 @@ class Shadow:
             self._write(request_id, seconds, {ERROR: [f"{type(err).__name__}: {err}"] * rows})
             return
         seconds = time.perf_counter() - started
-        compared, agreed, difference = agreement(served, outputs)
         with self._lock:
             self.counts.classifier = "label" in served
             self.counts.requests += 1
@@ -162,6 +175,14 @@ class Shadow:
             self.counts.absolute_difference += difference
             self.counts.seconds += seconds
         self._write(request_id, seconds, outputs)
+
+    def _taken(self, columns: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The request's columns the candidate takes (a newer model may take fewer)."""
+        if self.features is None:
+            return columns
+        if missing := sorted(self.features - set(columns)):
+            raise ValueError(f"the request has no {', '.join(missing)}, which the candidate takes")
+        return {name: columns[name] for name in self.features}
 
     def _write(self, request_id: str, seconds: float, outputs: Mapping[str, Any]) -> None:
         if self.log is None:
@@ -242,10 +263,34 @@ def _percentiles(table: pa.Table, column: str) -> dict[str, float]:
     return {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99))}
 
 
+def newest_rows(shadow: pa.Table, version: int | None = None) -> pa.Table:
+    """The shadow rows of one candidate ``version`` (the newest in the rows when None), the
+    newest of each (request id, row): a replay run twice, or a live shadow and a replay of the
+    same version, answer each request once."""
+    if shadow.num_rows == 0:
+        return shadow
+    versions = [v for v in shadow.column(pl.VERSION).to_pylist() if v is not None]
+    wanted = version if version is not None else max(versions, default=None)
+    if wanted is not None:
+        shadow = shadow.filter(pc.equal(shadow.column(pl.VERSION), wanted))
+    ordered = shadow.sort_by([(pl.REQUEST_ID, "ascending"), (pl.ROW, "ascending"),
+                              (pl.TIME, "ascending")])  # fmt: skip
+    keys = list(zip(ordered.column(pl.REQUEST_ID).to_pylist(), ordered.column(pl.ROW).to_pylist(),
+                    strict=True))  # fmt: skip
+    last = [i + 1 == len(keys) or keys[i] != keys[i + 1] for i in range(len(keys))]
+    return ordered.filter(pa.array(last))
+
+
 def report(
-    predictions: pa.Table, shadow: pa.Table, labels: pa.Table, config: ShadowConfig
+    predictions: pa.Table,
+    shadow: pa.Table,
+    labels: pa.Table,
+    config: ShadowConfig,
+    version: int | None = None,
 ) -> ShadowReport:
-    """Compares the shadow rows with the served ones they shadowed, and decides."""
+    """Compares the shadow rows of candidate ``version`` (the newest when None) with the served
+    ones they shadowed, and decides."""
+    shadow = newest_rows(shadow, version)
     outputs = ["label", "prediction", pl.LATENCY_MS, pl.VERSION]
     served = _keyed(predictions, "served_", outputs)
     candidate = _keyed(shadow, "shadow_", [*outputs, ERROR])

@@ -211,7 +211,11 @@ def rollout(
         discard()
         raise
     registry.mark_served(model_name, version)
-    _retire_served(registry, model_name, {version, served.previous_model_version})
+    # The serving version, what served before it, and what a rollback goes to (they differ over
+    # a canary that was never promoted, and when the same version is rolled out again).
+    _retire_served(
+        registry, model_name, {version, served.previous_model_version, served.rollback_version}
+    )
     previous = served.previous_model_version
     return RolloutResult(
         rolled_out=True,

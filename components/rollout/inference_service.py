@@ -273,12 +273,14 @@ class InferenceServiceSpec:
 
 @dataclass(frozen=True)
 class ServiceRollout:
-    """What an InferenceService serves after a rollout, and what it served before."""
+    """What an InferenceService serves after a rollout, what it served before, and what a
+    rollback would go to (the last version that took all traffic before this one)."""
 
     url: str
     revision: str | None
     model_version: int | None
     previous_model_version: int | None
+    rollback_version: int | None = None
 
 
 def condition_of(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -289,6 +291,14 @@ def model_version_of(body: dict[str, Any] | None) -> int | None:
     if body is None:
         return None
     version = body["spec"]["predictor"].get("annotations", {}).get(MODEL_VERSION_ANNOTATION)
+    return int(version) if version else None
+
+
+def rollback_version_of(body: dict[str, Any] | None) -> int | None:
+    """The version a rollback of the InferenceService goes to (the last that took all its
+    traffic before the current one), if any."""
+    annotations = (body or {}).get("metadata", {}).get("annotations") or {}
+    version = annotations.get(PREVIOUS_VERSION_ANNOTATION)
     return int(version) if version else None
 
 
@@ -635,6 +645,7 @@ def rollout(
     timeout_seconds: float = 600.0,
     poll_seconds: float = 2.0,
     on_rollback: Callable[[], None] | None = None,
+    body: dict[str, Any] | None = None,
 ) -> ServiceRollout:
     """Creates or updates the InferenceService, waits until the new version serves, rolls back
     if it does not.
@@ -648,6 +659,8 @@ def rollout(
         poll_seconds: How often to look.
         on_rollback: Called when the rollout failed, once the previous spec is back (e.g. to
             take the failed version out of the registry).
+        body: The object to apply instead of ``spec.to_body()`` (a rollback changes the live
+            object only where it must); ``spec`` still names it, its mode and its version.
 
     Raises:
         ConfigurationError: The InferenceService exists in the other deployment mode.
@@ -656,12 +669,18 @@ def rollout(
     """
     services = InferenceServices(api_client, spec.namespace)
     workloads = PredictorWorkloads(api_client, spec.namespace)
-    body = spec.to_body()
+    body = copy.deepcopy(body) if body is not None else spec.to_body()
     previous = services.get(spec.name)
     _check_mode(previous, spec)
     annotations = body["metadata"]["annotations"]
     before = model_version_of(previous)
-    if before is not None and before != spec.model_version:
+    # What a rollback goes to is the last version that took all traffic: KServe's own "prev"
+    # target in Serverless mode is the latest rolled-out revision, which a canary that was never
+    # promoted did not replace (v0.15.2 pkg/controller/v1beta1/inferenceservice/reconcilers/
+    # knative/ksvc_reconciler.go:106-134, pkg/apis/serving/v1beta1/inference_service_status.go:
+    # 457-465). Over such a canary, or for the same version again, it stays what it was.
+    unpromoted = previous is not None and "canaryTrafficPercent" in previous["spec"]["predictor"]
+    if before is not None and before != spec.model_version and not unpromoted:
         annotations[PREVIOUS_VERSION_ANNOTATION] = str(before)
         annotations[PREVIOUS_STORAGE_ANNOTATION] = previous["spec"]["predictor"]["model"][
             "storageUri"
@@ -722,6 +741,7 @@ def rollout(
         revision=revision_of(progress.deployment, status),
         model_version=spec.model_version,
         previous_model_version=model_version_of(previous),
+        rollback_version=rollback_version_of(progress.service or services.get(spec.name)),
     )
 
 

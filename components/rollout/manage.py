@@ -9,7 +9,9 @@ changed the version; the registry keeps that folder (``retire_served`` keeps the
 and the one before it). Rolling back twice goes forward again.
 """
 
+import copy
 import dataclasses
+import urllib.parse
 from typing import Any
 
 from components.errors import ConfigurationError
@@ -69,7 +71,7 @@ def status(api_client: Any, namespace: str, name: str) -> Status:
     """
     body = _current(api_client, namespace, name)
     predictor = body["spec"]["predictor"]
-    mode = _annotations(body).get(isvc.DEPLOYMENT_MODE_ANNOTATION, "Serverless")
+    mode = _mode(body)
     version = isvc.model_version_of(body)
     uri = predictor["model"].get("storageUri")
     before, before_uri = _previous(body)
@@ -125,7 +127,7 @@ def render(found: Status) -> str:
 def promote(api_client: Any, namespace: str, name: str) -> str:
     """Sends all traffic to the canary; says what it did."""
     body = _current(api_client, namespace, name)
-    mode = _annotations(body).get(isvc.DEPLOYMENT_MODE_ANNOTATION, "Serverless")
+    mode = _mode(body)
     if "canaryTrafficPercent" not in body["spec"]["predictor"]:
         raise ConfigurationError(
             f"{namespace}/{name} has no canary to promote: version "
@@ -137,31 +139,33 @@ def promote(api_client: Any, namespace: str, name: str) -> str:
     return f"version {isvc.model_version_of(body)} of {namespace}/{name} now takes all traffic"
 
 
-def _spec_of(body: dict[str, Any]) -> isvc.InferenceServiceSpec:
-    """The spec an InferenceService was rolled out with, read back from its object."""
-    predictor = body["spec"]["predictor"]
-    model = predictor["model"]
-    resources = model.get("resources", {})
-    logger = predictor.get("logger", {}).get("url")
-    return isvc.InferenceServiceSpec(
-        name=body["metadata"]["name"],
-        namespace=body["metadata"]["namespace"],
-        storage_uri=model["storageUri"],
-        model_version=isvc.model_version_of(body),
-        runtime=model.get("runtime", isvc.TF_SERVING_RUNTIME),
-        service_account=predictor.get("serviceAccountName", "mlops-model-reader"),
-        resources=isvc.Resources(
-            resources.get("requests", {}).get("cpu", "500m"),
-            resources.get("requests", {}).get("memory", "1Gi"),
-            resources.get("limits", {}).get("cpu", "1"),
-            resources.get("limits", {}).get("memory", "2Gi"),
-        ),
-        min_replicas=predictor.get("minReplicas", 1),
-        max_replicas=predictor.get("maxReplicas", 1),
-        deployment_mode=_annotations(body).get(isvc.DEPLOYMENT_MODE_ANNOTATION, "Serverless"),
-        # The logger URL names the version: the base without it.
-        logger_url=logger.split("?", 1)[0] if logger else None,
+def _mode(body: dict[str, Any]) -> str:
+    # KServe keeps the mode a service was created in in its status (v0.15.2
+    # pkg/controller/v1beta1/inferenceservice/utils/utils.go:176-191).
+    return body.get("status", {}).get("deploymentMode") or _annotations(body).get(
+        isvc.DEPLOYMENT_MODE_ANNOTATION, "Serverless"
     )
+
+
+def _rolled_back(live: dict[str, Any], version: int, uri: str) -> dict[str, Any]:
+    """The live object serving ``version`` from ``uri``: only the model's folder, its version
+    annotation and the logger's version change, and a canary goes (all traffic to it); what
+    KServe's webhook defaulted or an operator added stays."""
+    body = copy.deepcopy(live)
+    body.pop("status", None)
+    predictor = body["spec"]["predictor"]
+    predictor["model"]["storageUri"] = uri
+    predictor.setdefault("annotations", {})[isvc.MODEL_VERSION_ANNOTATION] = str(version)
+    predictor.pop("canaryTrafficPercent", None)
+    if predictor.get("logger", {}).get("url"):
+        parts = urllib.parse.urlsplit(predictor["logger"]["url"])
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        if "version" in query:
+            query["version"] = str(version)
+            predictor["logger"]["url"] = urllib.parse.urlunsplit(
+                parts._replace(query=urllib.parse.urlencode(query))
+            )
+    return body
 
 
 def rollback(
@@ -181,7 +185,15 @@ def rollback(
             f"{namespace}/{name} has no version to roll back to: version "
             f"{isvc.model_version_of(body)} is the first this suite rolled out there."
         )
-    spec = dataclasses.replace(
-        _spec_of(body), storage_uri=uri, model_version=version, canary_traffic_percent=None
-    )
-    return isvc.rollout(api_client, spec, timeout_seconds, poll_seconds)
+    mode = _mode(body)
+    if mode == "RawDeployment":
+        # Reads the rollout needs, tried before anything is written: a user who may not read
+        # Deployments would otherwise start the rollback and undo it at the first look.
+        isvc.PredictorWorkloads(api_client, namespace).deployments(body)
+    spec = isvc.InferenceServiceSpec(
+        name=name, namespace=namespace, storage_uri=uri, model_version=version,
+        runtime=body["spec"]["predictor"]["model"].get("runtime", isvc.TF_SERVING_RUNTIME),
+        deployment_mode=mode,
+    )  # fmt: skip
+    rolled = _rolled_back(body, version, uri)
+    return isvc.rollout(api_client, spec, timeout_seconds, poll_seconds, body=rolled)

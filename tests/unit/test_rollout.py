@@ -442,6 +442,21 @@ def test_served_folders_of_versions_no_spec_names_are_retired(tmp_path):
     assert ModelRegistry(registry).versions("penguins") == [1, 2, 3]
 
 
+def test_rolling_the_same_version_out_again_keeps_what_a_rollback_goes_to(tmp_path):
+    # A rollout step retried after it served: the version before stays rollback's target.
+    model = _fake_saved_model(tmp_path / "model")
+    registry = f"file://{tmp_path}/store"
+    with KServeStandIn() as standin:
+        for _ in range(2):
+            _deploy_and_roll_out(standin, model, registry)
+        again = rollout_core.rollout(2, registry, "penguins", _settings(), api=_api(standin))
+        stored = standin.objects[(NS, "penguins")]
+    assert again.rolled_out
+    assert stored["metadata"]["annotations"][kserve.PREVIOUS_VERSION_ANNOTATION] == "1"
+    served = tmp_path / "store" / "_served" / "penguins"
+    assert sorted(p.name for p in served.iterdir()) == ["1", "1.served", "2", "2.served"]
+
+
 def test_the_number_of_a_discarded_version_is_never_reused(tmp_path):
     model = _fake_saved_model(tmp_path / "model")
     registry = f"file://{tmp_path}/store"

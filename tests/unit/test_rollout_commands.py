@@ -149,3 +149,38 @@ def test_without_a_cluster_configured_it_says_how_to_point_at_one(tmp_path, monk
     monkeypatch.setenv("HOME", str(tmp_path))
     assert _rollout("status") == 1
     assert "No cluster to talk to" in capsys.readouterr().err
+
+
+def test_over_a_canary_never_promoted_the_stable_version_stays_what_a_rollback_goes_to(
+    kubeconfig, capsys
+):
+    with KServeStandIn() as standin:
+        kubeconfig(standin)
+        _rolled_out(standin, 1, **SERVERLESS)
+        _rolled_out(standin, 2, canary_traffic_percent=10, **SERVERLESS)
+        _rolled_out(standin, 3, canary_traffic_percent=10, **SERVERLESS)
+        assert _rollout("status") == 0
+        shares = [line.split()[:5] for line in capsys.readouterr().out.splitlines()[1:3]]
+        # KServe splits between the canary and the last version that took all traffic.
+        assert shares == [
+            ["version", "3", "10", "%", "canary"],
+            ["version", "1", "90", "%", "stable"],
+        ]
+        assert _rollout("rollback") == 0
+        stored = standin.objects[(NS, "penguins")]
+    assert _version(stored) == "1"
+    assert "canaryTrafficPercent" not in stored["spec"]["predictor"]
+
+
+def test_a_rollback_changes_the_live_spec_only_where_it_must(kubeconfig):
+    with KServeStandIn() as standin:
+        kubeconfig(standin)
+        base = "http://sink.models/log?token=abc"
+        _rolled_out(standin, 1, 2, logger_url=base)
+        live = standin.objects[(NS, "penguins")]
+        live["spec"]["predictor"]["nodeSelector"] = {"pool": "models"}  # an operator's edit
+        assert _rollout("rollback") == 0
+        predictor = standin.objects[(NS, "penguins")]["spec"]["predictor"]
+    assert predictor["nodeSelector"] == {"pool": "models"}
+    assert predictor["logger"]["url"] == "http://sink.models/log?token=abc&model=penguins&version=1"
+    assert predictor["model"]["storageUri"] == _uri(1)

@@ -2,7 +2,6 @@
 on logs written by the real prediction log writer, and a replay by real SavedModels."""
 
 import json
-import os
 import time
 
 import numpy as np
@@ -113,6 +112,25 @@ def test_the_live_shadow_counts_agreement_and_failures_and_writes_its_rows(tmp_p
     assert set(rows.column("version").to_pylist()) == {2}
 
 
+def test_a_candidate_that_answers_otherwise_or_takes_other_features_fails_and_the_shadow_goes_on(
+    tmp_path,
+):
+    calls = []
+
+    def regressor(columns):  # answers a prediction where the served model answered a label
+        calls.append(sorted(columns))
+        return {"prediction": np.array([0.5])}
+
+    live = shadow.Shadow(regressor, 2, "penguins", None, features={"x"})
+    served = {"label": np.array([b"Adelie"])}
+    live.submit("a", {"x": [1.0], "dropped": [2.0]}, served)  # it takes x alone
+    live.submit("b", {"y": [1.0]}, served)  # without x
+    live.submit("c", {"x": [1.0]}, served)
+    live.close()
+    assert live.counts.requests == 3 and live.counts.errors == 3 and live.counts.dropped == 0
+    assert calls == [["x"], ["x"]]  # b never reached the model
+
+
 @pytest.fixture
 def logged(tmp_path, penguins_splits, golden_model, golden_transform):
     """The eval split served by the golden model (version 1), one row per request."""
@@ -156,13 +174,16 @@ def test_a_replay_of_the_same_model_agrees_everywhere_and_an_untrained_one_does_
     assert main(["shadow", "report", *base, *decide, "--json"]) == 0
     same = json.loads(capsys.readouterr().out.split("\n", 3)[3])
     assert same["rows"] == rows and same["agreement"] == 1.0 and same["latency_ms"]["shadow"] == {}
-    # Another replay, of version 3: the report compares the newest shadow rows of each request.
-    for path in (tmp_path / "log" / "shadow").rglob("*.parquet"):
-        os.remove(path)
+    # Version 2 again, then 3: a report is of one version (the newest by default), each row once.
+    assert main(["shadow", "replay", *base, "--registry", registry, "--version", "2"]) == 0
     assert main(["shadow", "replay", *base, "--registry", registry, "--version", "3"]) == 0
     assert main(["shadow", "report", *base, *decide]) == shadow_cli_not_promoted()
     printed = capsys.readouterr().out
     assert "**Do not promote**" in printed and "of rows (< 80%)" in printed
+    assert f"Rows compared: {rows};" in printed
+    assert main(["shadow", "report", *base, *decide, "--version", "2", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["rows"] == rows and again["agreement"] == 1.0 and again["shadow_version"] == 2
 
 
 def shadow_cli_not_promoted() -> int:
