@@ -43,8 +43,8 @@ def _client() -> Any:
         return cluster_client()
     except config.ConfigException as err:
         raise ConfigurationError(
-            f"No cluster to talk to: {err}. Point KUBECONFIG (or ~/.kube/config) at the "
-            "cluster, e.g. `kind export kubeconfig --name mlops`."
+            f"No cluster to talk to: {str(err).rstrip('.')}. Point KUBECONFIG (or "
+            "~/.kube/config) at the cluster, e.g. `kind export kubeconfig --name mlops`."
         ) from err
 
 
