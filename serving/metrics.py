@@ -15,18 +15,20 @@ from prometheus_client.registry import Collector
 from serving.prediction_log import PredictionLog
 from serving.shadow import Shadow
 
-ROWS = "mlops_prediction_log_rows"
-FAILURES = "mlops_prediction_log_write_failures"
+# The prediction log's metrics; a shadow's log reports the same under "mlops_shadow_log".
+PREFIX = "mlops_prediction_log"
+SHADOW_LOG_PREFIX = "mlops_shadow_log"
 
 
 class _LogCollector(Collector):
-    def __init__(self, log: PredictionLog) -> None:
+    def __init__(self, log: PredictionLog, prefix: str) -> None:
         self._log = log
+        self._prefix = prefix
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         counts = self._log.counts
         rows = CounterMetricFamily(
-            ROWS,
+            f"{self._prefix}_rows",
             "Predicted rows handed to the prediction log, by outcome: written; dropped (the "
             "queue was full); lost (the store failed past the retry budget)",
             labels=["outcome"],
@@ -35,16 +37,19 @@ class _LogCollector(Collector):
             rows.add_metric([outcome], getattr(counts, outcome))
         yield rows
         failures = CounterMetricFamily(
-            FAILURES, "Writes of a prediction log window that failed, by error", labels=["error"]
+            f"{self._prefix}_write_failures",
+            "Writes of a prediction log window that failed, by error",
+            labels=["error"],
         )
         for error, count in sorted(counts.failures.items()):
             failures.add_metric([error], count)
         yield failures
 
 
-def register_metrics(log: PredictionLog) -> None:
-    """Reports ``log``'s counts on ``/metrics``."""
-    REGISTRY.register(_LogCollector(log))
+def register_metrics(log: PredictionLog, prefix: str = PREFIX) -> None:
+    """Reports ``log``'s counts on ``/metrics``, named ``<prefix>_rows_total`` and
+    ``<prefix>_write_failures_total``."""
+    REGISTRY.register(_LogCollector(log, prefix))
 
 
 SHADOW_ROWS = "mlops_shadow_rows"

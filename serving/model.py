@@ -25,7 +25,7 @@ from kserve.errors import InvalidInput
 from components import constants, layout
 from serving.config import ServingConfig
 from serving.http import install_body_limit
-from serving.metrics import register_metrics, register_shadow_metrics
+from serving.metrics import SHADOW_LOG_PREFIX, register_metrics, register_shadow_metrics
 from serving.payload import (
     NUMBER,
     STRING,
@@ -223,6 +223,7 @@ class ServedModel(Model):
                 queue_requests=self.config.prediction_log_queue,
                 kind=SHADOW,
             )
+            register_metrics(log, SHADOW_LOG_PREFIX)
         shadow = Shadow(
             candidate.run,
             version,

@@ -90,6 +90,7 @@ def test_the_shadow_sees_every_answered_request_and_changes_no_answer(
         server.stop()
     assert problems == [] and len(answered) >= 400
     assert "mlops_shadow_rows_total" in metrics and 'version="2"' in metrics
+    assert 'mlops_shadow_log_rows_total{outcome="lost"} 0.0' in metrics  # the shadow log's own
     assert "shadows version 2" in read_log(server.log)
     shadowed = ds.dataset(str(log / "shadow"), format="parquet", partitioning="hive").to_table()
     keys = list(zip(shadowed.column("request_id").to_pylist(), shadowed.column("row").to_pylist(),
