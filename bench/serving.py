@@ -9,7 +9,7 @@ In one run it measures, on single penguin rows:
 * throughput (rows/s), latency and errors at 1, 8 and 32 concurrent clients (threads, one
   session each), and a soak of 32 clients for ``--soak-seconds``;
 * the cost of the prediction log: p50 and rows/s at 8 clients of a server without and one with
-  ``--prediction-log``, in alternating rounds.
+  ``--prediction-log``, in alternating rounds, and of a shadow version beside the served one.
 
 It prints a table and verdicts against the targets: HTTP p50 <= 5 x in-process p50 + 2 ms, no
 errors at 32 clients over the soak, and with the log p50 within +0.3 ms and rows/s within 10 %.
@@ -173,17 +173,23 @@ def load(predict: str, pid: int, clients: int, seconds: float, count: int = 0) -
 
 
 def logging_cost(registry: str, name: str, rounds: int, seconds: float, requests_: int) -> int:
-    """The same load on a server without and with ``--prediction-log``, alternating rounds (so
-    drift of a shared machine falls on both); prints p50 and rows/s of each and the verdicts:
-    p50 within +0.3 ms and rows/s within 10 % with the log on."""
+    """The same load on a server without and with ``--prediction-log``, and with the log and a
+    shadow (``--shadow-version``, the served version itself: the cost, not the comparison), in
+    alternating rounds (so drift of a shared machine falls on all); prints p50 and rows/s of
+    each and the verdicts: p50 within +0.3 ms and rows/s within 10 % with the log on. The
+    shadow has no target: it runs the model a second time on the same cores."""
     folder = tempfile.mkdtemp(prefix="bench-log-")
     log_dir = os.path.join(folder, "prediction-log")
+    configurations = {
+        "off": [],
+        "on": ["--prediction-log", log_dir],
+        "on + shadow": ["--prediction-log", log_dir + "-shadowed", "--shadow-version", "1"],
+    }
     servers = {}
     try:
-        servers["off"] = start_server(registry, name, os.path.join(folder, "off.log"))
-        servers["on"] = start_server(
-            registry, name, os.path.join(folder, "on.log"), "--prediction-log", log_dir
-        )
+        for key, extra in configurations.items():
+            log = os.path.join(folder, f"{key.replace(' + ', '-')}.log")
+            servers[key] = start_server(registry, name, log, *extra)
         results: dict[str, dict[str, list[float]]] = {k: {"p50": [], "rps": []} for k in servers}
         for _ in range(rounds):
             for key, (process, url) in servers.items():
@@ -194,19 +200,23 @@ def logging_cost(registry: str, name: str, rounds: int, seconds: float, requests
                 )
                 results[key]["rps"].append(load(predict, process.pid, 8, seconds)["rps"])
         written = requests.get(f"{servers['on'][1]}/metrics", timeout=5).text
+        shadowed = requests.get(f"{servers['on + shadow'][1]}/metrics", timeout=5).text
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:
         for process, _ in servers.values():
             stop(process)
-    line = next(
-        (x for x in written.splitlines() if x.startswith("mlops_prediction_log_rows_total")), ""
-    )
-    print(f"\nprediction log off vs on ({rounds} alternating rounds; {line or 'no metric'})")
+
+    def first(text: str, prefix: str) -> str:
+        return next((x for x in text.splitlines() if x.startswith(prefix)), "no metric")
+
+    print(f"\nprediction log off vs on ({rounds} alternating rounds; "
+          f"{first(written, 'mlops_prediction_log_rows_total')}; "
+          f"{first(shadowed, 'mlops_shadow_rows_total')})")  # fmt: skip
     print(f"{'':<22}{'p50 ms':>10}{'rows/s (8 clients)':>22}")
     median = {k: {m: sorted(v)[len(v) // 2] for m, v in r.items()} for k, r in results.items()}
-    for key in ("off", "on"):
+    for key in configurations:
         print(f"{'log ' + key:<22}{median[key]['p50']:>10.2f}{median[key]['rps']:>22.0f}")
     p50_delta = median["on"]["p50"] - median["off"]["p50"]
     rps_ratio = median["on"]["rps"] / median["off"]["rps"]
@@ -214,6 +224,10 @@ def logging_cost(registry: str, name: str, rounds: int, seconds: float, requests
     print(f"{verdict}  p50 with the log {p50_delta:+.2f} ms (target <= +0.3 ms)")
     verdict = "PASS" if rps_ratio >= 0.9 else "FAIL"
     print(f"{verdict}  rows/s with the log {rps_ratio:.1%} of without (target >= 90 %)")
+    shadow_delta = median["on + shadow"]["p50"] - median["on"]["p50"]
+    shadow_ratio = median["on + shadow"]["rps"] / median["on"]["rps"]
+    print(f"info  a shadow adds {shadow_delta:+.2f} ms to p50 and leaves {shadow_ratio:.1%} of "
+          "rows/s (no target: it runs the model again on the same cores)")  # fmt: skip
     return 0
 
 
