@@ -114,6 +114,7 @@ class RolloutResult:
     inference_service: str | None = None
     namespace: str | None = None
     traffic_percent: int | None = None
+    rollback_version: int | None = None
 
 
 def cluster_client() -> Any:
@@ -229,4 +230,5 @@ def rollout(
         inference_service=model_name,
         namespace=settings.serving_namespace,
         traffic_percent=settings.canary_traffic_percent,
+        rollback_version=served.rollback_version,
     )

@@ -323,7 +323,7 @@ def test_rollout_serves_the_pushed_version_from_its_own_served_folder(tmp_path):
     assert second.destination == f"{registry}/penguins/2"
     assert rolled.rolled_out and rolled.version == 2
     assert rolled.served_uri == f"{registry}/_served/penguins/2/"
-    assert rolled.previous_version == 1
+    assert rolled.previous_version == 1 and rolled.rollback_version == 1
     assert rolled.previous_destination == f"{registry}/penguins/1"
     assert rolled.url == "http://penguins-models.example.com"
 
