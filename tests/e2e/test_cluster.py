@@ -392,3 +392,16 @@ def test_the_trigger_starts_a_retraining_run_the_real_api_server_accepts(submitt
             assert run.runtime_config.parameters["labelled_log"] == PREDICTION_LOG
         finally:
             client.terminate_run(done.run_id)
+
+
+def test_rollout_status_reads_the_real_inference_service(tf_serving, submitted, capsys):
+    """`mlops rollout` with the kubeconfig `make e2e` uses: the one version served, all its
+    traffic, and no version before it to roll back to (each model is new to the session)."""
+    model = submitted.models[TF_SERVING_RUNTIME]
+    capsys.readouterr()
+    assert main(["rollout", "status", model, "--namespace", NAMESPACE]) == 0
+    printed = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert printed[0][-1] == "ready"
+    assert printed[1][:5] == ["version", "1", "100", "%", "serving"]
+    assert main(["rollout", "rollback", model, "--namespace", NAMESPACE]) == 1
+    assert "no version to roll back to" in capsys.readouterr().err
