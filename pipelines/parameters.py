@@ -89,14 +89,20 @@ def _kfp_default(value: Any) -> Any:
 
 
 def parameters(
-    configs: Sequence[type], overrides: dict[str, Any] | None = None
+    configs: Sequence[type],
+    overrides: dict[str, Any] | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[inspect.Parameter]:
-    """The pipeline parameters of ``configs``' settings, with ``overrides`` of their defaults."""
+    """The pipeline parameters of ``configs``' settings (of those in ``names``, when given),
+    with ``overrides`` of their defaults."""
     overrides = overrides or {}
+    wanted = None if names is None else set(names)
     found = []
     for config in configs:
         for item in fields(config):
             if item.name not in settings.defaults(config):
+                continue
+            if wanted is not None and item.name not in wanted:
                 continue
             default = overrides.get(item.name, settings.default(config, item.name))
             found.append(
@@ -107,8 +113,8 @@ def parameters(
                     annotation=_kfp_type(item.type),
                 )
             )
-    names = [parameter.name for parameter in found]
-    assert len(set(names)) == len(names), f"a setting is in two configs: {names}"
+    taken = [parameter.name for parameter in found]
+    assert len(set(taken)) == len(taken), f"a setting is in two configs: {taken}"
     return found
 
 
@@ -119,6 +125,7 @@ def pipeline_function(
     body: Callable[..., Any],
     overrides: dict[str, Any] | None = None,
     returns: Any = inspect.Signature.empty,
+    only: Sequence[str] | None = None,
 ) -> Callable[..., Any]:
     """A function KFP's ``dsl.pipeline`` takes, whose parameters are ``configs``' settings.
 
@@ -133,8 +140,9 @@ def pipeline_function(
         body: Called with every parameter by name; adds the steps.
         overrides: Defaults other than the configs' (e.g. a cluster's locations).
         returns: The return annotation (the pipeline's outputs).
+        only: The settings that are parameters, when not all of them are.
     """
-    signature = inspect.Signature(parameters(configs, overrides), return_annotation=returns)
+    signature = inspect.Signature(parameters(configs, overrides, only), return_annotation=returns)
     names = list(signature.parameters)
 
     def pipeline(*channels: Any) -> Any:
@@ -142,5 +150,5 @@ def pipeline_function(
 
     pipeline.__name__ = pipeline.__qualname__ = name
     pipeline.__signature__ = signature
-    pipeline.__doc__ = f"{summary}\n\n{settings.docstring_args(configs)}"
+    pipeline.__doc__ = f"{summary}\n\n{settings.docstring_args(configs, names)}"
     return pipeline
