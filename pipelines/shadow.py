@@ -50,28 +50,12 @@ def add_command(commands: Any, timestamp: Any) -> None:
     replay.add_argument("--version", type=int, required=True, help="the candidate version")
 
 
-def _window(table: Any, since: float | None, until: float | None) -> Any:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from serving import prediction_log as pl
-
-    if table.num_rows == 0:
-        return table
-    times = pc.cast(table.column(pl.TIME), pa.int64())
-    keep = pc.less_equal(times, int((until or time.time()) * 1000))
-    if since is not None:
-        keep = pc.and_(keep, pc.greater(times, int(since * 1000)))
-    return table.filter(keep)
-
-
 def command(args: argparse.Namespace, one_model: Any) -> int:
     """``mlops shadow``; ``one_model(log)`` names the log's one model."""
     from serving import prediction_log as pl
 
     model = args.model or one_model(args.log)
-    predictions = _window(pl.read(args.log, pl.PREDICTIONS, model, args.since), args.since,
-                          args.until)  # fmt: skip
+    predictions = pl.read(args.log, pl.PREDICTIONS, model, args.since, until=args.until)
     if predictions.num_rows == 0:
         raise DataError(f"No predictions of {model!r} in {args.log} in that window.")
     if args.action == "replay":
@@ -126,7 +110,7 @@ def _report(args: argparse.Namespace, model: str, predictions: Any) -> int:
     from serving.shadow import ShadowConfig
 
     config = settings.from_arguments(args, ShadowConfig)
-    rows = _window(pl.read(args.log, pl.SHADOW, model, args.since), args.since, None)
+    rows = pl.read(args.log, pl.SHADOW, model, args.since)
     if rows.num_rows == 0:
         raise DataError(
             f"No shadow rows of {model!r} in {args.log}: serve with --shadow-version N and the "

@@ -534,10 +534,13 @@ def read(
     model: str | None = None,
     since: float | None = None,
     columns: Sequence[str] | None = None,
+    until: float | None = None,
 ) -> pa.Table:
-    """Every row of ``kind`` (of ``model``; in the hours from ``since`` on), with ``model`` and
-    ``hour`` columns; an empty table when there is none. ``columns``: only those of them the
-    log has (Parquet reads no other)."""
+    """Every row of ``kind`` (of ``model``) whose time is after ``since`` and at most ``until``
+    (seconds since the epoch; None: no bound), with ``model`` and ``hour`` columns; an empty
+    table when there is none. Only the hour folders from ``since`` on are listed, so a read
+    does not grow with the log's history. ``columns``: only those of them the log has (Parquet
+    reads no other)."""
     import pyarrow.dataset as ds
 
     store = LogStore(root)
@@ -557,7 +560,18 @@ def read(
         if name not in schema.names:
             schema = schema.append(pa.field(name, pa.string()))
     wanted = None if columns is None else [c for c in columns if c in schema.names]
-    return dataset.replace_schema(schema).to_table(columns=wanted)
+    bounded = since is not None or until is not None
+    if bounded and wanted is not None and TIME not in wanted:
+        wanted = [*wanted, TIME]
+    table = dataset.replace_schema(schema).to_table(columns=wanted)
+    if not bounded or table.num_rows == 0:
+        return table
+    times = pc.cast(table.column(TIME), pa.int64())  # milliseconds
+    keep = pc.greater(times, -1 if since is None else int(since * 1000))
+    if until is not None:
+        keep = pc.and_(keep, pc.less_equal(times, int(until * 1000)))
+    table = table.filter(keep)
+    return table if columns is None or TIME in columns else table.drop([TIME])
 
 
 def _newest_labels(labels: pa.Table) -> dict[tuple[str, int], str]:

@@ -276,9 +276,6 @@ def labelled_log_rows(
     now = time.time() if now is None else now
     since = now - hours * 3600
     predictions = pl.read(log, pl.PREDICTIONS, model, since)
-    if predictions.num_rows:
-        times = pc.cast(predictions.column(pl.TIME), pa.int64())
-        predictions = predictions.filter(pc.greater(times, int(since * 1000)))
     rows = pl.labelled(predictions, pl.read(log, pl.LABELS, model, since))
     columns, keep, misfits = [], np.ones(rows.num_rows, dtype=bool), {}
     for field in schema:

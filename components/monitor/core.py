@@ -116,20 +116,9 @@ def feature_columns(table: pa.Table) -> dict[str, str]:
     }
 
 
-def _between(table: pa.Table, since: float | None, until: float) -> pa.Table:
-    """The rows of a log table whose time is in ``(since, until]``."""
-    if table.num_rows == 0:
-        return table
-    times = pc.cast(table.column(pl.TIME), pa.int64())  # milliseconds
-    keep = pc.less_equal(times, int(until * 1000))
-    if since is not None:
-        keep = pc.and_(keep, pc.greater(times, int(since * 1000)))
-    return table.filter(keep)
-
-
 def read_window(log: str, model: str, since: float | None, until: float) -> pa.Table:
     """The predictions of ``model`` answered in ``(since, until]``."""
-    return _between(pl.read(log, pl.PREDICTIONS, model, since), since, until)
+    return pl.read(log, pl.PREDICTIONS, model, since, until=until)
 
 
 def late_labelled(
@@ -139,13 +128,13 @@ def late_labelled(
     in this window or up to ``lookback_hours`` before the first of those labels arrived. Each
     label is counted in the window it arrived in, once; only the columns decay needs are read.
     """
-    labels = _between(pl.read(log, pl.LABELS, model, since), since, until)
+    labels = pl.read(log, pl.LABELS, model, since, until=until)
     if labels.num_rows == 0:
         return pa.table({})
     first = pc.min(pc.cast(labels.column(pl.TIME), pa.int64())).as_py() / 1000
     start = first - lookback_hours * 3600
     columns = [pl.REQUEST_ID, pl.ROW, pl.TIME, pl.VERSION, *pl.OUTPUT_TYPES]
-    predictions = _between(pl.read(log, pl.PREDICTIONS, model, start, columns), start, until)
+    predictions = pl.read(log, pl.PREDICTIONS, model, start, columns, until)
     return pl.labelled(predictions, labels)
 
 
