@@ -157,6 +157,11 @@ platform: ## Install cert-manager, KServe (RawDeployment), Kubeflow Pipelines an
 	@# The runtimes go through KServe's webhook, which may answer a little after its deployment is Available.
 	hack/retry.sh 6 10 kubectl apply --server-side --force-conflicts -f $(KSERVE_RELEASE)/kserve-cluster-resources.yaml
 	kubectl patch configmap/inferenceservice-config -n kserve --type=strategic -p '{"data": {"deploy": "{\"defaultDeploymentMode\": \"RawDeployment\"}"}}'
+	@# Blue-green's router (an InferenceGraph) forwards only the headers listed here (0.15.2
+	@# cmd/router/main.go:127-146, pkg/controller/v1alpha1/inferencegraph/raw_ig.go:88-97): a
+	@# client's Ce-Id reaches the payload logger and the prediction log through it. The rest is
+	@# the release's own router config.
+	kubectl patch configmap/inferenceservice-config -n kserve --type=merge -p '{"data": {"router": "{\"image\": \"kserve/router:$(KSERVE_VERSION)\", \"memoryRequest\": \"100Mi\", \"memoryLimit\": \"1Gi\", \"cpuRequest\": \"100m\", \"cpuLimit\": \"1\", \"imagePullPolicy\": \"IfNotPresent\", \"headers\": {\"propagate\": [\"Ce-Id\", \"X-Request-Id\"]}}"}}'
 	@# KServe's storage-initializer init container has no securityContext of its own (0.15.2
 	@# pkg/webhook/admission/pod/storage_initializer_injector.go:377-396), and the default
 	@# ClusterStorageContainer, merged into it (:509-514), sets none: give it what the restricted

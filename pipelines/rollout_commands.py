@@ -23,6 +23,11 @@ def add_command(commands: Any) -> None:
         parser = actions.add_parser(action, help=text)
         parser.add_argument("model", help="the model (its InferenceService's name)")
         parser.add_argument("--namespace", default="mlops-models", help="the serving namespace")
+        parser.add_argument(
+            "--routing-namespace",
+            default="mlops-routing",
+            help="where a blue-green model's InferenceGraph runs",
+        )
     rollback = actions.choices["rollback"]
     rollback.add_argument(
         "--timeout", type=float, default=600.0, help="seconds the version has to serve"
@@ -59,8 +64,9 @@ def command(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             f"The cluster refused `mlops rollout {args.action}`: {err.status} {err.reason}"
             f"{_refusal(err)}. It reads InferenceServices (and, in RawDeployment mode, the "
-            f"predictor's Deployments and pods) in {args.namespace}; a rollback also updates "
-            "the InferenceService."
+            f"predictor's Deployments and pods) in {args.namespace}, and InferenceGraphs and "
+            f"their Deployments in {args.routing_namespace}; a rollback also updates the "
+            "InferenceService, or a blue-green model's InferenceGraph."
         ) from err
 
 
@@ -77,12 +83,15 @@ def _act(api: Any, args: argparse.Namespace) -> int:
     from components.registry import ModelRegistry
     from components.rollout import manage
 
+    routing = args.routing_namespace
     if args.action == "status":
-        print(manage.render(manage.status(api, args.namespace, args.model)))
+        print(manage.render(manage.status(api, args.namespace, args.model, routing)))
     elif args.action == "promote":
-        print(f"mlops: {manage.promote(api, args.namespace, args.model)}")
+        print(f"mlops: {manage.promote(api, args.namespace, args.model, routing)}")
     else:
-        done = manage.rollback(api, args.namespace, args.model, args.timeout)
+        done = manage.rollback(
+            api, args.namespace, args.model, args.timeout, routing_namespace=routing
+        )
         if args.registry:
             registry = ModelRegistry(args.registry)
             # The serving version is the baseline later runs must beat; the one rolled back
@@ -91,8 +100,8 @@ def _act(api: Any, args: argparse.Namespace) -> int:
             if done.previous_model_version is not None:
                 registry.unmark_served(args.model, done.previous_model_version)
         print(
-            f"mlops: rolled {args.namespace}/{args.model} back to version {done.model_version} "
+            f"mlops: rolled {args.model} back to version {done.model_version} "
             f"(from version {done.previous_model_version}); it serves at {done.url}"
         )
-        print(manage.render(manage.status(api, args.namespace, args.model)))
+        print(manage.render(manage.status(api, args.namespace, args.model, routing)))
     return 0

@@ -76,6 +76,23 @@ def penguins_model(tmp_path_factory, penguins_splits, penguins_transform) -> str
 
 
 @pytest.fixture
+def kubeconfig(tmp_path, monkeypatch):
+    """Points KUBECONFIG at a stand-in, as `kind export kubeconfig` points it at a cluster."""
+
+    def use(standin) -> None:
+        path = tmp_path / "kubeconfig"
+        path.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: standin\n"
+            f"clusters: [{{name: standin, cluster: {{server: '{standin.host}'}}}}]\n"
+            "contexts: [{name: standin, context: {cluster: standin, user: me}}]\n"
+            "users: [{name: me, user: {token: t}}]\n"
+        )
+        monkeypatch.setenv("KUBECONFIG", str(path))
+
+    return use
+
+
+@pytest.fixture
 def golden_transform(tmp_path_factory) -> str:
     """A copy of the committed transform fitted on the penguins train split (the split
     ``penguins_splits`` makes), built by tests/testdata/build.py."""

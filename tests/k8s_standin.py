@@ -96,6 +96,7 @@ Service objects, the HPA, Knative objects, multi-node predictors.
 """
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -111,6 +112,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.loopback import JsonHandler, LoopbackServer
 
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
+GRAPH_LABEL = "serving.kserve.io/inferencegraph"
 STORAGE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
@@ -123,6 +125,7 @@ _DISALLOWED = {
 }
 _ROUTES = {
     ("serving.kserve.io", "inferenceservices"): "/apis/serving.kserve.io/v1beta1/namespaces/",
+    ("serving.kserve.io", "inferencegraphs"): "/apis/serving.kserve.io/v1alpha1/namespaces/",
     ("apps", "deployments"): "/apis/apps/v1/namespaces/",
     ("", "pods"): "/api/v1/namespaces/",
 }
@@ -207,6 +210,8 @@ class KServeStandIn(LoopbackServer):
         self.time_scale = time_scale
         self.default_mode = default_mode
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}  # InferenceServices
+        self.graphs: dict[tuple[str, str], dict[str, Any]] = {}  # InferenceGraphs
+        self._stores = {"inferenceservices": self.objects, "inferencegraphs": self.graphs}
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.replicasets: dict[tuple[str, str], list[_ReplicaSet]] = {}
         self.calls: list[tuple[str, str]] = []  # (verb, resource), as RBAC names them
@@ -233,14 +238,17 @@ class KServeStandIn(LoopbackServer):
     def _tick(self) -> None:
         for key in list(self.deployments):
             self._sync_deployment(key)
-        for key in list(self.objects):
-            if self._lag.get(key, 0) > 0:
-                self._lag[key] -= 1
-                continue
-            before = copy.deepcopy(self.objects[key].get("status"))
-            self._reconcile(key)
-            if self.objects[key].get("status") != before:
-                self.objects[key]["metadata"]["resourceVersion"] = self._next_version()
+        for resource, store in self._stores.items():
+            reconcile = self._reconcile if store is self.objects else self._reconcile_graph
+            for key in list(store):
+                lag_key = (resource, *key)
+                if self._lag.get(lag_key, 0) > 0:
+                    self._lag[lag_key] -= 1
+                    continue
+                before = copy.deepcopy(store[key].get("status"))
+                reconcile(key)
+                if store[key].get("status") != before:
+                    store[key]["metadata"]["resourceVersion"] = self._next_version()
 
     def _mode(self, obj: dict[str, Any]) -> str:
         annotations = obj["metadata"].get("annotations", {})
@@ -305,22 +313,37 @@ class KServeStandIn(LoopbackServer):
             "revisionHistoryLimit": 10,
         }
         dep_key = (key[0], name)
+        self._apply_deployment(
+            dep_key, labels, annotations, spec, obj, "v1beta1", "InferenceService"
+        )
+        self._propagate_raw(key, obj, self.deployments[dep_key])
+
+    def _apply_deployment(
+        self,
+        dep_key: tuple[str, str],
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        spec: dict[str, Any],
+        owner: dict[str, Any],
+        version: str,
+        kind: str,
+    ) -> None:
         current = self.deployments.get(dep_key)
         if current is None:
             self.deployments[dep_key] = {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
                 "metadata": {
-                    "name": name,
-                    "namespace": key[0],
+                    "name": dep_key[1],
+                    "namespace": dep_key[0],
                     "labels": labels,
                     "annotations": dict(annotations),
                     "ownerReferences": [
                         {
-                            "apiVersion": "serving.kserve.io/v1beta1",
-                            "kind": "InferenceService",
-                            "name": key[1],
-                            "uid": obj["metadata"]["uid"],
+                            "apiVersion": f"serving.kserve.io/{version}",
+                            "kind": kind,
+                            "name": owner["metadata"]["name"],
+                            "uid": owner["metadata"]["uid"],
                             "controller": True,
                             "blockOwnerDeletion": True,
                         }
@@ -342,7 +365,47 @@ class KServeStandIn(LoopbackServer):
             if revision:
                 current["metadata"]["annotations"][REVISION_ANNOTATION] = revision
             current["metadata"]["resourceVersion"] = self._next_version()
-        self._propagate_raw(key, obj, self.deployments[dep_key])
+
+    def _reconcile_graph(self, key: tuple[str, str]) -> None:
+        graph = self.graphs[key]
+        status = graph.setdefault("status", {})
+        if self._mode(graph) != "RawDeployment":
+            return  # Knative InferenceGraphs are not reproduced.
+        status["deploymentMode"] = "RawDeployment"
+        name = key[1]
+        app = f"isvc.{name}"
+        labels = {**graph["metadata"].get("labels", {}), GRAPH_LABEL: name, "app": app}
+        annotations = dict(graph["metadata"].get("annotations", {}))
+        spec = {
+            "replicas": graph["spec"].get("minReplicas", 1),
+            "selector": {"matchLabels": {"app": app}},
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": name,
+                            "image": "kserve/router:v0.15.2",
+                            "args": ["--graph-json", json.dumps(graph["spec"])],
+                        }
+                    ],
+                },
+            },
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+            },
+            "progressDeadlineSeconds": 600,
+            "revisionHistoryLimit": 10,
+        }
+        self._apply_deployment(key, labels, annotations, spec, graph, "v1alpha1", "InferenceGraph")
+        dep_status = self.deployments[key].get("status", {})
+        if _get_condition(dep_status, "Available") is None:
+            return  # Requeued, status unchanged (controller.go:195-205).
+        status["url"] = f"http://{name}-{key[0]}.example.com"
+        status["conditions"] = [{"type": "Ready", "status": "True"}]
+        status["observedGeneration"] = dep_status.get("observedGeneration", 0)
 
     def _propagate_raw(
         self, key: tuple[str, str], obj: dict[str, Any], deployment: dict[str, Any] | None
@@ -664,7 +727,12 @@ class KServeStandIn(LoopbackServer):
                     with standin._lock:
                         standin.calls.append((verb, f"{group}/{resource}".lstrip("/")))
                         standin._tick()
-                        handle = getattr(standin, f"_{verb}_{resource}", None)
+                        if resource in standin._stores and verb != "list":
+                            handle = functools.partial(
+                                getattr(standin, f"_{verb}_custom"), resource
+                            )
+                        else:
+                            handle = getattr(standin, f"_{verb}_{resource}", None)
                         if handle is None:
                             code, body = 405, _status(405, "MethodNotAllowed", method)
                         else:
@@ -687,18 +755,17 @@ class KServeStandIn(LoopbackServer):
 
         return Handler
 
-    def _get_inferenceservices(self, key, handler, selector):
-        if key not in self.objects:
-            return 404, _status(404, "NotFound", f'inferenceservices "{key[1]}" not found')
-        return 200, copy.deepcopy(self.objects[key])
+    def _get_custom(self, resource, key, handler, selector):
+        store = self._stores[resource]
+        if key not in store:
+            return 404, _status(404, "NotFound", f'{resource} "{key[1]}" not found')
+        return 200, copy.deepcopy(store[key])
 
-    def _create_inferenceservices(self, key, handler, selector):
-        body = handler._body()
+    def _create_custom(self, resource, key, handler, selector):
+        store, body = self._stores[resource], handler._body()
         key = (key[0], body["metadata"]["name"])
-        if key in self.objects:
-            return 409, _status(
-                409, "AlreadyExists", f'inferenceservices "{key[1]}" already exists'
-            )
+        if key in store:
+            return 409, _status(409, "AlreadyExists", f'{resource} "{key[1]}" already exists')
         body.pop("status", None)
         body["metadata"].update(
             namespace=key[0],
@@ -707,14 +774,15 @@ class KServeStandIn(LoopbackServer):
             resourceVersion=self._next_version(),
             creationTimestamp=_now(),
         )
-        self.objects[key] = body
-        self._lag[key] = self.controller_lag
+        store[key] = body
+        self._lag[(resource, *key)] = self.controller_lag
         return 201, copy.deepcopy(body)
 
-    def _update_inferenceservices(self, key, handler, selector):
-        if key not in self.objects:
-            return 404, _status(404, "NotFound", f'inferenceservices "{key[1]}" not found')
-        body, current = handler._body(), self.objects[key]
+    def _update_custom(self, resource, key, handler, selector):
+        store = self._stores[resource]
+        if key not in store:
+            return 404, _status(404, "NotFound", f'{resource} "{key[1]}" not found')
+        body, current = handler._body(), store[key]
         if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
             return 409, _status(
                 409,
@@ -726,14 +794,14 @@ class KServeStandIn(LoopbackServer):
         generation = current["metadata"]["generation"] + (body["spec"] != current["spec"])
         body["metadata"].update(generation=generation, resourceVersion=self._next_version())
         body["status"] = current.get("status", {})
-        self.objects[key] = body
-        self._lag[key] = self.controller_lag
+        store[key] = body
+        self._lag[(resource, *key)] = self.controller_lag
         return 200, copy.deepcopy(body)
 
-    def _delete_inferenceservices(self, key, handler, selector):
-        obj = self.objects.pop(key, None)
+    def _delete_custom(self, resource, key, handler, selector):
+        obj = self._stores[resource].pop(key, None)
         if obj is None:
-            return 404, _status(404, "NotFound", f'inferenceservices "{key[1]}" not found')
+            return 404, _status(404, "NotFound", f'{resource} "{key[1]}" not found')
         for dep_key, deployment in list(self.deployments.items()):
             owners = deployment["metadata"].get("ownerReferences", [])
             if any(owner["uid"] == obj["metadata"]["uid"] for owner in owners):

@@ -20,6 +20,8 @@ def rollout(
     deployment_mode: str = "RawDeployment",
     canary_traffic_percent: int = 100,
     prediction_log_url: str = "http://mlops-log-sink.mlops-models.svc.cluster.local/log",
+    rollout_strategy: str = "replace",
+    routing_namespace: str = "mlops-routing",
     rollout_timeout_seconds: int = 600,
 ) -> None:
     """Serves the version deploy pushed with a KServe InferenceService; does nothing when it
@@ -29,8 +31,8 @@ def rollout(
         push_result: The deploy step's outcome (``pushed``, ``version``).
         registry: The registry deploy pushed to, in an object store KServe reads.
         model_name: The model's name, also the InferenceService's.
-        rollout_result: Whether the version serves, its URL and revision, what served before
-            (metadata and JSON).
+        rollout_result: Whether the version serves, its URL and revision, what served before,
+            and for blue-green each step with its values and outcome (metadata and JSON).
         serve: False leaves the pushed version in the registry, unserved.
         serving_namespace: The InferenceService's namespace.
         serving_runtime: ``kserve-tensorflow-serving`` or ``mlops-predictor``.
@@ -41,6 +43,10 @@ def rollout(
             Serverless mode.
         prediction_log_url: Where KServe's payload logger sends each request and response
             (the log sink in manifests/); empty: no prediction log.
+        rollout_strategy: ``replace`` (one InferenceService moves to the new version) or
+            ``blue-green`` (two InferenceServices and an InferenceGraph that switches between
+            them after a smoke test; RawDeployment).
+        routing_namespace: Where blue-green's InferenceGraph runs.
         rollout_timeout_seconds: How long the new version has to serve before it is rolled back.
     """
     import dataclasses
@@ -71,6 +77,8 @@ def rollout(
                 "deployment_mode": deployment_mode,
                 "canary_traffic_percent": canary_traffic_percent,
                 "prediction_log_url": prediction_log_url,
+                "rollout_strategy": rollout_strategy,
+                "routing_namespace": routing_namespace,
             },
             {"push_result": push_result},
             {"rollout_result": rollout_result},
@@ -91,6 +99,8 @@ def rollout(
                 deployment_mode=deployment_mode,
                 canary_traffic_percent=canary_traffic_percent,
                 prediction_log_url=prediction_log_url,
+                rollout_strategy=rollout_strategy,
+                routing_namespace=routing_namespace,
                 rollout_timeout_seconds=rollout_timeout_seconds,
             ),
             serve,

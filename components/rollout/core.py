@@ -9,6 +9,7 @@ served folder, keeps serving. When deploy pushed nothing (an unblessed model) th
 nothing, so a pipeline needs no condition around it (``kfp.local`` has none).
 """
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -16,10 +17,13 @@ from typing import Any
 
 from components.errors import ConfigurationError
 from components.registry import ModelRegistry
-from components.rollout import inference_service
+from components.rollout import blue_green, inference_service, smoke
 from components.settings import check, setting
 
 logger = logging.getLogger(__name__)
+
+REPLACE, BLUE_GREEN = "replace", "blue-green"
+STRATEGIES = (REPLACE, BLUE_GREEN)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,17 @@ class KServeSettings:
         lambda v: v == "" or v.startswith(("http://", "https://")),
         "an http:// or https:// URL, or empty",
     )
+    rollout_strategy: str = setting(
+        REPLACE,
+        "replace: the InferenceService <model> moves to the new version; blue-green: the idle "
+        "one of <model>-blue and <model>-green gets it, passes a smoke test, and the "
+        "InferenceGraph <model> switches to it (RawDeployment)",
+        lambda v: v in STRATEGIES,
+        " or ".join(STRATEGIES),
+    )
+    routing_namespace: str = setting(
+        "mlops-routing", "where blue-green's InferenceGraph runs (its router needs baseline)"
+    )
     rollout_timeout_seconds: int = setting(
         600,
         "how long the new version has to serve before it is rolled back",
@@ -81,13 +96,23 @@ class KServeSettings:
         check(self)
         inference_service.check_options(self.serving_runtime, self.deployment_mode, self.canary)
         _ = self.resources  # Quantities such as "500m" and "1Gi".
+        if self.rollout_strategy == BLUE_GREEN and (
+            self.deployment_mode != "RawDeployment" or self.canary is not None
+        ):
+            raise ConfigurationError(
+                "blue-green switches all traffic with an InferenceGraph in RawDeployment mode: "
+                f"use deployment_mode=RawDeployment and canary_traffic_percent=100 (got "
+                f"{self.deployment_mode}, {self.canary_traffic_percent})."
+            )
 
     def spec(
-        self, name: str, storage_uri: str, version: int
+        self, name: str, storage_uri: str, version: int, model: str | None = None
     ) -> inference_service.InferenceServiceSpec:
-        """The InferenceService serving ``version`` of the model at ``storage_uri``."""
+        """The InferenceService ``name`` serving ``version`` of the model at ``storage_uri``
+        (``model``, when the service's name is not the model's)."""
         return inference_service.InferenceServiceSpec(
             name=name,
+            model=model,
             namespace=self.serving_namespace,
             storage_uri=storage_uri,
             model_version=version,
@@ -115,6 +140,9 @@ class RolloutResult:
     namespace: str | None = None
     traffic_percent: int | None = None
     rollback_version: int | None = None
+    strategy: str = REPLACE
+    colour: str | None = None
+    steps: list[dict[str, Any]] | None = None
 
 
 def cluster_client() -> Any:
@@ -148,6 +176,7 @@ def rollout(
     settings: KServeSettings,
     serve: bool = True,
     api: Any = None,
+    post: smoke.Post | None = None,
 ) -> RolloutResult:
     """Serves the pushed ``version`` with the InferenceService ``model_name``.
 
@@ -158,6 +187,7 @@ def rollout(
         settings: How to serve it.
         serve: False leaves the pushed version in the registry, unserved.
         api: A Kubernetes API client; the pod's (or ``~/.kube/config``'s) when None.
+        post: Sends blue-green's smoke requests (:func:`smoke.http_post` when None).
 
     Returns:
         Whether the version serves, where, and what served before.
@@ -201,16 +231,33 @@ def rollout(
                 f"not the local path {registry_root!r}."
             )
         storage_uri = registry.publish(model_name, version)
-        served = inference_service.rollout(
-            api if api is not None else cluster_client(),
-            settings.spec(model_name, storage_uri, version),
-            settings.rollout_timeout_seconds,
-            settings.poll_seconds,
-            on_rollback=discard,
-        )
+        api = api if api is not None else cluster_client()
+        if settings.rollout_strategy == BLUE_GREEN:
+            outcome = blue_green.rollout(
+                api,
+                lambda name: settings.spec(name, storage_uri, version, model_name),
+                model_name,
+                settings.routing_namespace,
+                smoke.version_row(registry, model_name, version),
+                settings.rollout_timeout_seconds,
+                settings.poll_seconds,
+                post or smoke.http_post,
+            )
+        else:
+            served = inference_service.rollout(
+                api,
+                settings.spec(model_name, storage_uri, version),
+                settings.rollout_timeout_seconds,
+                settings.poll_seconds,
+                on_rollback=discard,
+            )
     except BaseException:
         discard()
         raise
+    if settings.rollout_strategy == BLUE_GREEN:
+        return _blue_green_result(
+            registry, model_name, version, storage_uri, settings, outcome, discard
+        )
     registry.mark_served(model_name, version)
     # The serving version, what served before it, and what a rollback goes to (they differ over
     # a canary that was never promoted, and when the same version is rolled out again).
@@ -231,4 +278,51 @@ def rollout(
         namespace=settings.serving_namespace,
         traffic_percent=settings.canary_traffic_percent,
         rollback_version=served.rollback_version,
+    )
+
+
+def _blue_green_result(
+    registry: ModelRegistry,
+    model_name: str,
+    version: int,
+    storage_uri: str,
+    settings: KServeSettings,
+    outcome: blue_green.Outcome,
+    discard: Any,
+) -> RolloutResult:
+    steps = [dataclasses.asdict(step) for step in outcome.steps]
+    if not outcome.rolled_out:
+        discard()
+        previous = outcome.previous_version
+        return RolloutResult(
+            rolled_out=False,
+            reason=f"version {version} was rolled back: {outcome.reason}"
+            + (f"; version {previous} still serves" if previous is not None else ""),
+            version=version,
+            inference_service=model_name,
+            namespace=settings.routing_namespace,
+            strategy=BLUE_GREEN,
+            colour=outcome.previous_colour,
+            steps=steps,
+        )
+    registry.mark_served(model_name, version)
+    previous = outcome.previous_version
+    # The new colour's version and the warm colour's, which a rollback switches back to.
+    _retire_served(registry, model_name, {version, previous})
+    return RolloutResult(
+        rolled_out=True,
+        reason=f"version {version} is serving at {outcome.url} ({outcome.reason})",
+        version=version,
+        served_uri=storage_uri,
+        url=outcome.url,
+        revision=outcome.revision,
+        previous_version=previous,
+        previous_destination=None if previous is None else registry.path(model_name, previous),
+        inference_service=model_name,
+        namespace=settings.routing_namespace,
+        traffic_percent=100,
+        rollback_version=previous,
+        strategy=BLUE_GREEN,
+        colour=outcome.colour,
+        steps=steps,
     )

@@ -199,6 +199,8 @@ class InferenceServiceSpec:
             the model server on port 9081 (kserve/kserve@v0.15.2 pkg/webhook/admission/pod/
             agent_injector.go:329-334; the predictor Service targets it,
             service_reconciler.go:123-135).
+        model: The model's name in the prediction log, when the service's differs (a colour
+            of a blue/green pair, ``<model>-blue``).
     """
 
     name: str
@@ -213,6 +215,7 @@ class InferenceServiceSpec:
     canary_traffic_percent: int | None = None
     deployment_mode: str = "RawDeployment"
     logger_url: str | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
         check_options(self.runtime, self.deployment_mode, self.canary_traffic_percent)
@@ -250,7 +253,7 @@ class InferenceServiceSpec:
             # (pkg/logger/handler.go:143, :177).
             predictor["logger"] = {
                 "mode": "all",
-                "url": logger_url(self.logger_url, self.name, self.model_version),
+                "url": logger_url(self.logger_url, self.model or self.name, self.model_version),
             }
             # The agent drains its queued events for 30 s when the pod stops
             # (cmd/agent/main.go:91, :233-236); KServe's default grace period is 30 s too

@@ -15,7 +15,10 @@ import urllib.parse
 from typing import Any
 
 from components.errors import ConfigurationError
+from components.rollout import graph
 from components.rollout import inference_service as isvc
+
+ROUTING_NAMESPACE = "mlops-routing"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,13 +65,75 @@ def _previous(body: dict[str, Any]) -> tuple[int | None, str | None]:
     return (int(version) if version else None), annotations.get(isvc.PREVIOUS_STORAGE_ANNOTATION)
 
 
-def status(api_client: Any, namespace: str, name: str) -> Status:
-    """The InferenceService's versions and their shares of the traffic, and its readiness.
+def _front(api_client: Any, routing_namespace: str | None, name: str) -> dict[str, Any] | None:
+    """The blue/green InferenceGraph of ``name``, if the model is served that way."""
+    if routing_namespace is None:
+        return None
+    found = graph.InferenceGraphs(api_client, routing_namespace).get(name)
+    return found if graph.live_colour(found) else None
 
-    In RawDeployment mode one version serves all traffic (KServe 0.15.2 ignores
-    ``canaryTrafficPercent`` there); in Serverless mode a canary has its percent and the
-    previous version the rest.
+
+def _colours(
+    api_client: Any, namespace: str, name: str, front: dict[str, Any]
+) -> tuple[str, dict[str, Any] | None, str, dict[str, Any] | None]:
+    live = graph.live_colour(front) or ""
+    services = isvc.InferenceServices(api_client, namespace)
+    idle = graph.other(live)
+    return (
+        live,
+        services.get(graph.colour_service(name, live)),
+        idle,
+        services.get(graph.colour_service(name, idle)),
+    )
+
+
+def _ready(body: dict[str, Any] | None) -> str:
+    if body is None:
+        return "not deployed"
+    ready = isvc.condition_of(body.get("status", {}), "Ready")
+    if ready and ready.get("status") == "True":
+        return "ready"
+    return isvc.describe_condition(ready) if ready else "no Ready condition yet"
+
+
+def _blue_green_status(api_client: Any, namespace: str, name: str, front: dict[str, Any]) -> Status:
+    live, live_body, idle, idle_body = _colours(api_client, namespace, name, front)
+    shares = [
+        Share(isvc.model_version_of(live_body), 100, _uri(live_body), live),
+    ]
+    if idle_body is not None:
+        shares.append(Share(isvc.model_version_of(idle_body), 0, _uri(idle_body), idle))
+    routers = graph.RouterWorkloads(api_client, front["metadata"]["namespace"]).deployments(front)
+    warm = idle_body is not None and _ready(idle_body) == "ready"
+    return Status(
+        name=name,
+        namespace=front["metadata"]["namespace"],
+        mode="blue-green",
+        ready=f"{live} {_ready(live_body)}; {idle} {_ready(idle_body)}",
+        url=graph.graph_url(name, front["metadata"]["namespace"]),
+        shares=shares,
+        revision=isvc.revision_of(routers[0] if routers else None, {}),
+        rollback_to=isvc.model_version_of(idle_body) if warm else None,
+    )
+
+
+def _uri(body: dict[str, Any] | None) -> str | None:
+    return (body or {}).get("spec", {}).get("predictor", {}).get("model", {}).get("storageUri")
+
+
+def status(
+    api_client: Any, namespace: str, name: str, routing_namespace: str | None = ROUTING_NAMESPACE
+) -> Status:
+    """The model's versions and their shares of the traffic, and their readiness.
+
+    Blue/green (an InferenceGraph ``name`` in ``routing_namespace``): the live colour takes all
+    traffic, the other is warm for a rollback. One InferenceService: in RawDeployment mode one
+    version serves all traffic (KServe 0.15.2 ignores ``canaryTrafficPercent`` there); in
+    Serverless mode a canary has its percent and the previous version the rest.
     """
+    front = _front(api_client, routing_namespace, name)
+    if front is not None:
+        return _blue_green_status(api_client, namespace, name, front)
     body = _current(api_client, namespace, name)
     predictor = body["spec"]["predictor"]
     mode = _mode(body)
@@ -124,8 +189,15 @@ def render(found: Status) -> str:
     return "\n".join(lines)
 
 
-def promote(api_client: Any, namespace: str, name: str) -> str:
+def promote(
+    api_client: Any, namespace: str, name: str, routing_namespace: str | None = ROUTING_NAMESPACE
+) -> str:
     """Sends all traffic to the canary; says what it did."""
+    if _front(api_client, routing_namespace, name) is not None:
+        raise ConfigurationError(
+            f"{name} is served blue/green: each rollout switches all traffic at once, so there "
+            "is no canary to promote."
+        )
     body = _current(api_client, namespace, name)
     mode = _mode(body)
     if "canaryTrafficPercent" not in body["spec"]["predictor"]:
@@ -168,16 +240,47 @@ def _rolled_back(live: dict[str, Any], version: int, uri: str) -> dict[str, Any]
     return body
 
 
+def _switch_back(
+    api_client: Any, namespace: str, name: str, front: dict[str, Any], timeout_seconds: float,
+    poll_seconds: float,
+) -> isvc.ServiceRollout:  # fmt: skip
+    live, live_body, idle, idle_body = _colours(api_client, namespace, name, front)
+    if idle_body is None or _ready(idle_body) != "ready":
+        raise ConfigurationError(
+            f"{name} has no warm colour to switch back to: {graph.colour_service(name, idle)} "
+            f"is {_ready(idle_body)}."
+        )
+    version = isvc.model_version_of(idle_body)
+    service = graph.colour_service(name, idle)
+    runtime = idle_body["spec"]["predictor"]["model"].get("runtime", isvc.TF_SERVING_RUNTIME)
+    routing = front["metadata"]["namespace"]
+    target = graph.GraphSpec(
+        name=name, namespace=routing, colour=idle,
+        url=graph.predictor_url(service, namespace, isvc.RUNTIMES[runtime][0]),
+        model_version=version, previous_colour=live,
+    )  # fmt: skip
+    revision = graph.switch(api_client, target, timeout_seconds, poll_seconds)
+    before = isvc.model_version_of(live_body)
+    return isvc.ServiceRollout(
+        url=graph.graph_url(name, routing), revision=revision, model_version=version,
+        previous_model_version=before, rollback_version=before,
+    )  # fmt: skip
+
+
 def rollback(
     api_client: Any, namespace: str, name: str, timeout_seconds: float = 600.0,
-    poll_seconds: float = 2.0,
+    poll_seconds: float = 2.0, routing_namespace: str | None = ROUTING_NAMESPACE,
 ) -> isvc.ServiceRollout:  # fmt: skip
-    """Rolls the version that served before back out, and waits until it serves.
+    """Serves the version that served before again, and waits until it serves: blue/green
+    switches the graph to the warm colour; one InferenceService rolls that version out again.
 
     Raises:
         ConfigurationError: There is no InferenceService, or no version before this one.
         RolloutFailed: The previous version did not serve in time; the current spec is back.
     """
+    front = _front(api_client, routing_namespace, name)
+    if front is not None:
+        return _switch_back(api_client, namespace, name, front, timeout_seconds, poll_seconds)
     body = _current(api_client, namespace, name)
     version, uri = _previous(body)
     if version is None or not uri:

@@ -21,6 +21,8 @@ ROLLOUT_PARAMETERS = {
     "deployment_mode",
     "canary_traffic_percent",
     "prediction_log_url",
+    "rollout_strategy",
+    "routing_namespace",
     "rollout_timeout_seconds",
 }
 

@@ -1,8 +1,6 @@
 """`mlops rollout status|promote|rollback` through the real kubernetes client, configured by a
 kubeconfig file as a user's is, against the KServe stand-in (tests/k8s_standin.py)."""
 
-import pytest
-
 from components.registry import ModelRegistry
 from components.rollout import inference_service as kserve
 from pipelines.cli import main
@@ -11,23 +9,6 @@ from tests.unit.test_rollout import NS, SERVERLESS, _api, _pod_versions, _spec, 
 
 CRASH = PodFailure(reason="CrashLoopBackOff", message="back-off restarting failed container",
                    exit_message="Failed to load servable")  # fmt: skip
-
-
-@pytest.fixture
-def kubeconfig(tmp_path, monkeypatch):
-    """Points KUBECONFIG at a stand-in, as `kind export kubeconfig` points it at a cluster."""
-
-    def use(standin) -> None:
-        path = tmp_path / "kubeconfig"
-        path.write_text(
-            "apiVersion: v1\nkind: Config\ncurrent-context: standin\n"
-            f"clusters: [{{name: standin, cluster: {{server: '{standin.host}'}}}}]\n"
-            "contexts: [{name: standin, context: {cluster: standin, user: me}}]\n"
-            "users: [{name: me, user: {token: t}}]\n"
-        )
-        monkeypatch.setenv("KUBECONFIG", str(path))
-
-    return use
 
 
 def _uri(version: int) -> str:
@@ -63,9 +44,7 @@ def test_a_rollback_serves_the_version_before_and_a_second_goes_forward_again(ku
         stored = standin.objects[(NS, "penguins")]
         assert _version(stored) == "1" and _pod_versions(standin) == ["1"]
         assert stored["spec"]["predictor"]["model"]["storageUri"] == _uri(1)
-        assert (
-            "rolled models/penguins back to version 1 (from version 2)" in capsys.readouterr().out
-        )
+        assert "rolled penguins back to version 1 (from version 2)" in capsys.readouterr().out
         assert _rollout("rollback") == 0
         assert _version(standin.objects[(NS, "penguins")]) == "2"
 

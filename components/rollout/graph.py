@@ -1,0 +1,302 @@
+"""A model's front door for blue/green in RawDeployment mode: a KServe InferenceGraph whose
+router sends every request to one colour's predictor.
+
+What KServe 0.15.2 does with it (kserve/kserve at v0.15.2; paths from its root):
+
+- A RawDeployment InferenceGraph becomes a Deployment and a Service named after the graph
+  (port 80 to the router's 8080), running the router with the graph's spec as JSON in its
+  arguments (pkg/controller/v1alpha1/inferencegraph/raw_ig.go:50-100, :150-185). The Deployment
+  carries the graph's labels plus ``serving.kserve.io/inferencegraph: <graph>``
+  (raw_ig.go:121) and ``app: isvc.<graph>``, its selector; its pod template carries the graph's
+  annotations (pkg/controller/v1beta1/inferenceservice/reconcilers/deployment/
+  deployment_reconciler.go:136-158). So a switch is a rolling update of the router: for a few
+  seconds both routers answer, the old pods draining.
+- The graph is Ready once its Deployment has an ``Available`` condition, whatever its status,
+  and ``observedGeneration`` is the Deployment's (controller.go:190-207, raw_ig.go:195-213):
+  neither says the switch happened, so :func:`switch` watches the router's rollout as
+  :mod:`inference_service` watches a predictor's.
+- The router container sets no seccomp profile and the graph has no pod security context
+  (raw_ig.go:56-85), so the restricted Pod Security profile of the serving namespace refuses its
+  pods: the graph lives in a namespace of its own (``mlops-routing``, baseline). Steps that name
+  an InferenceService are looked up in the graph's namespace (controller.go:156-176), so each
+  step gives the predictor's URL in the serving namespace instead (``serviceUrl``), as the
+  controller would have resolved it (pkg/controller/v1beta1/inferenceservice/utils/utils.go
+  ``GetPredictorEndpoint``: ``/v1/models/<isvc>:predict`` or ``/v2/models/<isvc>/infer``).
+- The router posts the request body to the step's URL whatever the request's path, and answers
+  with the step's status and body (cmd/router/main.go:96-170, :378-395). It forwards only the
+  headers the ``router`` config lists under ``headers.propagate`` (main.go:127-146,
+  raw_ig.go:88-97); ``make platform`` lists ``Ce-Id`` so a client's id reaches the prediction log.
+- A ``Splitter`` node draws a number in [0, 100] and finds no step for 100 when the weights sum to
+  100, as the webhook demands, so about one request in 101 kills its connection
+  (main.go:172-187; inference_graph_validation.go:195-210; fixed after 0.15.2 by
+  kserve/kserve#5489). A ``Sequence`` node of one step draws nothing: blue/green uses that.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from components.errors import RolloutFailed
+from components.rollout import inference_service as isvc
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+logger = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "serving.kserve.io", "v1alpha1", "inferencegraphs"
+GRAPH_LABEL = "serving.kserve.io/inferencegraph"
+COLOURS = ("blue", "green")
+# On the graph, and so in its router's pod template: which colour takes the traffic, and the
+# registry version it serves; the colour that served before, for `mlops rollout rollback`.
+LIVE_COLOUR_ANNOTATION = "mlops-suite/live-colour"
+PREVIOUS_COLOUR_ANNOTATION = "mlops-suite/previous-colour"
+
+
+def colour_service(model: str, colour: str) -> str:
+    """The InferenceService of one colour of ``model``."""
+    return f"{model}-{colour}"
+
+
+def other(colour: str | None) -> str:
+    """The colour that is not ``colour`` (blue when there is none yet)."""
+    return "green" if colour == "blue" else "blue"
+
+
+def predictor_url(service: str, namespace: str, protocol: str) -> str:
+    """Where the router sends a request for the InferenceService ``service`` (raw mode: its
+    predictor Service, port 80)."""
+    base = f"http://{service}-predictor.{namespace}.svc.cluster.local"
+    if protocol == "v1":
+        return f"{base}/v1/models/{service}:predict"
+    return f"{base}/v2/models/{service}/infer"
+
+
+def graph_url(name: str, namespace: str) -> str:
+    """The graph's Service in the cluster (the router ignores the path)."""
+    return f"http://{name}.{namespace}.svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """An InferenceGraph sending all traffic to one colour.
+
+    Attributes:
+        name: The graph's name: the model's.
+        namespace: Where the graph runs (not the serving namespace: see the module docstring).
+        colour: The colour that takes the traffic.
+        url: That colour's predictor URL (:func:`predictor_url`).
+        model_version: The registry version that colour serves.
+        previous_colour: The colour that took the traffic before, if any.
+    """
+
+    name: str
+    namespace: str
+    colour: str
+    url: str
+    model_version: int | None
+    previous_colour: str | None = None
+
+    @property
+    def marker(self) -> dict[str, str]:
+        """What identifies this spec in the router's pod template."""
+        return {
+            LIVE_COLOUR_ANNOTATION: self.colour,
+            isvc.MODEL_VERSION_ANNOTATION: str(self.model_version),
+        }
+
+    def to_body(self) -> dict[str, Any]:
+        annotations = {isvc.DEPLOYMENT_MODE_ANNOTATION: "RawDeployment", **self.marker}
+        if self.previous_colour:
+            annotations[PREVIOUS_COLOUR_ANNOTATION] = self.previous_colour
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "InferenceGraph",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "annotations": annotations,
+                "labels": {"app.kubernetes.io/managed-by": "mlops-suite"},
+            },
+            "spec": {
+                "nodes": {
+                    "root": {
+                        "routerType": "Sequence",
+                        "steps": [
+                            {
+                                "name": self.colour,
+                                "serviceUrl": self.url,
+                                "dependency": "Hard",
+                            }
+                        ],
+                    }
+                }
+            },
+        }
+
+
+def live_colour(graph: dict[str, Any] | None) -> str | None:
+    """The colour a graph sends traffic to, or None when there is no graph."""
+    annotations = (graph or {}).get("metadata", {}).get("annotations") or {}
+    return annotations.get(LIVE_COLOUR_ANNOTATION)
+
+
+def previous_colour(graph: dict[str, Any] | None) -> str | None:
+    annotations = (graph or {}).get("metadata", {}).get("annotations") or {}
+    return annotations.get(PREVIOUS_COLOUR_ANNOTATION)
+
+
+def spec_of(graph: dict[str, Any]) -> GraphSpec:
+    """The spec a live graph was written from."""
+    annotations = graph["metadata"].get("annotations") or {}
+    step = graph["spec"]["nodes"]["root"]["steps"][0]
+    version = annotations.get(isvc.MODEL_VERSION_ANNOTATION)
+    return GraphSpec(
+        name=graph["metadata"]["name"],
+        namespace=graph["metadata"]["namespace"],
+        colour=annotations.get(LIVE_COLOUR_ANNOTATION, step.get("name", "")),
+        url=step["serviceUrl"],
+        model_version=int(version) if version and version != "None" else None,
+        previous_colour=annotations.get(PREVIOUS_COLOUR_ANNOTATION),
+    )
+
+
+class InferenceGraphs:
+    """InferenceGraph calls through the Kubernetes API (get, create, update, delete)."""
+
+    def __init__(self, api_client: "ApiClient", namespace: str) -> None:
+        from kubernetes.client import CustomObjectsApi
+
+        self.api, self.namespace = CustomObjectsApi(api_client), namespace
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.api.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def write(self, spec: GraphSpec, live: dict[str, Any] | None) -> dict[str, Any]:
+        """Creates the graph, or replaces the live one's spec and mlops-suite annotations
+        (what KServe or an operator added stays)."""
+        body = spec.to_body()
+        if live is None:
+            return self.api.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, body
+            )
+        updated = {key: value for key, value in live.items() if key != "status"}
+        updated["metadata"] = dict(live["metadata"])
+        annotations = dict(live["metadata"].get("annotations") or {})
+        annotations.pop(PREVIOUS_COLOUR_ANNOTATION, None)
+        annotations.update(body["metadata"]["annotations"])
+        updated["metadata"]["annotations"] = annotations
+        updated["spec"] = {**live["spec"], "nodes": body["spec"]["nodes"]}
+        return self.api.replace_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, spec.name, updated
+        )
+
+    def delete(self, name: str) -> None:
+        self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+
+class RouterWorkloads(isvc.PredictorWorkloads):
+    """The router Deployment KServe made for a graph (and its pods, to explain a failure)."""
+
+    def deployments(self, service: dict[str, Any]) -> list[dict[str, Any]]:
+        name, uid = service["metadata"]["name"], service["metadata"].get("uid")
+        response = self.apps.list_namespaced_deployment(
+            self.namespace, label_selector=f"{GRAPH_LABEL}={name}", _preload_content=False
+        )
+        return [
+            deployment
+            for deployment in json.loads(response.data).get("items", [])
+            if uid is None
+            or any(
+                owner.get("uid") == uid and owner.get("controller")
+                for owner in deployment["metadata"].get("ownerReferences", [])
+            )
+        ]
+
+
+def switch(
+    api_client: "ApiClient",
+    spec: GraphSpec,
+    timeout_seconds: float,
+    poll_seconds: float,
+) -> str:
+    """Points the graph at ``spec.colour`` and waits until every router pod does.
+
+    Returns:
+        The router's revision (``<deployment> revision <n>``).
+
+    Raises:
+        RolloutFailed: The router did not roll out in time; the graph is as it was (or gone, if
+            this call made it).
+    """
+    graphs = InferenceGraphs(api_client, spec.namespace)
+    workloads = RouterWorkloads(api_client, spec.namespace)
+    live = graphs.get(spec.name)
+    logger.info(
+        "Switching %s/%s to %s (version %s; was %s)",
+        spec.namespace,
+        spec.name,
+        spec.colour,
+        spec.model_version,
+        live_colour(live) or "none",
+    )
+    graphs.write(spec, live)
+    look = _router_look(graphs, workloads, spec)
+    try:
+        progress = isvc._poll(look, timeout_seconds, poll_seconds)
+    except BaseException:
+        _put_back(graphs, spec.name, live)
+        raise
+    if not progress.done:
+        reason = (
+            isvc._explain_raw(workloads, progress, spec.marker)
+            if progress.deployment is not None
+            else progress.detail
+        )
+        restored = _put_back(graphs, spec.name, live)
+        raise RolloutFailed(
+            f"InferenceGraph {spec.namespace}/{spec.name} did not switch to {spec.colour} "
+            f"within {timeout_seconds:g} s: {reason}; {restored}."
+        )
+    return isvc.revision_of(progress.deployment, {}) or spec.name
+
+
+def _router_look(
+    graphs: InferenceGraphs, workloads: RouterWorkloads, spec: GraphSpec
+) -> Callable[[], "isvc._Progress"]:
+    def look() -> isvc._Progress:
+        current = graphs.get(spec.name) or {}
+        deployments = workloads.deployments(current) if current else []
+        if not deployments:
+            return isvc._Progress(
+                detail="KServe has not created the router Deployment yet", service=current
+            )
+        progress = isvc._deployment_progress(deployments[0], spec.marker)
+        return isvc._Progress(
+            done=progress.done,
+            failed=progress.failed,
+            detail=progress.detail,
+            deployment=deployments[0],
+            service=current,
+        )
+
+    return look
+
+
+def _put_back(graphs: InferenceGraphs, name: str, before: dict[str, Any] | None) -> str:
+    if before is None:
+        graphs.delete(name)
+        return "the new InferenceGraph was deleted"
+    graphs.write(spec_of(before), graphs.get(name) or before)
+    return f"the graph sends traffic to {live_colour(before)} again"
