@@ -49,23 +49,41 @@ def _pushed_version(deploy: store.StoredExecution) -> int | None:
     return push.get(c.VERSION) if push.get(c.PUSHED) in (True, 1) else None
 
 
+def _step_line(step: dict) -> str:
+    values = ", ".join(f"{key} {value}" for key, value in step.get("values", {}).items())
+    outcome = "passed" if step.get("passed") else "FAILED"
+    return f"{step.get('name')}: {outcome}" + (f" ({values})" if values else "")
+
+
 def _deployment(executions: list[store.StoredExecution], version: int) -> dict:
     """Where ``version`` serves now, as the model's rollouts recorded it: the newest rollout
-    that served a version says which version serves."""
-    served = [
-        (e, _props(e.outputs["rollout_result"]))
-        for e in _completed(executions, _ROLLOUT)
-        if _props(e.outputs["rollout_result"]).get(c.ROLLED_OUT) in (True, 1)
-    ]
+    that served a version says which version serves. The steps of the newest rollout of
+    ``version`` (blue-green's) say why it serves or was rolled back."""
+    rollouts = [(e, _props(e.outputs["rollout_result"])) for e in _completed(executions, _ROLLOUT)]
+    own = [(e, r) for e, r in rollouts if r.get(c.VERSION) == version]
+    steps = [_step_line(step) for step in (own[-1][1].get("steps") or [])] if own else []
+    served = [(e, r) for e, r in rollouts if r.get(c.ROLLED_OUT) in (True, 1)]
+    if own and own[-1][1].get(c.ROLLED_OUT) not in (True, 1) and own[-1][1].get("steps"):
+        latest, result = own[-1]
+        return {
+            "serving": False,
+            "status": f"rolled back (run {_run(latest)}): {result.get(c.REASON)}",
+            "steps": steps,
+        }
     if not served:
-        return {"serving": False, "status": "never rolled out to a cluster"}
+        return {"serving": False, "status": "never rolled out to a cluster", "steps": steps}
     latest, result = served[-1]
     if result.get(c.VERSION) == version:
+        where = (
+            f"InferenceGraph {result.get('namespace')}/{result.get('inference_service')}, "
+            f"colour {result.get('colour')}"
+            if result.get("strategy") == "blue-green"
+            else f"InferenceService {result.get('namespace')}/{result.get('inference_service')}"
+        )
         return {
             "serving": True,
             "status": (
-                f"InferenceService {result.get('namespace')}/{result.get('inference_service')}"
-                f" at {result.get('url')}, revision {result.get('revision')},"
+                f"{where} at {result.get('url')}, revision {result.get('revision')},"
                 f" {result.get('traffic_percent', 100)}% of traffic (run {_run(latest)})"
             ),
             "inference_service": result.get("inference_service"),
@@ -75,12 +93,13 @@ def _deployment(executions: list[store.StoredExecution], version: int) -> dict:
             "storage_uri": result.get("served_uri"),
             "traffic_percent": result.get("traffic_percent"),
             "run": _run(latest),
+            "steps": steps,
         }
     was = [e for e, r in served if r.get(c.VERSION) == version]
     status = f"version {result.get(c.VERSION)} serves instead (run {_run(latest)})"
     if was:
         status = f"served from run {_run(was[-1])}; {status}"
-    return {"serving": False, "status": status}
+    return {"serving": False, "status": status, "steps": steps}
 
 
 def _producer_props(lineage: store.LineageStore, artifact: store.StoredArtifact) -> dict:
@@ -236,6 +255,7 @@ def render_provenance(tree: dict) -> str:
     )
     lines.append(f"├─ blessed       {beat}: {'; '.join(blessing['reasons'])}")
     lines.append(f"├─ deployed      {tree['deployed']['status']}")
+    _tree(lines, tree["deployed"].get("steps", []), "│  ")
     others = tree["not_pushed"]
     failed = tree["failed"]
     lines.append(

@@ -290,6 +290,8 @@ def _blue_green_result(
     outcome: blue_green.Outcome,
     discard: Any,
 ) -> RolloutResult:
+    for step in outcome.steps:
+        logger.info("%s: %s (%s)", step.name, "passed" if step.passed else "FAILED", step.detail)
     steps = [dataclasses.asdict(step) for step in outcome.steps]
     if not outcome.rolled_out:
         discard()
