@@ -91,3 +91,6 @@ SCHEMA_SOURCE = "source"
 # Metadata keys of the baseline artifact (resolve_baseline), besides VERSION and METRICS.
 BASELINE_FOUND = "found"
 REGISTRY_PATH = "registry_path"
+
+# The request id (Ce-Id) of a rollout's smoke requests; the log sink leaves them out of the log.
+SMOKE_REQUEST_ID_PREFIX = "mlops-smoke-"

@@ -108,9 +108,6 @@ def build_cluster_training_pipeline(
         )
         # Rollout changes the cluster and the registry: a cached rollout would serve nothing.
         rollout_task.set_caching_options(False)
-        # Blue-green's smoke tests reach the predictors and the router from this pod: the
-        # serving and routing namespaces' NetworkPolicies admit kubeflow pods with this label.
-        kubernetes.add_pod_label(rollout_task, "mlops-suite/model-client", "true")
         if object_store_secret:
             for step in (tasks.ingest, tasks.resolve_baseline, tasks.deploy, rollout_task):
                 kubernetes.use_secret_as_env(

@@ -77,7 +77,7 @@ def _deployment(executions: list[store.StoredExecution], version: int) -> dict:
         where = (
             f"InferenceGraph {result.get('namespace')}/{result.get('inference_service')}, "
             f"colour {result.get('colour')}"
-            if result.get("strategy") == "blue-green"
+            if result.get("strategy") in ("blue-green", "canary")
             else f"InferenceService {result.get('namespace')}/{result.get('inference_service')}"
         )
         return {

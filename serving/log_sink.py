@@ -26,6 +26,8 @@ What the sink does with what the agent does:
   version's logger URL, so old pods and new pods name their own versions; a V2 response's
   ``model_version`` wins.
 - The agent does not send the latency: the sink's rows have none.
+- A rollout's smoke requests carry a ``Ce-Id`` starting with ``mlops-smoke-``, which the agent
+  keeps as the event id: they are counted as ``smoke_test`` and not logged.
 
 Late labels come over HTTP too: ``POST /v1/feedback/<model>`` with a JSON list of
 ``{"request_id", "label", "row"?}`` (the request id is the ``ce-id`` the client sent, or the one the
@@ -43,6 +45,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from components import constants
 from serving import events
 from serving import prediction_log as pl
 
@@ -59,6 +62,7 @@ OUTCOMES = (
     "malformed",  # not a KServe inference event (no ce-id, another ce-type)
     "not_a_prediction",  # a body that is not a V1/V2 prediction (metadata calls, binary data)
     "dropped",  # the sink's queue was full
+    "smoke_test",  # a rollout's smoke request (ce-id constants.SMOKE_REQUEST_ID_PREFIX...)
 )
 
 
@@ -262,6 +266,10 @@ def build_app(joiner: Joiner, log_uri: str) -> Any:
                 {"error": f"not a KServe inference event (ce-id {event_id!r}, ce-type {kind!r})"},
                 status_code=400,
             )
+        if event_id.startswith(constants.SMOKE_REQUEST_ID_PREFIX):
+            # A rollout checking a version answers, not traffic: monitoring must not see it.
+            joiner.count("smoke_test", "rollout smoke requests (not logged)")
+            return Response(status_code=200)
         service = headers.get("ce-inferenceservicename", "")
         version = request.query_params.get("version")
         joiner.put(

@@ -8,9 +8,9 @@ each scrape, so the figures are the writer's own counts, never a copy that could
 
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from serving.prediction_log import PredictionLog
 from serving.shadow import Shadow
@@ -91,3 +91,50 @@ class _ShadowCollector(Collector):
 def register_shadow_metrics(shadow: Shadow) -> None:
     """Reports ``shadow``'s counts on ``/metrics``."""
     REGISTRY.register(_ShadowCollector(shadow))
+
+
+# Every request a version answered, by outcome, and how long it took: what a canary's gates
+# compare between the stable version and the candidate (components/rollout/gates.py).
+REQUESTS = "mlops_requests"
+REQUEST_SECONDS = "mlops_request_seconds"
+OK, INVALID, ERROR = "ok", "invalid", "error"
+# Fine enough below 100 ms that a p99 read from the buckets tells a slower version apart.
+LATENCY_BUCKETS = (
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+)  # fmt: skip
+
+
+class RequestMetrics:
+    """``mlops_requests_total{model,version,outcome}`` (ok; invalid: the request did not fit
+    the model; error: the model failed) and ``mlops_request_seconds{model,version}``."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self._requests = Counter(
+            REQUESTS,
+            "Requests answered, by version and outcome: ok, invalid (the request did not fit "
+            "the model), error (the model failed)",
+            ["model", "version", "outcome"],
+            registry=registry,
+        )
+        self._seconds = Histogram(
+            REQUEST_SECONDS,
+            "Time to answer a request, by version",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, model: str, version: int | None, outcome: str, seconds: float) -> None:
+        """Counts one request of ``model`` ``version`` with ``outcome``, taking ``seconds``."""
+        self._requests.labels(model, str(version), outcome).inc()
+        self._seconds.labels(model, str(version)).observe(seconds)
+
+
+_REQUEST_METRICS: list[RequestMetrics] = []
+
+
+def request_metrics() -> RequestMetrics:
+    """The process's :class:`RequestMetrics` on ``/metrics`` (made at the first request)."""
+    if not _REQUEST_METRICS:
+        _REQUEST_METRICS.append(RequestMetrics())
+    return _REQUEST_METRICS[0]

@@ -25,7 +25,15 @@ from kserve.errors import InvalidInput
 from components import constants, layout
 from serving.config import ServingConfig
 from serving.http import install_body_limit
-from serving.metrics import SHADOW_LOG_PREFIX, register_metrics, register_shadow_metrics
+from serving.metrics import (
+    ERROR,
+    INVALID,
+    OK,
+    SHADOW_LOG_PREFIX,
+    register_metrics,
+    register_shadow_metrics,
+    request_metrics,
+)
 from serving.payload import (
     NUMBER,
     STRING,
@@ -306,6 +314,25 @@ class ServedModel(Model):
         (``x-request-id``, ``ce-id``, or a V2 request's ``id``) or a new one, and comes back in
         the ``x-request-id`` response header."""
         model = self.loaded  # One version for the whole request, even if a swap happens now.
+        started, outcome = time.perf_counter(), ERROR
+        try:
+            answer = await self._answer(model, payload, headers, response_headers)
+            outcome = OK
+            return answer
+        except InvalidInput:
+            outcome = INVALID
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            request_metrics().observe(self.name, model.version, outcome, seconds)
+
+    async def _answer(
+        self,
+        model: LoadedModel,
+        payload: dict | InferRequest,
+        headers: dict[str, str] | None,
+        response_headers: dict[str, str] | None,
+    ) -> dict | InferResponse:
         request_id = _request_id(payload, headers)
         if response_headers is not None:
             response_headers[REQUEST_ID_HEADER] = request_id

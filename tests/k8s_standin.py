@@ -218,6 +218,7 @@ class KServeStandIn(LoopbackServer):
         self._lag: dict[tuple[str, str], int] = {}
         self._progress_at: dict[tuple[str, str], float] = {}
         self._version = 0
+        self._pod_ips: list[tuple[str, str]] = []  # One address per pod made, never reused.
         self._lock = threading.Lock()
         super().__init__()
 
@@ -616,6 +617,7 @@ class KServeStandIn(LoopbackServer):
 
     def _new_pod(self, key: tuple[str, str], rs: _ReplicaSet) -> dict[str, Any]:
         metadata = rs.template["metadata"]
+        self._pod_ips.append(key)
         return {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -631,6 +633,7 @@ class KServeStandIn(LoopbackServer):
             "spec": copy.deepcopy(rs.template["spec"]),
             "status": {
                 "phase": "Pending",
+                "podIP": f"10.244.{len(self._pod_ips) // 250}.{len(self._pod_ips) % 250 + 2}",
                 "conditions": [{"type": "PodScheduled", "status": "True"}],
                 "containerStatuses": [
                     {

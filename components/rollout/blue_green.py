@@ -17,13 +17,15 @@ new version is not served. The colour that served before stays up, warm, so a ro
 are kept in :class:`Step`; they go into the rollout step's artifact and into lineage.
 """
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from components.errors import RolloutFailed
-from components.rollout import graph, smoke
+from components.rollout import gates, graph, smoke
 from components.rollout import inference_service as isvc
 
 if TYPE_CHECKING:
@@ -58,6 +60,102 @@ class Outcome:
     revision: str | None = None
 
 
+@dataclass(frozen=True)
+class Canary:
+    """A stepped canary before the switch: the candidate's shares of the traffic, in order
+    (each below 100), how long each step lasts, and the gate each must pass.
+
+    Attributes:
+        percents: The candidate's share at each step, e.g. (10, 50); then it takes all.
+        step_seconds: How long each step's live traffic is watched.
+        gate: What the candidate must show against the stable version.
+        get: Reads a pod's ``/metrics``.
+        wait: Waits out a step.
+    """
+
+    percents: tuple[int, ...]
+    step_seconds: float
+    gate: gates.CanaryGate
+    get: gates.Get = gates.http_get
+    wait: Callable[[float], None] = time.sleep
+
+
+def _pod_traffic(
+    api_client: "ApiClient", namespace: str, service: str, version: int | None, get: gates.Get
+) -> dict[str, gates.Traffic]:
+    """What each ready pod of one colour has answered so far, from its ``/metrics`` (port 8080,
+    the model server's own, beside KServe's agent when the logger is on)."""
+    body = isvc.InferenceServices(api_client, namespace).get(service)
+    workloads = isvc.PredictorWorkloads(api_client, namespace)
+    found = {}
+    for deployment in workloads.deployments(body) if body else []:
+        for pod in workloads.pods(deployment):
+            status = pod.get("status") or {}
+            ready = isvc.condition_of(status, "Ready") or {}
+            if status.get("podIP") and ready.get("status") == "True":
+                ip = status["podIP"]
+                text = get(f"http://{ip}:8080/metrics", 10.0)
+                found[pod["metadata"]["name"]] = gates.parse(text, service, version)
+    return found
+
+
+def _step_traffic(
+    before: dict[str, gates.Traffic], after: dict[str, gates.Traffic]
+) -> gates.Traffic:
+    total = gates.Traffic()
+    for pod, now in after.items():
+        total = total + now.since(before.get(pod, gates.Traffic()))
+    return total
+
+
+def _canary_step(
+    api_client: "ApiClient",
+    canary: Canary,
+    split: graph.GraphSpec,
+    namespace: str,
+    versions: dict[str, int | None],
+    timeout_seconds: float,
+    poll_seconds: float,
+) -> Step:
+    """Sends ``split.canary_percent`` of the traffic to the candidate, watches the step's
+    traffic, and judges it."""
+    live, idle = split.colour, graph.other(split.colour)
+    name = f"canary {split.canary_percent} %"
+    traffic = {live: 100 - split.canary_percent, idle: split.canary_percent}
+    try:
+        revision = graph.switch(api_client, split, timeout_seconds, poll_seconds)
+    except RolloutFailed as err:
+        return Step(name, False, str(err), {live: 100})
+    services = {colour: graph.colour_service(split.name, colour) for colour in (live, idle)}
+
+    def read() -> dict[str, dict[str, gates.Traffic]]:
+        return {
+            colour: _pod_traffic(
+                api_client, namespace, services[colour], versions[colour], canary.get
+            )
+            for colour in (live, idle)
+        }
+
+    try:
+        before = read()
+        canary.wait(canary.step_seconds)
+        after = read()
+    except Exception as err:  # No figures is no evidence: the step cannot pass.
+        return Step(name, False, f"could not read the predictors' /metrics: {err}", traffic,
+                    {"router": revision})  # fmt: skip
+    now = graph.InferenceGraphs(api_client, split.namespace).get(split.name)
+    if now is None or graph.spec_of(now) != split:
+        return Step(name, False, "the InferenceGraph was changed while the step ran (rolled "
+                    "back by hand?): the rollout stops", traffic)  # fmt: skip
+    verdict = canary.gate.judge(
+        _step_traffic(before[live], after[live]), _step_traffic(before[idle], after[idle])
+    )
+    detail = "; ".join(verdict.reasons) or (
+        f"gates passed over {canary.step_seconds:g} s of traffic"
+    )
+    return Step(name, verdict.passed, detail, traffic, verdict.values)
+
+
 def _smoke_step(name: str, result: smoke.SmokeResult, traffic: dict[str, int]) -> Step:
     values = {"status": result.status, "latency_ms": round(result.seconds * 1000, 1)}
     return Step(name, result.passed, result.detail, traffic, values)
@@ -72,6 +170,7 @@ def rollout(
     timeout_seconds: float,
     poll_seconds: float,
     post: smoke.Post = smoke.http_post,
+    canary: Canary | None = None,
 ) -> Outcome:
     """Rolls the version ``spec_for`` describes out to the idle colour and switches to it.
 
@@ -84,6 +183,9 @@ def rollout(
         timeout_seconds: How long each wait (the new colour, the router) may take.
         poll_seconds: How often to look.
         post: Sends the smoke requests.
+        canary: Steps of live traffic the candidate must pass before the switch; None
+            switches at once (blue/green). On a first rollout there is nothing to compare with
+            and the switch is at once either way.
 
     Returns:
         What was done; ``rolled_out`` is False when a step failed and the old version serves.
@@ -99,7 +201,6 @@ def rollout(
     idle = graph.other(live)
     idle_name = graph.colour_service(model, idle)
     spec = spec_for(idle_name)
-    protocol = isvc.RUNTIMES[spec.runtime][0]
     before = {live: 100} if live else {}
     steps: list[Step] = []
     services = isvc.InferenceServices(api_client, spec.namespace)
@@ -120,6 +221,49 @@ def rollout(
         Step(f"roll out {idle}", True, f"{idle_name} serves version {spec.model_version}", before,
              {"revision": served.revision})
     )  # fmt: skip
+    try:
+        return _gate_and_switch(
+            api_client, spec, model, routing_namespace, row, front, steps, ended,
+            timeout_seconds, poll_seconds, post, canary,
+        )  # fmt: skip
+    except SwitchBackFailed:
+        raise
+    except BaseException:
+        # Whatever broke (the API refused a write, the step was stopped): traffic goes back to
+        # what served before and the idle colour gets its previous spec, before the error goes on.
+        _return_traffic(api_client, graphs, front, model, timeout_seconds, poll_seconds)
+        isvc._restore(services, spec, idle_before)
+        raise
+
+
+def _gate_and_switch(
+    api_client: "ApiClient",
+    spec: isvc.InferenceServiceSpec,
+    model: str,
+    routing_namespace: str,
+    row: dict[str, Any],
+    front: dict[str, Any] | None,
+    steps: list[Step],
+    ended: Callable[[str], Outcome],
+    timeout_seconds: float,
+    poll_seconds: float,
+    post: smoke.Post,
+    canary: "Canary | None",
+) -> Outcome:
+    """The idle colour serves the new version: smoke-test it, step the canary, switch."""
+    graphs = graph.InferenceGraphs(api_client, routing_namespace)
+    live = graph.live_colour(front)
+    live_version = graph.spec_of(front).model_version if front else None
+    idle = graph.other(live)
+    idle_name = graph.colour_service(model, idle)
+    protocol = isvc.RUNTIMES[spec.runtime][0]
+    before = {live: 100} if live else {}
+
+    def back(reason: str) -> Outcome:
+        done = _return_traffic(api_client, graphs, front, model, timeout_seconds, poll_seconds)
+        steps.append(Step(f"switch back to {live or 'nothing'}", True, done, before))
+        return ended(reason)
+
     direct = smoke.smoke_test(
         graph.predictor_url(idle_name, spec.namespace, "v1"), smoke.request_body(row, "v1"), post
     )
@@ -134,23 +278,66 @@ def rollout(
         model_version=spec.model_version,
         previous_colour=live,
     )
+    if canary is not None and front is not None:
+        stable = dataclasses.replace(graph.spec_of(front), canary_url=None, canary_percent=0)
+        versions = {live: live_version, idle: spec.model_version}
+        for percent in canary.percents:
+            split = dataclasses.replace(stable, canary_url=target.url, canary_percent=percent)
+            step = _canary_step(
+                api_client, canary, split, spec.namespace, versions, timeout_seconds, poll_seconds
+            )
+            steps.append(step)
+            if not step.passed:
+                return back(f"the canary at {percent} % failed its gate: {step.detail}")
     try:
         revision = graph.switch(api_client, target, timeout_seconds, poll_seconds)
     except RolloutFailed as err:
         steps.append(Step(f"switch to {idle}", False, str(err), before))
+        if canary is not None and front is not None:
+            return back(f"the graph did not switch to {idle}")
         return ended(f"the graph did not switch to {idle}")
     steps.append(Step(f"switch to {idle}", True, f"router {revision}", {idle: 100}))
     url = graph.graph_url(model, routing_namespace)
     through = smoke.smoke_test(url, smoke.request_body(row, protocol), post)
     steps.append(_smoke_step("smoke test through the graph", through, {idle: 100}))
     if not through.passed:
-        if front is None:
-            graphs.delete(model)
-            back = "the graph was deleted"
-        else:
-            graph.switch(api_client, graph.spec_of(front), timeout_seconds, poll_seconds)
-            back = f"switched back to {live}"
-        steps.append(Step(f"switch back to {live or 'nothing'}", True, back, before))
-        return ended(f"the smoke test through the graph failed: {through.detail}")
+        return back(f"the smoke test through the graph failed: {through.detail}")
     return Outcome(True, f"{idle} serves version {spec.model_version}", idle, live,
                    live_version, steps, url=url, revision=revision)  # fmt: skip
+
+
+class SwitchBackFailed(RolloutFailed):
+    """Traffic could not be sent back to the colour that served before: the new version may
+    still take some, so it is not discarded. The message says where the graph stands."""
+
+
+def _return_traffic(
+    api_client: "ApiClient",
+    graphs: graph.InferenceGraphs,
+    front: dict[str, Any] | None,
+    model: str,
+    timeout_seconds: float,
+    poll_seconds: float,
+) -> str:
+    """Sends all traffic back where it went before the rollout (or deletes a graph the rollout
+    made), and waits until the routers do.
+
+    Raises:
+        SwitchBackFailed: It could not.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        if front is None:
+            if graphs.get(model) is not None:
+                graphs.delete(model)
+            return "the new graph was deleted"
+        stable = dataclasses.replace(graph.spec_of(front), canary_url=None, canary_percent=0)
+        graph.switch(api_client, stable, timeout_seconds, poll_seconds, put_back=False)
+    except (RolloutFailed, ApiException, OSError) as err:
+        raise SwitchBackFailed(
+            f"Could not send the traffic of {model} back to what served before: {err}. The new "
+            "version stays in the registry while it may serve; see `mlops rollout status "
+            f"{model}` and run `mlops rollout rollback {model}` once the cluster answers."
+        ) from err
+    return f"all traffic to {stable.colour} (version {stable.model_version}) again"

@@ -22,6 +22,11 @@ def rollout(
     prediction_log_url: str = "http://mlops-log-sink.mlops-models.svc.cluster.local/log",
     rollout_strategy: str = "replace",
     routing_namespace: str = "mlops-routing",
+    canary_steps: str = "10,50",
+    canary_step_seconds: int = 300,
+    canary_min_requests: int = 20,
+    canary_max_error_rate_increase: float = 0.01,
+    canary_max_latency_ratio: float = 2.0,
     rollout_timeout_seconds: int = 600,
 ) -> None:
     """Serves the version deploy pushed with a KServe InferenceService; does nothing when it
@@ -43,10 +48,16 @@ def rollout(
             Serverless mode.
         prediction_log_url: Where KServe's payload logger sends each request and response
             (the log sink in manifests/); empty: no prediction log.
-        rollout_strategy: ``replace`` (one InferenceService moves to the new version) or
+        rollout_strategy: ``replace`` (one InferenceService moves to the new version),
             ``blue-green`` (two InferenceServices and an InferenceGraph that switches between
-            them after a smoke test; RawDeployment).
+            them after a smoke test; RawDeployment) or ``canary`` (as blue-green, with gated
+            steps of live traffic before the switch; the mlops-predictor runtime).
         routing_namespace: Where blue-green's InferenceGraph runs.
+        canary_steps: The candidate's percent of the traffic at each canary step.
+        canary_step_seconds: How long each canary step's live traffic is watched.
+        canary_min_requests: Fewest requests the candidate must answer in a step.
+        canary_max_error_rate_increase: How far its error rate may exceed the stable's.
+        canary_max_latency_ratio: How many times the stable's p99 its p99 may be.
         rollout_timeout_seconds: How long the new version has to serve before it is rolled back.
     """
     import dataclasses
@@ -79,6 +90,8 @@ def rollout(
                 "prediction_log_url": prediction_log_url,
                 "rollout_strategy": rollout_strategy,
                 "routing_namespace": routing_namespace,
+                "canary_steps": canary_steps,
+                "canary_step_seconds": canary_step_seconds,
             },
             {"push_result": push_result},
             {"rollout_result": rollout_result},
@@ -101,6 +114,11 @@ def rollout(
                 prediction_log_url=prediction_log_url,
                 rollout_strategy=rollout_strategy,
                 routing_namespace=routing_namespace,
+                canary_steps=canary_steps,
+                canary_step_seconds=canary_step_seconds,
+                canary_min_requests=canary_min_requests,
+                canary_max_error_rate_increase=canary_max_error_rate_increase,
+                canary_max_latency_ratio=canary_max_latency_ratio,
                 rollout_timeout_seconds=rollout_timeout_seconds,
             ),
             serve,

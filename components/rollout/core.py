@@ -16,14 +16,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.errors import ConfigurationError
-from components.registry import ModelRegistry
-from components.rollout import blue_green, inference_service, smoke
+from components.registry import MAX_MODEL_NAME, ModelRegistry
+from components.rollout import blue_green, gates, inference_service, smoke
 from components.settings import check, setting
 
 logger = logging.getLogger(__name__)
 
-REPLACE, BLUE_GREEN = "replace", "blue-green"
-STRATEGIES = (REPLACE, BLUE_GREEN)
+REPLACE, BLUE_GREEN, CANARY = "replace", "blue-green", "canary"
+STRATEGIES = (REPLACE, BLUE_GREEN, CANARY)
+# The strategies that serve a model from two InferenceServices behind an InferenceGraph.
+TWO_COLOURS = (BLUE_GREEN, CANARY)
+# The longest model name those strategies take: KServe labels a colour's predictor pods
+# app=isvc.<model>-green-predictor, at most 63 characters (registry.MAX_MODEL_NAME says where).
+MAX_COLOUR_MODEL_NAME = MAX_MODEL_NAME - len("-green")
+
+
+def canary_percents(text: str) -> tuple[int, ...]:
+    """``"10,50"`` → (10, 50); raises ValueError unless each is 1..99 and rising."""
+    percents = tuple(int(part) for part in text.split(","))
+    if not all(0 < p < 100 for p in percents) or list(percents) != sorted(set(percents)):
+        raise ValueError(text)
+    return percents
+
+
+def _is_percents(text: str) -> bool:
+    try:
+        canary_percents(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -66,12 +87,40 @@ class KServeSettings:
         REPLACE,
         "replace: the InferenceService <model> moves to the new version; blue-green: the idle "
         "one of <model>-blue and <model>-green gets it, passes a smoke test, and the "
-        "InferenceGraph <model> switches to it (RawDeployment)",
+        "InferenceGraph <model> switches to it (RawDeployment); canary: as blue-green, with "
+        "steps of live traffic gated on error rate and p99 before the switch (mlops-predictor)",
         lambda v: v in STRATEGIES,
         " or ".join(STRATEGIES),
     )
     routing_namespace: str = setting(
         "mlops-routing", "where blue-green's InferenceGraph runs (its router needs baseline)"
+    )
+    canary_steps: str = setting(
+        "10,50",
+        "canary: the candidate's percent of the traffic at each step before it takes all",
+        _is_percents,
+        "percents 1..99, rising, comma-separated",
+    )
+    canary_step_seconds: int = setting(
+        300, "canary: how long each step's live traffic is watched", lambda v: v > 0, "above 0"
+    )
+    canary_min_requests: int = setting(
+        20,
+        "canary: fewest requests the candidate must answer in a step to be judged",
+        lambda v: v >= 0,
+        "0 or more",
+    )
+    canary_max_error_rate_increase: float = setting(
+        0.01,
+        "canary: how far the candidate's error rate may exceed the stable version's",
+        lambda v: 0 <= v <= 1,
+        "0..1",
+    )
+    canary_max_latency_ratio: float = setting(
+        2.0,
+        "canary: how many times the stable version's p99 latency the candidate's may be",
+        lambda v: v >= 1,
+        "1 or more",
     )
     rollout_timeout_seconds: int = setting(
         600,
@@ -96,14 +145,39 @@ class KServeSettings:
         check(self)
         inference_service.check_options(self.serving_runtime, self.deployment_mode, self.canary)
         _ = self.resources  # Quantities such as "500m" and "1Gi".
-        if self.rollout_strategy == BLUE_GREEN and (
+        if self.rollout_strategy in TWO_COLOURS and (
             self.deployment_mode != "RawDeployment" or self.canary is not None
         ):
             raise ConfigurationError(
-                "blue-green switches all traffic with an InferenceGraph in RawDeployment mode: "
-                f"use deployment_mode=RawDeployment and canary_traffic_percent=100 (got "
+                f"{self.rollout_strategy} moves traffic with an InferenceGraph in RawDeployment "
+                "mode: use deployment_mode=RawDeployment and canary_traffic_percent=100 (got "
                 f"{self.deployment_mode}, {self.canary_traffic_percent})."
             )
+        if (
+            self.rollout_strategy == CANARY
+            and self.serving_runtime != inference_service.PROJECT_RUNTIME
+        ):
+            raise ConfigurationError(
+                f"A canary's gates read each version's error rate and latency from the "
+                f"predictor's /metrics, which the {inference_service.PROJECT_RUNTIME} runtime "
+                f"serves and {self.serving_runtime} does not: roll out with "
+                f"serving_runtime={inference_service.PROJECT_RUNTIME}, or use blue-green."
+            )
+
+    @property
+    def canary_plan(self) -> blue_green.Canary | None:
+        """The canary's steps and gate, when the strategy is canary."""
+        if self.rollout_strategy != CANARY:
+            return None
+        return blue_green.Canary(
+            canary_percents(self.canary_steps),
+            self.canary_step_seconds,
+            gates.CanaryGate(
+                self.canary_min_requests,
+                self.canary_max_error_rate_increase,
+                self.canary_max_latency_ratio,
+            ),
+        )
 
     def spec(
         self, name: str, storage_uri: str, version: int, model: str | None = None
@@ -157,6 +231,14 @@ def cluster_client() -> Any:
     return client.ApiClient()
 
 
+def _named_by_cluster(api: Any, namespace: str, model_name: str) -> set[int | None]:
+    """The versions the model's InferenceServices name, whichever strategy made them (a model
+    moved from replace to blue-green still has ``<model>`` serving until it is deleted)."""
+    services = inference_service.InferenceServices(api, namespace)
+    names = (model_name, *(f"{model_name}-{colour}" for colour in ("blue", "green")))
+    return {inference_service.model_version_of(services.get(name)) for name in names}
+
+
 def _retire_served(registry: ModelRegistry, model_name: str, keep: set[int | None]) -> None:
     # Served folders of versions no InferenceService spec names any more are copies that only
     # cost storage; failing to delete them must not fail a rollout that succeeded.
@@ -177,6 +259,7 @@ def rollout(
     serve: bool = True,
     api: Any = None,
     post: smoke.Post | None = None,
+    canary: blue_green.Canary | None = None,
 ) -> RolloutResult:
     """Serves the pushed ``version`` with the InferenceService ``model_name``.
 
@@ -188,6 +271,8 @@ def rollout(
         serve: False leaves the pushed version in the registry, unserved.
         api: A Kubernetes API client; the pod's (or ``~/.kube/config``'s) when None.
         post: Sends blue-green's smoke requests (:func:`smoke.http_post` when None).
+        canary: The canary's steps and gate instead of ``settings.canary_plan`` (tests read
+            their predictors' metrics through it).
 
     Returns:
         Whether the version serves, where, and what served before.
@@ -230,9 +315,15 @@ def rollout(
                 f"KServe needs the registry in an object store it can read (s3://..., gs://...), "
                 f"not the local path {registry_root!r}."
             )
+        if settings.rollout_strategy in TWO_COLOURS and len(model_name) > MAX_COLOUR_MODEL_NAME:
+            raise ConfigurationError(
+                f"{settings.rollout_strategy} serves {model_name!r} as {model_name}-blue and "
+                f"{model_name}-green, too long for KServe's labels: name the model with at most "
+                f"{MAX_COLOUR_MODEL_NAME} characters, or use rollout_strategy=replace."
+            )
         storage_uri = registry.publish(model_name, version)
         api = api if api is not None else cluster_client()
-        if settings.rollout_strategy == BLUE_GREEN:
+        if settings.rollout_strategy in TWO_COLOURS:
             outcome = blue_green.rollout(
                 api,
                 lambda name: settings.spec(name, storage_uri, version, model_name),
@@ -242,6 +333,7 @@ def rollout(
                 settings.rollout_timeout_seconds,
                 settings.poll_seconds,
                 post or smoke.http_post,
+                canary or settings.canary_plan,
             )
         else:
             served = inference_service.rollout(
@@ -251,18 +343,24 @@ def rollout(
                 settings.poll_seconds,
                 on_rollback=discard,
             )
+    except blue_green.SwitchBackFailed:
+        raise  # The new version may still take traffic: it stays in the registry.
     except BaseException:
         discard()
         raise
-    if settings.rollout_strategy == BLUE_GREEN:
+    if settings.rollout_strategy in TWO_COLOURS:
         return _blue_green_result(
-            registry, model_name, version, storage_uri, settings, outcome, discard
-        )
+            registry, model_name, version, storage_uri, settings, outcome, discard,
+            _named_by_cluster(api, settings.serving_namespace, model_name),
+        )  # fmt: skip
     registry.mark_served(model_name, version)
     # The serving version, what served before it, and what a rollback goes to (they differ over
     # a canary that was never promoted, and when the same version is rolled out again).
     _retire_served(
-        registry, model_name, {version, served.previous_model_version, served.rollback_version}
+        registry,
+        model_name,
+        {version, served.previous_model_version, served.rollback_version}
+        | _named_by_cluster(api, settings.serving_namespace, model_name),
     )
     previous = served.previous_model_version
     return RolloutResult(
@@ -289,6 +387,7 @@ def _blue_green_result(
     settings: KServeSettings,
     outcome: blue_green.Outcome,
     discard: Any,
+    named: set[int | None],
 ) -> RolloutResult:
     for step in outcome.steps:
         logger.info("%s: %s (%s)", step.name, "passed" if step.passed else "FAILED", step.detail)
@@ -303,14 +402,14 @@ def _blue_green_result(
             version=version,
             inference_service=model_name,
             namespace=settings.routing_namespace,
-            strategy=BLUE_GREEN,
+            strategy=settings.rollout_strategy,
             colour=outcome.previous_colour,
             steps=steps,
         )
     registry.mark_served(model_name, version)
     previous = outcome.previous_version
     # The new colour's version and the warm colour's, which a rollback switches back to.
-    _retire_served(registry, model_name, {version, previous})
+    _retire_served(registry, model_name, {version, previous} | named)
     return RolloutResult(
         rolled_out=True,
         reason=f"version {version} is serving at {outcome.url} ({outcome.reason})",
@@ -324,7 +423,7 @@ def _blue_green_result(
         namespace=settings.routing_namespace,
         traffic_percent=100,
         rollback_version=previous,
-        strategy=BLUE_GREEN,
+        strategy=settings.rollout_strategy,
         colour=outcome.colour,
         steps=steps,
     )

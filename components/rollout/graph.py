@@ -53,6 +53,8 @@ COLOURS = ("blue", "green")
 # registry version it serves; the colour that served before, for `mlops rollout rollback`.
 LIVE_COLOUR_ANNOTATION = "mlops-suite/live-colour"
 PREVIOUS_COLOUR_ANNOTATION = "mlops-suite/previous-colour"
+# During a canary step: "<colour> <percent>", the candidate and its share.
+CANARY_ANNOTATION = "mlops-suite/canary"
 
 
 def colour_service(model: str, colour: str) -> str:
@@ -81,7 +83,8 @@ def graph_url(name: str, namespace: str) -> str:
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """An InferenceGraph sending all traffic to one colour.
+    """An InferenceGraph sending all traffic to one colour, or, during a canary step, a share
+    to the other (a ``Splitter``: see the module docstring for what 0.15.2's costs).
 
     Attributes:
         name: The graph's name: the model's.
@@ -90,6 +93,8 @@ class GraphSpec:
         url: That colour's predictor URL (:func:`predictor_url`).
         model_version: The registry version that colour serves.
         previous_colour: The colour that took the traffic before, if any.
+        canary_url: The other colour's predictor URL, during a canary step.
+        canary_percent: Its share of the traffic (0: no canary).
     """
 
     name: str
@@ -98,6 +103,8 @@ class GraphSpec:
     url: str
     model_version: int | None
     previous_colour: str | None = None
+    canary_url: str | None = None
+    canary_percent: int = 0
 
     @property
     def marker(self) -> dict[str, str]:
@@ -105,6 +112,20 @@ class GraphSpec:
         return {
             LIVE_COLOUR_ANNOTATION: self.colour,
             isvc.MODEL_VERSION_ANNOTATION: str(self.model_version),
+            CANARY_ANNOTATION: f"{other(self.colour)} {self.canary_percent}",
+        }
+
+    def _steps(self) -> dict[str, Any]:
+        live = {"name": self.colour, "serviceUrl": self.url, "dependency": "Hard"}
+        if not self.canary_percent:
+            return {"routerType": "Sequence", "steps": [live]}
+        canary = {"name": other(self.colour), "serviceUrl": self.canary_url, "dependency": "Hard"}
+        return {
+            "routerType": "Splitter",
+            "steps": [
+                {**live, "weight": 100 - self.canary_percent},
+                {**canary, "weight": self.canary_percent},
+            ],
         }
 
     def to_body(self) -> dict[str, Any]:
@@ -120,20 +141,7 @@ class GraphSpec:
                 "annotations": annotations,
                 "labels": {"app.kubernetes.io/managed-by": "mlops-suite"},
             },
-            "spec": {
-                "nodes": {
-                    "root": {
-                        "routerType": "Sequence",
-                        "steps": [
-                            {
-                                "name": self.colour,
-                                "serviceUrl": self.url,
-                                "dependency": "Hard",
-                            }
-                        ],
-                    }
-                }
-            },
+            "spec": {"nodes": {"root": self._steps()}},
         }
 
 
@@ -151,16 +159,29 @@ def previous_colour(graph: dict[str, Any] | None) -> str | None:
 def spec_of(graph: dict[str, Any]) -> GraphSpec:
     """The spec a live graph was written from."""
     annotations = graph["metadata"].get("annotations") or {}
-    step = graph["spec"]["nodes"]["root"]["steps"][0]
+    steps = {step.get("name"): step for step in graph["spec"]["nodes"]["root"]["steps"]}
+    colour = annotations[LIVE_COLOUR_ANNOTATION]
+    canary = steps.get(other(colour))
     version = annotations.get(isvc.MODEL_VERSION_ANNOTATION)
     return GraphSpec(
         name=graph["metadata"]["name"],
         namespace=graph["metadata"]["namespace"],
-        colour=annotations.get(LIVE_COLOUR_ANNOTATION, step.get("name", "")),
-        url=step["serviceUrl"],
+        colour=colour,
+        url=steps[colour]["serviceUrl"],
         model_version=int(version) if version and version != "None" else None,
         previous_colour=annotations.get(PREVIOUS_COLOUR_ANNOTATION),
+        canary_url=canary["serviceUrl"] if canary else None,
+        canary_percent=int(canary.get("weight", 0)) if canary else 0,
     )
+
+
+def shares(graph: dict[str, Any]) -> dict[str, int]:
+    """Colour → percent of the traffic the graph sends it."""
+    spec = spec_of(graph)
+    found = {spec.colour: 100 - spec.canary_percent}
+    if spec.canary_percent:
+        found[other(spec.colour)] = spec.canary_percent
+    return found
 
 
 class InferenceGraphs:
@@ -183,24 +204,38 @@ class InferenceGraphs:
                 return None
             raise
 
-    def write(self, spec: GraphSpec, live: dict[str, Any] | None) -> dict[str, Any]:
+    def write(
+        self, spec: GraphSpec, live: dict[str, Any] | None, attempts: int = 5
+    ) -> dict[str, Any]:
         """Creates the graph, or replaces the live one's spec and mlops-suite annotations
-        (what KServe or an operator added stays)."""
+        (what KServe or an operator added stays). KServe's controller writes the graph's
+        status at each reconcile (raw_ig.go:195-213), which changes its resourceVersion: on a
+        409 Conflict the graph is read again and the write retried."""
+        from kubernetes.client.exceptions import ApiException
+
         body = spec.to_body()
         if live is None:
             return self.api.create_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, body
             )
-        updated = {key: value for key, value in live.items() if key != "status"}
-        updated["metadata"] = dict(live["metadata"])
-        annotations = dict(live["metadata"].get("annotations") or {})
-        annotations.pop(PREVIOUS_COLOUR_ANNOTATION, None)
-        annotations.update(body["metadata"]["annotations"])
-        updated["metadata"]["annotations"] = annotations
-        updated["spec"] = {**live["spec"], "nodes": body["spec"]["nodes"]}
-        return self.api.replace_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, spec.name, updated
-        )
+        for attempt in range(1, attempts + 1):
+            updated = {key: value for key, value in live.items() if key != "status"}
+            updated["metadata"] = dict(live["metadata"])
+            annotations = dict(live["metadata"].get("annotations") or {})
+            annotations.pop(PREVIOUS_COLOUR_ANNOTATION, None)
+            annotations.update(body["metadata"]["annotations"])
+            updated["metadata"]["annotations"] = annotations
+            updated["spec"] = {**live["spec"], "nodes": body["spec"]["nodes"]}
+            try:
+                return self.api.replace_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, spec.name, updated
+                )
+            except ApiException as err:
+                fresh = self.get(spec.name) if err.status == 409 and attempt < attempts else None
+                if fresh is None:
+                    raise
+                live = fresh
+        raise AssertionError("unreachable")
 
     def delete(self, name: str) -> None:
         self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
@@ -230,33 +265,39 @@ def switch(
     spec: GraphSpec,
     timeout_seconds: float,
     poll_seconds: float,
+    put_back: bool = True,
 ) -> str:
-    """Points the graph at ``spec.colour`` and waits until every router pod does.
+    """Points the graph at ``spec`` and waits until every router pod does.
+
+    Args:
+        put_back: On a failure, write the graph as it was and wait (up to the same timeout)
+            until the routers follow, before raising. False leaves it as ``spec`` says (for a
+            switch that is itself a way back).
 
     Returns:
         The router's revision (``<deployment> revision <n>``).
 
     Raises:
-        RolloutFailed: The router did not roll out in time; the graph is as it was (or gone, if
-            this call made it).
+        RolloutFailed: The router did not roll out in time.
     """
     graphs = InferenceGraphs(api_client, spec.namespace)
     workloads = RouterWorkloads(api_client, spec.namespace)
     live = graphs.get(spec.name)
     logger.info(
-        "Switching %s/%s to %s (version %s; was %s)",
+        "Switching %s/%s to %s (version %s%s; was %s)",
         spec.namespace,
         spec.name,
         spec.colour,
         spec.model_version,
+        f", {other(spec.colour)} {spec.canary_percent} %" if spec.canary_percent else "",
         live_colour(live) or "none",
     )
     graphs.write(spec, live)
-    look = _router_look(graphs, workloads, spec)
     try:
-        progress = isvc._poll(look, timeout_seconds, poll_seconds)
+        progress = isvc._poll(_router_look(graphs, workloads, spec), timeout_seconds, poll_seconds)
     except BaseException:
-        _put_back(graphs, spec.name, live)
+        if put_back:
+            _put_back(graphs, workloads, spec, live, timeout_seconds, poll_seconds)
         raise
     if not progress.done:
         reason = (
@@ -264,7 +305,11 @@ def switch(
             if progress.deployment is not None
             else progress.detail
         )
-        restored = _put_back(graphs, spec.name, live)
+        restored = (
+            _put_back(graphs, workloads, spec, live, timeout_seconds, poll_seconds)
+            if put_back
+            else "the graph was left as written"
+        )
         raise RolloutFailed(
             f"InferenceGraph {spec.namespace}/{spec.name} did not switch to {spec.colour} "
             f"within {timeout_seconds:g} s: {reason}; {restored}."
@@ -283,6 +328,20 @@ def _router_look(
                 detail="KServe has not created the router Deployment yet", service=current
             )
         progress = isvc._deployment_progress(deployments[0], spec.marker)
+        if progress.done:
+            # A terminating router is out of the Deployment's counts but serves its open
+            # connections for its drain (cmd/router/main.go:471-488): wait until it is gone.
+            old = [
+                pod["metadata"]["name"]
+                for pod in workloads.pods(deployments[0])
+                if not isvc._carries(pod["metadata"], spec.marker)
+            ]
+            if old:
+                return isvc._Progress(
+                    detail=f"router pod(s) {', '.join(old)} still route the previous way",
+                    deployment=deployments[0],
+                    service=current,
+                )
         return isvc._Progress(
             done=progress.done,
             failed=progress.failed,
@@ -294,9 +353,23 @@ def _router_look(
     return look
 
 
-def _put_back(graphs: InferenceGraphs, name: str, before: dict[str, Any] | None) -> str:
+def _put_back(
+    graphs: InferenceGraphs,
+    workloads: RouterWorkloads,
+    spec: GraphSpec,
+    before: dict[str, Any] | None,
+    timeout_seconds: float,
+    poll_seconds: float,
+) -> str:
     if before is None:
-        graphs.delete(name)
+        graphs.delete(spec.name)
         return "the new InferenceGraph was deleted"
-    graphs.write(spec_of(before), graphs.get(name) or before)
+    previous = spec_of(before)
+    graphs.write(previous, graphs.get(spec.name) or before)
+    progress = isvc._poll(_router_look(graphs, workloads, previous), timeout_seconds, poll_seconds)
+    if not progress.done:
+        return (
+            f"the graph was written back to {live_colour(before)} but its routers have not all "
+            f"followed yet ({progress.detail})"
+        )
     return f"the graph sends traffic to {live_colour(before)} again"

@@ -98,22 +98,31 @@ def _ready(body: dict[str, Any] | None) -> str:
 
 def _blue_green_status(api_client: Any, namespace: str, name: str, front: dict[str, Any]) -> Status:
     live, live_body, idle, idle_body = _colours(api_client, namespace, name, front)
+    split = graph.shares(front)
     shares = [
-        Share(isvc.model_version_of(live_body), 100, _uri(live_body), live),
+        Share(isvc.model_version_of(live_body), split.get(live, 0), _uri(live_body), live),
     ]
     if idle_body is not None:
-        shares.append(Share(isvc.model_version_of(idle_body), 0, _uri(idle_body), idle))
+        shares.append(
+            Share(isvc.model_version_of(idle_body), split.get(idle, 0), _uri(idle_body), idle)
+        )
     routers = graph.RouterWorkloads(api_client, front["metadata"]["namespace"]).deployments(front)
     warm = idle_body is not None and _ready(idle_body) == "ready"
     return Status(
         name=name,
         namespace=front["metadata"]["namespace"],
-        mode="blue-green",
+        mode="blue-green" if len(split) == 1 else f"canary step: {idle} {split[idle]} %",
         ready=f"{live} {_ready(live_body)}; {idle} {_ready(idle_body)}",
         url=graph.graph_url(name, front["metadata"]["namespace"]),
         shares=shares,
         revision=isvc.revision_of(routers[0] if routers else None, {}),
-        rollback_to=isvc.model_version_of(idle_body) if warm else None,
+        rollback_to=(
+            isvc.model_version_of(live_body)
+            if len(split) > 1
+            else isvc.model_version_of(idle_body)
+            if warm
+            else None
+        ),
     )
 
 
@@ -245,6 +254,16 @@ def _switch_back(
     poll_seconds: float,
 ) -> isvc.ServiceRollout:  # fmt: skip
     live, live_body, idle, idle_body = _colours(api_client, namespace, name, front)
+    current = graph.spec_of(front)
+    if current.canary_percent:
+        # Mid-canary (its rollout step still running or killed): all traffic back to stable.
+        stable = dataclasses.replace(current, canary_url=None, canary_percent=0)
+        revision = graph.switch(api_client, stable, timeout_seconds, poll_seconds)
+        version = isvc.model_version_of(live_body)
+        return isvc.ServiceRollout(
+            url=graph.graph_url(name, stable.namespace), revision=revision, model_version=version,
+            previous_model_version=isvc.model_version_of(idle_body), rollback_version=None,
+        )  # fmt: skip
     if idle_body is None or _ready(idle_body) != "ready":
         raise ConfigurationError(
             f"{name} has no warm colour to switch back to: {graph.colour_service(name, idle)} "

@@ -23,6 +23,11 @@ ROLLOUT_PARAMETERS = {
     "prediction_log_url",
     "rollout_strategy",
     "routing_namespace",
+    "canary_steps",
+    "canary_step_seconds",
+    "canary_min_requests",
+    "canary_max_error_rate_increase",
+    "canary_max_latency_ratio",
     "rollout_timeout_seconds",
 }
 

@@ -171,6 +171,9 @@ def test_every_event_is_counted_once_by_outcome(sink):
     agent_post(sink, "b", REQUEST, b"\x00\x01 binary tensor data")
     agent_post(sink, "b", RESPONSE, V1_RESPONSE)
     agent_post(sink, "c", RESPONSE, V1_RESPONSE)  # its request never comes
+    # A rollout's smoke request and its answer (components/rollout/smoke.py marks its Ce-Id).
+    agent_post(sink, "mlops-smoke-1f2e", REQUEST, {"instances": ROWS[:1]})
+    agent_post(sink, "mlops-smoke-1f2e", RESPONSE, V1_RESPONSE)
     bad = agent_post(sink, "d", "com.example.other", {"instances": ROWS})
     assert bad.status_code == 400 and "not a KServe inference event" in bad.text
     deadline = time.monotonic() + 20
@@ -184,7 +187,7 @@ def test_every_event_is_counted_once_by_outcome(sink):
     }
     assert counts == {
         "logged": 2, "unanswered": 0, "unmatched_response": 1, "duplicate": 1,
-        "malformed": 1, "not_a_prediction": 2, "dropped": 0,
+        "malformed": 1, "not_a_prediction": 2, "dropped": 0, "smoke_test": 2,
     }  # fmt: skip
     sink.stop()
     said = read_log(sink.output)

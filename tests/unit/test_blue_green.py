@@ -4,21 +4,27 @@ makes them), with smoke requests sent over real HTTP to loopback servers standin
 predictors and for the graph's router (which posts the body to the live step's URL and answers
 with its status and body, kserve v0.15.2 cmd/router/main.go:96-170, :378-395)."""
 
+import contextlib
+import dataclasses
 import json
+import random
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from google.protobuf import text_format
 from kubernetes.client import ApiClient, Configuration
+from prometheus_client import CollectorRegistry, generate_latest
 
 from components.deploy import core as deploy_core
 from components.errors import ConfigurationError
 from components.registry import ModelRegistry
+from components.rollout import blue_green, gates, graph, manage, smoke
 from components.rollout import core as rollout_core
-from components.rollout import graph, manage
 from components.rollout import inference_service as kserve
 from pipelines.cli import main
+from serving.metrics import RequestMetrics
 from tests.k8s_standin import KServeStandIn, PodFailure
 from tests.loopback import JsonHandler, LoopbackServer
 from tests.testdata import build as testdata
@@ -40,24 +46,71 @@ class Predictors(LoopbackServer):
     def __init__(self, standin: KServeStandIn) -> None:
         self.standin = standin
         self.broken: set[str] = set()
+        # Service → which rows it fails on (a model that breaks on some inputs).
+        self.fails_on: dict[str, Callable[[dict], bool]] = {}
         self.router_down = False
         self.seen: list[tuple[str, dict]] = []
+        self.registries: dict[str, tuple[CollectorRegistry, RequestMetrics]] = {}
+        self.draws = random.Random(0)
         super().__init__()
+
+    def answer(self, service: str, body: dict) -> tuple[int, dict]:
+        """What the predictor of ``service`` answers, counted in its real request metrics."""
+        self.seen.append((service, body))
+        if "instances" in body:
+            row = body["instances"][0]
+        else:
+            row = {t["name"]: t["data"][0] for t in body["inputs"]}
+        if service in self.broken:
+            code, answer, outcome = 500, {"error": f"{service} failed to load"}, "error"
+        elif set(row) != FEATURES:
+            code, answer, outcome = 400, {"error": "the row does not fit the model"}, "invalid"
+        elif self.fails_on.get(service, lambda row: False)(row):
+            code, answer, outcome = 500, {"error": "model failed"}, "error"
+        else:
+            code, answer, outcome = 200, {"predictions": [{"label": "Adelie"}]}, "ok"
+        version = kserve.model_version_of(self.standin.objects.get((NS, service)))
+        if service not in self.registries:
+            registry = CollectorRegistry()
+            self.registries[service] = (registry, RequestMetrics(registry))
+        self.registries[service][1].observe(service, version, outcome, 0.004)
+        return code, answer
+
+    def metrics(self, url: str, timeout: float) -> str:
+        """A pod's /metrics: the page of the predictor its IP belongs to."""
+        ip = urlsplit(url).hostname
+        pod = next(p for p in self.standin.pods(NS) if p["status"].get("podIP") == ip)
+        service = pod["metadata"]["labels"][kserve.ISVC_LABEL]
+        registry = self.registries.get(service, (CollectorRegistry(),))[0]
+        return generate_latest(registry).decode()
+
+    def route(self) -> str:
+        """The step URL KServe 0.15.2's router picks: a Sequence's one step; a Splitter's drawn
+        in [0, 100] against the running sum of the weights, none for 100
+        (cmd/router/main.go:172-187), which kills the connection."""
+        root = self.standin.graphs[(ROUTING, "penguins")]["spec"]["nodes"]["root"]
+        if root["routerType"] == "Sequence":
+            return root["steps"][0]["serviceUrl"]
+        point, end = self.draws.randrange(101), 0
+        for step in root["steps"]:
+            end += step["weight"]
+            if point < end:
+                return step["serviceUrl"]
+        raise requests.ConnectionError("the router panicked: no step for the draw")
+
+    def send(self, rows: list[dict]) -> None:
+        """Live traffic: each row through the graph, as V2 requests; failures are the clients'."""
+        for row in rows:
+            with contextlib.suppress(requests.ConnectionError):
+                self.post(FRONT, smoke.request_body(row, "v2"), 5)
 
     def _handler(self) -> type[JsonHandler]:
         server = self
 
         class Handler(JsonHandler):
             def do_POST(self):
-                body = json.loads(self._raw())
                 service = self.path.split("/")[3].split(":")[0]
-                server.seen.append((service, body))
-                if service in server.broken:
-                    self._send(500, {"error": f"{service} failed to load"})
-                elif set(body["instances"][0]) != FEATURES:
-                    self._send(400, {"error": "the row does not fit the model"})
-                else:
-                    self._send(200, {"predictions": [{"label": "Adelie"}]})
+                self._send(*server.answer(service, json.loads(self._raw())))
 
         return Handler
 
@@ -67,9 +120,7 @@ class Predictors(LoopbackServer):
         if parts.hostname == urlsplit(FRONT).hostname:
             if self.router_down:
                 raise requests.ConnectionError(f"connection refused: {url}")
-            live = self.standin.graphs[(ROUTING, "penguins")]
-            url = live["spec"]["nodes"]["root"]["steps"][0]["serviceUrl"]
-            parts = urlsplit(url)
+            parts = urlsplit(self.route())
         reply = requests.post(self.host + parts.path, json=body, timeout=timeout)
         return reply.status_code, reply.text
 
@@ -104,7 +155,7 @@ def _settings(**overrides) -> rollout_core.KServeSettings:
     return rollout_core.KServeSettings(**{**fields, **overrides})
 
 
-def _push_and_roll_out(tmp_path, standin, predictors, registry_files, **overrides):
+def _push_and_roll_out(tmp_path, standin, predictors, registry_files, canary=None, **overrides):
     registry = f"file://{tmp_path}/store"
     schema, statistics = registry_files
     pushed = deploy_core.deploy(
@@ -117,6 +168,7 @@ def _push_and_roll_out(tmp_path, standin, predictors, registry_files, **override
         _settings(**overrides),
         api=ApiClient(Configuration(host=standin.host)),
         post=predictors.post,
+        canary=canary,
     )
 
 
@@ -296,3 +348,188 @@ def test_mlops_rollout_rollback_switches_the_graph_back(
     assert printed[2].split()[:5] == ["version", "1", "100", "%", "blue"]
     # Version 2 stops being the baseline later runs must beat.
     assert ModelRegistry(registry).served_versions("penguins") == [1]
+
+
+@pytest.fixture(scope="module")
+def penguin_rows(penguins_csv) -> list[dict]:
+    """Rows of the real penguins data as clients send them (the label left out)."""
+    import pandas as pd
+
+    frame = pd.read_csv(penguins_csv).dropna().drop(columns=[testdata.LABEL])
+    return frame.to_dict("records")
+
+
+def _canary(predictors, rows, percents=(10, 50), min_requests=20) -> blue_green.Canary:
+    """The canary's plan with the step's wait replaced by the step's live traffic."""
+    return blue_green.Canary(
+        percents,
+        step_seconds=60,
+        gate=gates.CanaryGate(min_requests=min_requests),
+        get=predictors.metrics,
+        wait=lambda seconds: predictors.send(rows),
+    )
+
+
+CANARY = dict(rollout_strategy="canary", serving_runtime=kserve.PROJECT_RUNTIME)
+
+
+def test_canary_whose_candidate_errors_on_half_the_rows_rolls_back(
+    tmp_path, registry_files, penguin_rows
+):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        plan = _canary(predictors, penguin_rows)
+        _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        # Version 2 fails on every penguin not from Biscoe (the typical row's island, so the
+        # smoke test passes): about half the rows.
+        predictors.fails_on["penguins-green"] = lambda row: row["island"] != "Biscoe"
+        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        root = standin.graphs[(ROUTING, "penguins")]["spec"]["nodes"]["root"]
+        assert root["routerType"] == "Sequence" and root["steps"][0]["name"] == "blue"
+        assert _version_of(standin, "blue") == 1
+        predictors.send(penguin_rows[:20])
+        after = [service for service, _ in predictors.seen[len(predictors.seen) - 20 :]]
+    assert not result.rolled_out
+    assert _steps(result) == [
+        ("roll out green", True),
+        ("smoke test green", True),
+        ("canary 10 %", False),
+        ("switch back to blue", True),
+    ]
+    gate = result.steps[2]
+    assert gate["traffic"] == {"blue": 90, "green": 10}
+    assert 0.4 < gate["values"]["candidate_error_rate"] < 0.6
+    assert gate["values"]["stable_error_rate"] == 0
+    assert gate["values"]["candidate_requests"] >= 20
+    assert "error rate" in gate["detail"] and "canary at 10 % failed" in result.reason
+    assert "version 1 still serves" in result.reason
+    # The old version takes all traffic again; the candidate is out of the registry.
+    assert set(after) == {"penguins-blue"}
+    assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == [1]
+
+
+def test_healthy_canary_steps_through_its_shares_and_takes_all_traffic(
+    tmp_path, registry_files, penguin_rows
+):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        plan = _canary(predictors, penguin_rows)
+        first = _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        assert _live(standin) == "green" and _version_of(standin, "green") == 2
+    # A first rollout has nothing to compare with: it switches at once.
+    assert [name for name, _ in _steps(first)] == [
+        "roll out blue", "smoke test blue", "switch to blue", "smoke test through the graph",
+    ]  # fmt: skip
+    assert result.rolled_out and result.strategy == "canary"
+    assert _steps(result) == [
+        ("roll out green", True),
+        ("smoke test green", True),
+        ("canary 10 %", True),
+        ("canary 50 %", True),
+        ("switch to green", True),
+        ("smoke test through the graph", True),
+    ]
+    ten, fifty = result.steps[2]["values"], result.steps[3]["values"]
+    # The shares the candidate saw follow the weights (333 rows a step).
+    assert 15 <= ten["candidate_requests"] <= 55 and 130 <= fifty["candidate_requests"] <= 200
+    assert ten["candidate_error_rate"] == 0 and ten["candidate_p99_ms"] is not None
+
+
+def test_canary_without_enough_traffic_is_not_promoted(tmp_path, registry_files, penguin_rows):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        plan = _canary(predictors, penguin_rows[:10])
+        _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        assert _live(standin) == "blue"
+    assert not result.rolled_out
+    assert "fewer than min_requests 20" in result.steps[2]["detail"]
+
+
+def test_canary_needs_the_project_runtime(tmp_path, registry_files):
+    with (
+        KServeStandIn() as standin,
+        Predictors(standin) as predictors,
+        pytest.raises(ConfigurationError, match="mlops-predictor runtime serves"),
+    ):
+        _push_and_roll_out(tmp_path, standin, predictors, registry_files, rollout_strategy="canary")
+
+
+@pytest.mark.parametrize("steps", ["50,10", "0,50", "10,100", "ten"])
+def test_canary_steps_must_be_rising_percents_below_100(steps):
+    with pytest.raises(ConfigurationError, match="canary_steps"):
+        _settings(canary_steps=steps, **CANARY).check()
+
+
+def test_status_shows_the_shares_of_a_canary_step(tmp_path, registry_files, penguin_rows):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        seen = []
+
+        def look_during_the_step(seconds):
+            api = ApiClient(Configuration(host=standin.host))
+            seen.append(manage.status(api, NS, "penguins", ROUTING))
+            predictors.send(penguin_rows)
+            if len(seen) == 2:  # A person aborts the second canary by hand.
+                seen.append(manage.rollback(api, NS, "penguins", 30, 0.01, ROUTING))
+
+        plan = dataclasses.replace(
+            _canary(predictors, penguin_rows, (25,)), wait=look_during_the_step
+        )
+        for _ in range(3):
+            _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        assert _live(standin) == "green" and _version_of(standin, "green") == 2
+    assert [(s.version, s.percent, s.role) for s in seen[0].shares] == [
+        (1, 75, "blue"),
+        (2, 25, "green"),
+    ]
+    assert seen[0].mode == "canary step: green 25 %" and seen[0].rollback_to == 1
+    # Rolling back mid-canary sends all traffic to the stable version, not to the candidate,
+    # and the rollout step, finding the graph changed under it, stops there.
+    assert seen[2].model_version == 2 and seen[2].previous_model_version == 3
+    assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == [1, 2]
+
+
+def test_a_switch_back_that_fails_keeps_the_version_that_may_serve(tmp_path, registry_files):
+    blue_routers_crash = []
+
+    def pod_failure(annotations):
+        if blue_routers_crash and annotations.get(graph.LIVE_COLOUR_ANNOTATION) == "blue":
+            return PodFailure(reason="CrashLoopBackOff", message="back-off restarting router")
+        return None
+
+    with KServeStandIn(pod_failure) as standin, Predictors(standin) as predictors:
+        _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        predictors.router_down = True
+        blue_routers_crash.append(True)
+        with pytest.raises(blue_green.SwitchBackFailed, match="mlops rollout rollback penguins"):
+            _push_and_roll_out(
+                tmp_path, standin, predictors, registry_files, rollout_timeout_seconds=0.5
+            )
+        assert _live(standin) == "blue"  # Written back; its routers do not come up.
+        assert _version_of(standin, "green") == 2
+    assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == [1, 2]
+
+
+def test_moving_from_replace_to_blue_green_keeps_what_the_old_service_serves(
+    tmp_path, registry_files
+):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        _push_and_roll_out(
+            tmp_path, standin, predictors, registry_files, rollout_strategy="replace"
+        )
+        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        old = standin.objects[(NS, "penguins")]["spec"]["predictor"]["model"]["storageUri"]
+    assert result.rolled_out and result.colour == "blue"
+    # The replace-mode service still loads version 1 from its served folder.
+    assert old == f"file://{tmp_path}/store/_served/penguins/1/"
+    assert (tmp_path / "store" / "_served" / "penguins" / "1" / "1" / "saved_model.pb").is_file()
+
+
+def test_blue_green_refuses_a_model_name_too_long_for_kserves_labels(tmp_path, registry_files):
+    name = "p" * (rollout_core.MAX_COLOUR_MODEL_NAME + 1)
+    registry = f"file://{tmp_path}/store"
+    schema, statistics = registry_files
+    pushed = deploy_core.deploy(
+        _model(tmp_path), True, ["beats"], registry, name, {}, schema, statistics
+    )
+    with pytest.raises(ConfigurationError, match="at most 42 characters"):
+        rollout_core.rollout(pushed.version, registry, name, _settings(), api=object())
+    assert ModelRegistry(registry).versions(name) == []
