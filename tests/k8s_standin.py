@@ -19,7 +19,10 @@ API it serves, for the real kubernetes client:
   controller's status writes included, gives a new ``resourceVersion``.
 - ``apps/v1`` ``deployments`` (``/apis/apps/v1/namespaces/{ns}/deployments[/{name}]``): GET one,
   GET a list with ``labelSelector`` (``key=value`` terms joined by ``,``).
-- ``v1`` ``pods`` (``/api/v1/namespaces/{ns}/pods``): GET a list with ``labelSelector``.
+- ``v1`` ``pods`` (``/api/v1/namespaces/{ns}/pods``): GET a list with ``labelSelector``. Each
+  pod has a ``status.podIP`` of its own.
+- ``serving.kserve.io/v1alpha1`` ``inferencegraphs``: GET, POST, PUT, DELETE as for
+  InferenceServices (the same resourceVersion, generation and 409 rules).
 
 Every request first runs the controllers one step ("tick"), in this order:
 
@@ -89,6 +92,20 @@ Every request first runs the controllers one step ("tick"), in this order:
      when ``pod_failure`` says so, ``PredictorReady``/``Ready`` False ``RevisionFailed`` with
      the failure in the message (:487-497). ``latestReadyRevision`` keeps the last ready
      revision (:483-485).
+
+3. KServe's InferenceGraph controller reconciles each RawDeployment graph, the same lag after a
+   write (pkg/controller/v1alpha1/inferencegraph/controller.go, raw_ig.go):
+
+   - The Deployment ``<graph>`` in the graph's namespace: labels the graph's plus
+     ``serving.kserve.io/inferencegraph: <graph>`` (raw_ig.go:121) and ``app: isvc.<graph>``,
+     its selector (deployment_reconciler.go:136-158); the pod template carries the graph's
+     annotations; one container, the router, with ``--graph-json <spec>`` (raw_ig.go:56-69);
+     the graph is its controlling owner (raw_ig.go:162-172). Replicas ``minReplicas`` or 1.
+   - Status: nothing until the Deployment has an ``Available`` condition (controller.go:
+     195-205); then ``Ready`` True whatever that condition says, ``url``, and
+     ``observedGeneration`` = the Deployment's (raw_ig.go:195-213).
+   - Routing a request is not reproduced here: tests route with the graph's spec as the router
+     does (cmd/router/main.go:172-187, :302-344).
 
 Not reproduced: watches, field selectors, server-side apply, admission webhooks (the
 deployment-mode change rejection, inference_service_validation.go:447-457), ReplicaSet and
