@@ -214,7 +214,7 @@ class RolloutResult:
     namespace: str | None = None
     traffic_percent: int | None = None
     rollback_version: int | None = None
-    strategy: str = REPLACE
+    strategy: str | None = None
     colour: str | None = None
     steps: list[dict[str, Any]] | None = None
 
@@ -376,6 +376,7 @@ def rollout(
         namespace=settings.serving_namespace,
         traffic_percent=settings.canary_traffic_percent,
         rollback_version=served.rollback_version,
+        strategy=REPLACE,
     )
 
 
