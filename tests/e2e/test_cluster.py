@@ -178,6 +178,7 @@ class Submitted:
     ui_host: str
     models: dict[str, str]
     run_ids: dict[str, str]
+    package: str
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +210,7 @@ def submitted(request, tmp_path_factory) -> Iterator[Submitted]:
                 # No service account: KFP's pipeline-runner, as for a run from the dashboard.
                 ui_host=host,
             )
-        yield Submitted(client, host, models, run_ids)
+        yield Submitted(client, host, models, run_ids, package)
     # Left in place when something failed, for `kubectl get inferenceservices -A -o yaml`.
     if request.session.testsfailed == 0:
         for model in models.values():
@@ -405,3 +406,57 @@ def test_rollout_status_reads_the_real_inference_service(tf_serving, submitted, 
     assert printed[1][:5] == ["version", "1", "100", "%", "serving"]
     assert main(["rollout", "rollback", model, "--namespace", NAMESPACE]) == 1
     assert "no version to roll back to" in capsys.readouterr().err
+
+
+ROUTING_NAMESPACE = "mlops-routing"
+
+
+def _run_to_the_end(submitted: Submitted, package_params: dict[str, Any]) -> None:
+    run_id, _ = cluster.submit(
+        submitted.client,
+        PIPELINE,
+        submitted.package,
+        EXPERIMENT,
+        package_params,
+        ui_host=submitted.ui_host,
+    )
+    run = wait_for_run(submitted.client, run_id, RUN_TIMEOUT_SECONDS)
+    if run.state != "SUCCEEDED":
+        error = run.error.message if run.error else "no run error"
+        pytest.fail(f"run {run_id} ended {run.state}: {error}; failed tasks: {failed_tasks(run)}")
+
+
+@pytest.mark.timeout(2 * RUN_TIMEOUT_SECONDS + 600)
+def test_blue_green_then_a_canary_switch_through_the_real_inference_graph(submitted, capsys):
+    """Two runs of one model on the project's predictor: blue-green serves version 1 as blue
+    behind the InferenceGraph; a canary (one 50 % step of 30 s; no traffic is needed with
+    canary_min_requests=0, the step still reads both colours' /metrics through the real
+    NetworkPolicies) moves version 2 to green; a rollback switches the graph back to blue. Each
+    time the model answers through the graph's router."""
+    model = f"e2e-bg-{secrets.token_hex(3)}"
+    params = {"model_name": model, "serving_runtime": PROJECT_RUNTIME, "epochs": 10}
+    _run_to_the_end(submitted, {**params, "rollout_strategy": "blue-green"})
+    canary = {"rollout_strategy": "canary", "canary_steps": "50", "canary_step_seconds": 30,
+              "canary_min_requests": 0}  # fmt: skip
+    _run_to_the_end(submitted, {**params, **canary})
+    capsys.readouterr()
+    assert main(["rollout", "status", model, "--namespace", NAMESPACE]) == 0
+    printed = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert printed[0][:2] == [f"{ROUTING_NAMESPACE}/{model}", "(blue-green):"]
+    assert printed[1][:5] == ["version", "2", "100", "%", "green"]
+    assert printed[2][:5] == ["version", "1", "0", "%", "blue"]
+    with port_forward(ROUTING_NAMESPACE, f"svc/{model}", 80) as url:
+        answer = requests.post(url, json=v2_body(ROW), timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert main(["rollout", "rollback", model, "--namespace", NAMESPACE]) == 0
+    assert f"rolled {model} back to version 1 (from version 2)" in capsys.readouterr().out
+    with port_forward(ROUTING_NAMESPACE, f"svc/{model}", 80) as url:
+        answer = requests.post(url, json=v2_body(ROW), timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert {o["name"]: o for o in answer.json()["outputs"]}["label"]["data"] == ["Gentoo"]
+    # Passed: take the model's objects away (a failure leaves them for `kubectl describe`).
+    for colour in ("blue", "green"):
+        delete_inference_service(f"{model}-{colour}")
+    _custom_objects().delete_namespaced_custom_object(
+        GROUP, "v1alpha1", ROUTING_NAMESPACE, "inferencegraphs", model
+    )
