@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from components import settings
-from components.errors import ConfigurationError, DataError
+from components.errors import DataError
 
 # The exit status of a report whose decision is not to promote.
 NOT_PROMOTED = 3
@@ -64,37 +64,13 @@ def command(args: argparse.Namespace, one_model: Any) -> int:
 
 
 def _replay(args: argparse.Namespace, model: str, predictions: Any) -> int:
-    import tempfile
     import uuid
-
-    import pyarrow.compute as pc
 
     from components.registry import ModelRegistry
     from serving import prediction_log as pl
-    from serving.shadow import replay
+    from serving.shadow import replay_version
 
-    registry = ModelRegistry(args.registry)
-    if args.version not in registry.versions(model):
-        raise ConfigurationError(
-            f"{model!r} has no version {args.version} in {args.registry}: it has "
-            f"{registry.versions(model) or 'none'}."
-        )
-    # Only the served version's own requests: a shadow of its replay is itself.
-    answered_by = predictions.column(pl.VERSION)
-    served = predictions.filter(
-        pc.or_(pc.is_null(answered_by), pc.not_equal(answered_by, args.version))
-    )
-    import tensorflow as tf
-
-    with tempfile.TemporaryDirectory() as scratch:
-        # A local copy: TensorFlow reads no s3:// here, and the registry's URI may carry a query.
-        model_dir = registry.local_copy(model, args.version, scratch)
-        try:
-            rows = replay(served, model_dir, args.version)
-        except (ValueError, KeyError, tf.errors.OpError) as err:
-            raise DataError(
-                f"Version {args.version} cannot answer the logged requests: {err}"
-            ) from err
+    rows = replay_version(predictions, ModelRegistry(args.registry), model, args.version)
     now = time.time()
     name = f"{int(now * 1000)}-replay-{uuid.uuid4().hex[:12]}.parquet"
     path = pl.LogStore(args.log).write(pl.SHADOW, model, pl.hour_of(now), name, rows)

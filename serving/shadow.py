@@ -493,3 +493,33 @@ def replay(predictions: pa.Table, model_dir: str, version: int, batch_rows: int 
         elif name == "prediction":
             columns[name] = pa.array(values.ravel().astype(float), pa.float64())
     return pa.table(columns)
+
+
+def replay_version(predictions: pa.Table, registry: Any, model: str, version: int) -> pa.Table:
+    """Runs registry ``version`` of ``model`` on the logged requests other versions answered
+    (a shadow of its own answers is itself) and returns its shadow rows.
+
+    Raises:
+        ConfigurationError: The registry has no such version.
+        DataError: The version cannot answer the logged requests.
+    """
+    import tempfile
+
+    import tensorflow as tf
+
+    from components.errors import ConfigurationError, DataError
+
+    if version not in registry.versions(model):
+        raise ConfigurationError(
+            f"{model!r} has no version {version} in the registry ({registry.model_uri(model)}): "
+            f"it has {registry.versions(model) or 'none'}."
+        )
+    answered_by = predictions.column(pl.VERSION)
+    served = predictions.filter(pc.or_(pc.is_null(answered_by), pc.not_equal(answered_by, version)))
+    with tempfile.TemporaryDirectory() as scratch:
+        # A local copy: TensorFlow reads no s3:// here, and the registry's URI may carry a query.
+        model_dir = registry.local_copy(model, version, scratch)
+        try:
+            return replay(served, model_dir, version)
+        except (ValueError, KeyError, tf.errors.OpError) as err:
+            raise DataError(f"Version {version} cannot answer the logged requests: {err}") from err

@@ -27,6 +27,10 @@ def rollout(
     canary_min_requests: int = 20,
     canary_max_error_rate_increase: float = 0.01,
     canary_max_latency_ratio: float = 2.0,
+    shadow_log: str = "",
+    shadow_hours: int = 24,
+    shadow_min_rows: int = 200,
+    shadow_min_agreement: float = 0.8,
     rollout_timeout_seconds: int = 600,
 ) -> None:
     """Serves the version deploy pushed with a KServe InferenceService; does nothing when it
@@ -58,6 +62,11 @@ def rollout(
         canary_min_requests: Fewest requests the candidate must answer in a step.
         canary_max_error_rate_increase: How far its error rate may exceed the stable's.
         canary_max_latency_ratio: How many times the stable's p99 its p99 may be.
+        shadow_log: The prediction log whose last ``shadow_hours`` of requests the version
+            answers before it rolls out (``mlops shadow report``'s rules); empty: no gate.
+        shadow_hours: How far back the shadow gate replays the log.
+        shadow_min_rows: Fewest logged rows the shadow gate compares.
+        shadow_min_agreement: Smallest share of rows where it answers the served label.
         rollout_timeout_seconds: How long the new version has to serve before it is rolled back.
     """
     import dataclasses
@@ -92,6 +101,7 @@ def rollout(
                 "routing_namespace": routing_namespace,
                 "canary_steps": canary_steps,
                 "canary_step_seconds": canary_step_seconds,
+                "shadow_log": shadow_log,
             },
             {"push_result": push_result},
             {"rollout_result": rollout_result},
@@ -119,6 +129,10 @@ def rollout(
                 canary_min_requests=canary_min_requests,
                 canary_max_error_rate_increase=canary_max_error_rate_increase,
                 canary_max_latency_ratio=canary_max_latency_ratio,
+                shadow_log=shadow_log,
+                shadow_hours=shadow_hours,
+                shadow_min_rows=shadow_min_rows,
+                shadow_min_agreement=shadow_min_agreement,
                 rollout_timeout_seconds=rollout_timeout_seconds,
             ),
             serve,

@@ -18,6 +18,7 @@ from typing import Any
 from components.errors import ConfigurationError
 from components.registry import MAX_MODEL_NAME, ModelRegistry
 from components.rollout import blue_green, gates, inference_service, smoke
+from components.rollout.shadow_gate import shadow_gate
 from components.settings import check, setting
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,27 @@ class KServeSettings:
         "canary: how many times the stable version's p99 latency the candidate's may be",
         lambda v: v >= 1,
         "1 or more",
+    )
+    shadow_log: str = setting(
+        "",
+        "the prediction log (s3://..., as the log sink writes it) whose last shadow_hours of "
+        "requests the new version answers before it rolls out; it rolls out only if `mlops "
+        "shadow report`'s rules say promote; empty: no shadow gate",
+    )
+    shadow_hours: int = setting(
+        24, "how far back the shadow gate replays the log", lambda v: v > 0, "above 0"
+    )
+    shadow_min_rows: int = setting(
+        200,
+        "fewest logged rows the shadow gate compares; fewer decide nothing (the gate passes)",
+        lambda v: v >= 1,
+        "at least 1",
+    )
+    shadow_min_agreement: float = setting(
+        0.8,
+        "smallest share of logged rows where the new version answers the served label",
+        lambda v: 0 <= v <= 1,
+        "0..1",
     )
     rollout_timeout_seconds: int = setting(
         600,
@@ -321,6 +343,29 @@ def rollout(
                 f"{model_name}-green, too long for KServe's labels: name the model with at most "
                 f"{MAX_COLOUR_MODEL_NAME} characters, or use rollout_strategy=replace."
             )
+        gated = []
+        if settings.shadow_log:
+            gated.append(
+                shadow_gate(
+                    settings.shadow_log,
+                    registry,
+                    model_name,
+                    version,
+                    settings.shadow_hours,
+                    settings.shadow_min_rows,
+                    settings.shadow_min_agreement,
+                )
+            )
+            if not gated[0].passed:
+                discard()
+                return RolloutResult(
+                    rolled_out=False,
+                    reason=f"version {version} was not rolled out: its shadow replay says not to "
+                    f"promote it ({gated[0].detail})",
+                    version=version,
+                    strategy=settings.rollout_strategy,
+                    steps=[dataclasses.asdict(gated[0])],
+                )
         storage_uri = registry.publish(model_name, version)
         api = api if api is not None else cluster_client()
         if settings.rollout_strategy in TWO_COLOURS:
@@ -351,7 +396,7 @@ def rollout(
     if settings.rollout_strategy in TWO_COLOURS:
         return _blue_green_result(
             registry, model_name, version, storage_uri, settings, outcome, discard,
-            _named_by_cluster(api, settings.serving_namespace, model_name),
+            _named_by_cluster(api, settings.serving_namespace, model_name), gated,
         )  # fmt: skip
     registry.mark_served(model_name, version)
     # The serving version, what served before it, and what a rollback goes to (they differ over
@@ -377,6 +422,7 @@ def rollout(
         traffic_percent=settings.canary_traffic_percent,
         rollback_version=served.rollback_version,
         strategy=REPLACE,
+        steps=[dataclasses.asdict(step) for step in gated] or None,
     )
 
 
@@ -389,10 +435,11 @@ def _blue_green_result(
     outcome: blue_green.Outcome,
     discard: Any,
     named: set[int | None],
+    gated: list[blue_green.Step],
 ) -> RolloutResult:
     for step in outcome.steps:
         logger.info("%s: %s (%s)", step.name, "passed" if step.passed else "FAILED", step.detail)
-    steps = [dataclasses.asdict(step) for step in outcome.steps]
+    steps = [dataclasses.asdict(step) for step in [*gated, *outcome.steps]]
     if not outcome.rolled_out:
         discard()
         previous = outcome.previous_version

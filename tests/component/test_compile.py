@@ -28,6 +28,10 @@ ROLLOUT_PARAMETERS = {
     "canary_min_requests",
     "canary_max_error_rate_increase",
     "canary_max_latency_ratio",
+    "shadow_log",
+    "shadow_hours",
+    "shadow_min_rows",
+    "shadow_min_agreement",
     "rollout_timeout_seconds",
 }
 

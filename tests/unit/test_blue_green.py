@@ -533,3 +533,68 @@ def test_blue_green_refuses_a_model_name_too_long_for_kserves_labels(tmp_path, r
     with pytest.raises(ConfigurationError, match="at most 42 characters"):
         rollout_core.rollout(pushed.version, registry, name, _settings(), api=object())
     assert ModelRegistry(registry).versions(name) == []
+
+
+@pytest.fixture
+def served_log(tmp_path, penguins_splits, golden_model, golden_transform):
+    """The eval split served by the golden model as version 1, in a prediction log."""
+    from tests.unit.test_shadow import served_eval_log
+
+    return served_eval_log(tmp_path, penguins_splits, golden_model, golden_transform)
+
+
+def _push_real(tmp_path, registry_files, model_dir: str) -> int:
+    schema, statistics = registry_files
+    registry = f"file://{tmp_path}/store"
+    return deploy_core.deploy(
+        model_dir, True, ["beats"], registry, "penguins", {}, schema, statistics
+    ).version
+
+
+@pytest.mark.parametrize("candidate", ["same", "untrained"])
+def test_the_shadow_gate_replays_the_log_before_any_traffic_moves(
+    tmp_path, registry_files, served_log, golden_model, golden_transform, candidate
+):
+    from tests.conftest import export_untrained
+
+    log, rows = served_log
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        _push_and_roll_out(tmp_path, standin, predictors, registry_files)  # version 1, blue
+        model_dir = (
+            golden_model
+            if candidate == "same"
+            else export_untrained(golden_transform, str(tmp_path / "untrained"))
+        )
+        version = _push_real(tmp_path, registry_files, model_dir)
+        result = rollout_core.rollout(
+            version,
+            f"file://{tmp_path}/store",
+            "penguins",
+            _settings(shadow_log=log, shadow_min_rows=10),
+            api=ApiClient(Configuration(host=standin.host)),
+            post=predictors.post,
+        )
+        green = standin.objects.get((NS, "penguins-green"))
+    shadow = result.steps[0]
+    assert shadow["name"] == "shadow replay" and shadow["values"]["rows"] == rows
+    if candidate == "same":
+        assert result.rolled_out and shadow["passed"] and shadow["values"]["agreement"] == 1.0
+        assert [s["name"] for s in result.steps][1:3] == ["roll out green", "smoke test green"]
+    else:
+        # The untrained model disagrees with what was served: it never reaches the cluster.
+        assert not result.rolled_out and not shadow["passed"] and len(result.steps) == 1
+        assert "shadow replay says not to promote" in result.reason
+        assert green is None
+        assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == [1]
+
+
+def test_too_little_logged_traffic_lets_the_shadow_gate_pass_and_say_so(
+    tmp_path, registry_files, served_log
+):
+    log, rows = served_log
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        result = _push_and_roll_out(
+            tmp_path, standin, predictors, registry_files, shadow_log=log, shadow_min_rows=rows + 1
+        )
+    assert result.rolled_out
+    assert result.steps[0]["passed"] and "not compared" in result.steps[0]["detail"]

@@ -134,6 +134,12 @@ def test_a_candidate_that_answers_otherwise_or_takes_other_features_fails_and_th
 @pytest.fixture
 def logged(tmp_path, penguins_splits, golden_model, golden_transform):
     """The eval split served by the golden model (version 1), one row per request."""
+    return served_eval_log(tmp_path, penguins_splits, golden_model, golden_transform)
+
+
+def served_eval_log(tmp_path, penguins_splits, golden_model, golden_transform) -> tuple[str, int]:
+    """Writes the eval split as the golden model (version 1) served it, one row per request,
+    with the real prediction log writer; returns the log and its row count."""
     from components.evaluate.core import predict
     from components.features import load_spec, read_split
 
