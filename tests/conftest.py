@@ -50,6 +50,20 @@ def penguins_schema(penguins_splits):
 
 
 @pytest.fixture(scope="session")
+def penguins_registry_texts(penguins_splits) -> tuple[str, str]:
+    """The schema and train statistics (text format) deploy keeps beside each version."""
+    from google.protobuf import text_format
+
+    from components.validate import core
+
+    result = core.validate(penguins_splits, testdata.LABEL)
+    return (
+        text_format.MessageToString(result.schema),
+        text_format.MessageToString(result.statistics["train"]),
+    )
+
+
+@pytest.fixture(scope="session")
 def penguins_transform(tmp_path_factory, penguins_splits, penguins_schema) -> str:
     """A transform artifact fitted on the penguins train split."""
     from components.transform import core

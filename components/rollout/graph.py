@@ -32,7 +32,6 @@ What KServe 0.15.2 does with it (kserve/kserve at v0.15.2; paths from its root):
   kserve/kserve#5489). A ``Sequence`` node of one step draws nothing: blue/green uses that.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,25 +183,10 @@ def shares(graph: dict[str, Any]) -> dict[str, int]:
     return found
 
 
-class InferenceGraphs:
+class InferenceGraphs(isvc.CustomObjects):
     """InferenceGraph calls through the Kubernetes API (get, create, update, delete)."""
 
-    def __init__(self, api_client: "ApiClient", namespace: str) -> None:
-        from kubernetes.client import CustomObjectsApi
-
-        self.api, self.namespace = CustomObjectsApi(api_client), namespace
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return self.api.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name
-            )
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+    group, version, plural = GROUP, VERSION, PLURAL
 
     def write(
         self, spec: GraphSpec, live: dict[str, Any] | None, attempts: int = 5
@@ -245,19 +229,7 @@ class RouterWorkloads(isvc.PredictorWorkloads):
     """The router Deployment KServe made for a graph (and its pods, to explain a failure)."""
 
     def deployments(self, service: dict[str, Any]) -> list[dict[str, Any]]:
-        name, uid = service["metadata"]["name"], service["metadata"].get("uid")
-        response = self.apps.list_namespaced_deployment(
-            self.namespace, label_selector=f"{GRAPH_LABEL}={name}", _preload_content=False
-        )
-        return [
-            deployment
-            for deployment in json.loads(response.data).get("items", [])
-            if uid is None
-            or any(
-                owner.get("uid") == uid and owner.get("controller")
-                for owner in deployment["metadata"].get("ownerReferences", [])
-            )
-        ]
+        return self.owned(service, f"{GRAPH_LABEL}={service['metadata']['name']}")
 
 
 def switch(

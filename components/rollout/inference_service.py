@@ -317,8 +317,10 @@ def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class InferenceServices:
-    """The InferenceService calls a rollout makes, through the Kubernetes API."""
+class CustomObjects:
+    """Reads of one kind of custom object in a namespace, through the Kubernetes API."""
+
+    group, version, plural = GROUP, VERSION, PLURAL
 
     def __init__(self, api_client: "ApiClient", namespace: str) -> None:
         from kubernetes.client import CustomObjectsApi
@@ -331,12 +333,16 @@ class InferenceServices:
 
         try:
             return self.api.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name
+                self.group, self.version, self.namespace, self.plural, name
             )
         except ApiException as err:
             if err.status == 404:
                 return None
             raise
+
+
+class InferenceServices(CustomObjects):
+    """The InferenceService calls a rollout makes, through the Kubernetes API."""
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         """Creates it."""
@@ -400,19 +406,22 @@ class PredictorWorkloads:
         """The predictor Deployments KServe made for ``service``: by KServe's labels, and owned
         by this very InferenceService (KServe sets itself as controller, predictor.go:695-698),
         so a leftover of a deleted namesake never counts."""
-        name, uid = service["metadata"]["name"], service["metadata"].get("uid")
+        name = service["metadata"]["name"]
+        return self.owned(service, f"{ISVC_LABEL}={name},{COMPONENT_LABEL}=predictor")
+
+    def owned(self, owner: dict[str, Any], selector: str) -> list[dict[str, Any]]:
+        """The Deployments ``selector`` matches whose controlling owner is ``owner``."""
+        uid = owner["metadata"].get("uid")
         response = self.apps.list_namespaced_deployment(
-            self.namespace,
-            label_selector=f"{ISVC_LABEL}={name},{COMPONENT_LABEL}=predictor",
-            _preload_content=False,
+            self.namespace, label_selector=selector, _preload_content=False
         )
         return [
             deployment
             for deployment in json.loads(response.data).get("items", [])
             if uid is None
             or any(
-                owner.get("uid") == uid and owner.get("controller")
-                for owner in deployment["metadata"].get("ownerReferences", [])
+                reference.get("uid") == uid and reference.get("controller")
+                for reference in deployment["metadata"].get("ownerReferences", [])
             )
         ]
 

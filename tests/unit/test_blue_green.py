@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from google.protobuf import text_format
 from kubernetes.client import ApiClient, Configuration
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -125,17 +124,6 @@ class Predictors(LoopbackServer):
         return reply.status_code, reply.text
 
 
-@pytest.fixture(scope="module")
-def registry_files(penguins_splits):
-    from components.validate import core
-
-    result = core.validate(penguins_splits, testdata.LABEL)
-    return (
-        text_format.MessageToString(result.schema),
-        text_format.MessageToString(result.statistics["train"]),
-    )
-
-
 def _model(tmp_path) -> str:
     folder = tmp_path / "model"
     (folder / "variables").mkdir(parents=True, exist_ok=True)
@@ -155,9 +143,11 @@ def _settings(**overrides) -> rollout_core.KServeSettings:
     return rollout_core.KServeSettings(**{**fields, **overrides})
 
 
-def _push_and_roll_out(tmp_path, standin, predictors, registry_files, canary=None, **overrides):
+def _push_and_roll_out(
+    tmp_path, standin, predictors, penguins_registry_texts, canary=None, **overrides
+):
     registry = f"file://{tmp_path}/store"
-    schema, statistics = registry_files
+    schema, statistics = penguins_registry_texts
     pushed = deploy_core.deploy(
         _model(tmp_path), True, ["beats"], registry, "penguins", {}, schema, statistics
     )
@@ -184,9 +174,9 @@ def _steps(result) -> list[tuple[str, bool]]:
     return [(step["name"], step["passed"]) for step in result.steps]
 
 
-def test_first_rollout_serves_blue_behind_the_graph(tmp_path, registry_files):
+def test_first_rollout_serves_blue_behind_the_graph(tmp_path, penguins_registry_texts):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
-        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        result = _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         assert _live(standin) == "blue" and _version_of(standin, "blue") == 1
         step = standin.graphs[(ROUTING, "penguins")]["spec"]["nodes"]["root"]["steps"]
     assert result.rolled_out and result.colour == "blue" and result.url == FRONT
@@ -210,10 +200,10 @@ def test_first_rollout_serves_blue_behind_the_graph(tmp_path, registry_files):
     assert service == "penguins-blue" and set(body["instances"][0]) == FEATURES
 
 
-def test_second_rollout_switches_to_green_and_keeps_blue_warm(tmp_path, registry_files):
+def test_second_rollout_switches_to_green_and_keeps_blue_warm(tmp_path, penguins_registry_texts):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
-        _push_and_roll_out(tmp_path, standin, predictors, registry_files)
-        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
+        result = _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         assert _live(standin) == "green"
         assert (_version_of(standin, "blue"), _version_of(standin, "green")) == (1, 2)
         router = standin.deployments[(ROUTING, "penguins")]
@@ -227,11 +217,11 @@ def test_second_rollout_switches_to_green_and_keeps_blue_warm(tmp_path, registry
     assert ModelRegistry(f"file://{tmp_path}/store").served_versions("penguins") == [1, 2]
 
 
-def test_candidate_failing_its_smoke_test_never_takes_traffic(tmp_path, registry_files):
+def test_candidate_failing_its_smoke_test_never_takes_traffic(tmp_path, penguins_registry_texts):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
-        _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         predictors.broken.add("penguins-green")
-        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        result = _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         assert _live(standin) == "blue" and _version_of(standin, "blue") == 1
         # Green was new: it is gone again.
         assert (NS, "penguins-green") not in standin.objects
@@ -244,23 +234,25 @@ def test_candidate_failing_its_smoke_test_never_takes_traffic(tmp_path, registry
     assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == [1]
 
 
-def test_failed_smoke_test_puts_the_idle_colours_previous_version_back(tmp_path, registry_files):
+def test_failed_smoke_test_puts_the_idle_colours_previous_version_back(
+    tmp_path, penguins_registry_texts
+):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
         for _ in range(2):
-            _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+            _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         predictors.broken.add("penguins-blue")
-        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        result = _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         assert _live(standin) == "green"
         assert (_version_of(standin, "blue"), _version_of(standin, "green")) == (1, 2)
     assert not result.rolled_out and result.version == 3
     assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == [1, 2]
 
 
-def test_graph_unreachable_after_the_switch_switches_back(tmp_path, registry_files):
+def test_graph_unreachable_after_the_switch_switches_back(tmp_path, penguins_registry_texts):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
-        _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         predictors.router_down = True
-        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        result = _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         live = standin.graphs[(ROUTING, "penguins")]
         router = standin.deployments[(ROUTING, "penguins")]
         assert graph.live_colour(live) == "blue"
@@ -279,16 +271,18 @@ def test_graph_unreachable_after_the_switch_switches_back(tmp_path, registry_fil
     assert result.steps[-1]["traffic"] == {"blue": 100}
 
 
-def test_router_that_does_not_roll_out_leaves_the_graph_on_the_old_colour(tmp_path, registry_files):
+def test_router_that_does_not_roll_out_leaves_the_graph_on_the_old_colour(
+    tmp_path, penguins_registry_texts
+):
     def green_routers_crash(annotations):
         if annotations.get(graph.LIVE_COLOUR_ANNOTATION) == "green":
             return PodFailure(reason="CrashLoopBackOff", message="back-off restarting router")
         return None
 
     with KServeStandIn(green_routers_crash) as standin, Predictors(standin) as predictors:
-        _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         result = _push_and_roll_out(
-            tmp_path, standin, predictors, registry_files, rollout_timeout_seconds=0.3
+            tmp_path, standin, predictors, penguins_registry_texts, rollout_timeout_seconds=0.3
         )
         assert _live(standin) == "blue"
     assert not result.rolled_out
@@ -296,24 +290,24 @@ def test_router_that_does_not_roll_out_leaves_the_graph_on_the_old_colour(tmp_pa
     assert "CrashLoopBackOff" in result.steps[-1]["detail"]
 
 
-def test_blue_green_needs_raw_deployment(tmp_path, registry_files):
+def test_blue_green_needs_raw_deployment(tmp_path, penguins_registry_texts):
     with (
         KServeStandIn() as standin,
         Predictors(standin) as predictors,
         pytest.raises(ConfigurationError, match=r"blue-green .* RawDeployment"),
     ):
         _push_and_roll_out(
-            tmp_path, standin, predictors, registry_files, deployment_mode="Serverless"
+            tmp_path, standin, predictors, penguins_registry_texts, deployment_mode="Serverless"
         )
     assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == []
 
 
 def test_status_shows_the_live_colour_and_rollback_switches_to_the_warm_one(
-    tmp_path, registry_files
+    tmp_path, penguins_registry_texts
 ):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
         for _ in range(2):
-            _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+            _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         api = ApiClient(Configuration(host=standin.host))
         before = manage.status(api, NS, "penguins", ROUTING)
         rolled = manage.rollback(api, NS, "penguins", 30, 0.01, ROUTING)
@@ -329,11 +323,11 @@ def test_status_shows_the_live_colour_and_rollback_switches_to_the_warm_one(
 
 
 def test_mlops_rollout_rollback_switches_the_graph_back(
-    tmp_path, registry_files, kubeconfig, capsys
+    tmp_path, penguins_registry_texts, kubeconfig, capsys
 ):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
         for _ in range(2):
-            _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+            _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         kubeconfig(standin)
         registry = f"file://{tmp_path}/store"
         args = ["penguins", "--namespace", NS, "--routing-namespace", ROUTING]
@@ -374,15 +368,17 @@ CANARY = dict(rollout_strategy="canary", serving_runtime=kserve.PROJECT_RUNTIME)
 
 
 def test_canary_whose_candidate_errors_on_half_the_rows_rolls_back(
-    tmp_path, registry_files, penguin_rows
+    tmp_path, penguins_registry_texts, penguin_rows
 ):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
         plan = _canary(predictors, penguin_rows)
-        _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY)
         # Version 2 fails on every penguin not from Biscoe (the typical row's island, so the
         # smoke test passes): about half the rows.
         predictors.fails_on["penguins-green"] = lambda row: row["island"] != "Biscoe"
-        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        result = _push_and_roll_out(
+            tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
+        )
         root = standin.graphs[(ROUTING, "penguins")]["spec"]["nodes"]["root"]
         assert root["routerType"] == "Sequence" and root["steps"][0]["name"] == "blue"
         assert _version_of(standin, "blue") == 1
@@ -408,12 +404,16 @@ def test_canary_whose_candidate_errors_on_half_the_rows_rolls_back(
 
 
 def test_healthy_canary_steps_through_its_shares_and_takes_all_traffic(
-    tmp_path, registry_files, penguin_rows
+    tmp_path, penguins_registry_texts, penguin_rows
 ):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
         plan = _canary(predictors, penguin_rows)
-        first = _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
-        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        first = _push_and_roll_out(
+            tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
+        )
+        result = _push_and_roll_out(
+            tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
+        )
         assert _live(standin) == "green" and _version_of(standin, "green") == 2
     # A first rollout has nothing to compare with: it switches at once.
     assert [name for name, _ in _steps(first)] == [
@@ -434,23 +434,29 @@ def test_healthy_canary_steps_through_its_shares_and_takes_all_traffic(
     assert ten["candidate_error_rate"] == 0 and ten["candidate_p99_ms"] is not None
 
 
-def test_canary_without_enough_traffic_is_not_promoted(tmp_path, registry_files, penguin_rows):
+def test_canary_without_enough_traffic_is_not_promoted(
+    tmp_path, penguins_registry_texts, penguin_rows
+):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
         plan = _canary(predictors, penguin_rows[:10])
-        _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
-        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY)
+        result = _push_and_roll_out(
+            tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
+        )
         assert _live(standin) == "blue"
     assert not result.rolled_out
     assert "fewer than min_requests 20" in result.steps[2]["detail"]
 
 
-def test_canary_needs_the_project_runtime(tmp_path, registry_files):
+def test_canary_needs_the_project_runtime(tmp_path, penguins_registry_texts):
     with (
         KServeStandIn() as standin,
         Predictors(standin) as predictors,
         pytest.raises(ConfigurationError, match="mlops-predictor runtime serves"),
     ):
-        _push_and_roll_out(tmp_path, standin, predictors, registry_files, rollout_strategy="canary")
+        _push_and_roll_out(
+            tmp_path, standin, predictors, penguins_registry_texts, rollout_strategy="canary"
+        )
 
 
 @pytest.mark.parametrize("steps", ["50,10", "0,50", "10,100", "ten"])
@@ -459,7 +465,7 @@ def test_canary_steps_must_be_rising_percents_below_100(steps):
         _settings(canary_steps=steps, **CANARY).check()
 
 
-def test_status_shows_the_shares_of_a_canary_step(tmp_path, registry_files, penguin_rows):
+def test_status_shows_the_shares_of_a_canary_step(tmp_path, penguins_registry_texts, penguin_rows):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
         seen = []
 
@@ -474,7 +480,9 @@ def test_status_shows_the_shares_of_a_canary_step(tmp_path, registry_files, peng
             _canary(predictors, penguin_rows, (25,)), wait=look_during_the_step
         )
         for _ in range(3):
-            _push_and_roll_out(tmp_path, standin, predictors, registry_files, plan, **CANARY)
+            _push_and_roll_out(
+                tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
+            )
         assert _live(standin) == "green" and _version_of(standin, "green") == 2
     assert [(s.version, s.percent, s.role) for s in seen[0].shares] == [
         (1, 75, "blue"),
@@ -487,7 +495,9 @@ def test_status_shows_the_shares_of_a_canary_step(tmp_path, registry_files, peng
     assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == [1, 2]
 
 
-def test_a_switch_back_that_fails_keeps_the_version_that_may_serve(tmp_path, registry_files):
+def test_a_switch_back_that_fails_keeps_the_version_that_may_serve(
+    tmp_path, penguins_registry_texts
+):
     blue_routers_crash = []
 
     def pod_failure(annotations):
@@ -496,12 +506,12 @@ def test_a_switch_back_that_fails_keeps_the_version_that_may_serve(tmp_path, reg
         return None
 
     with KServeStandIn(pod_failure) as standin, Predictors(standin) as predictors:
-        _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         predictors.router_down = True
         blue_routers_crash.append(True)
         with pytest.raises(blue_green.SwitchBackFailed, match="mlops rollout rollback penguins"):
             _push_and_roll_out(
-                tmp_path, standin, predictors, registry_files, rollout_timeout_seconds=0.5
+                tmp_path, standin, predictors, penguins_registry_texts, rollout_timeout_seconds=0.5
             )
         assert _live(standin) == "blue"  # Written back; its routers do not come up.
         assert _version_of(standin, "green") == 2
@@ -509,13 +519,13 @@ def test_a_switch_back_that_fails_keeps_the_version_that_may_serve(tmp_path, reg
 
 
 def test_moving_from_replace_to_blue_green_keeps_what_the_old_service_serves(
-    tmp_path, registry_files
+    tmp_path, penguins_registry_texts
 ):
     with KServeStandIn() as standin, Predictors(standin) as predictors:
         _push_and_roll_out(
-            tmp_path, standin, predictors, registry_files, rollout_strategy="replace"
+            tmp_path, standin, predictors, penguins_registry_texts, rollout_strategy="replace"
         )
-        result = _push_and_roll_out(tmp_path, standin, predictors, registry_files)
+        result = _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
         old = standin.objects[(NS, "penguins")]["spec"]["predictor"]["model"]["storageUri"]
     assert result.rolled_out and result.colour == "blue"
     # The replace-mode service still loads version 1 from its served folder.
@@ -523,10 +533,12 @@ def test_moving_from_replace_to_blue_green_keeps_what_the_old_service_serves(
     assert (tmp_path / "store" / "_served" / "penguins" / "1" / "1" / "saved_model.pb").is_file()
 
 
-def test_blue_green_refuses_a_model_name_too_long_for_kserves_labels(tmp_path, registry_files):
+def test_blue_green_refuses_a_model_name_too_long_for_kserves_labels(
+    tmp_path, penguins_registry_texts
+):
     name = "p" * (rollout_core.MAX_COLOUR_MODEL_NAME + 1)
     registry = f"file://{tmp_path}/store"
-    schema, statistics = registry_files
+    schema, statistics = penguins_registry_texts
     pushed = deploy_core.deploy(
         _model(tmp_path), True, ["beats"], registry, name, {}, schema, statistics
     )
@@ -543,8 +555,8 @@ def served_log(tmp_path, penguins_splits, golden_model, golden_transform):
     return served_eval_log(tmp_path, penguins_splits, golden_model, golden_transform)
 
 
-def _push_real(tmp_path, registry_files, model_dir: str) -> int:
-    schema, statistics = registry_files
+def _push_real(tmp_path, penguins_registry_texts, model_dir: str) -> int:
+    schema, statistics = penguins_registry_texts
     registry = f"file://{tmp_path}/store"
     return deploy_core.deploy(
         model_dir, True, ["beats"], registry, "penguins", {}, schema, statistics
@@ -553,19 +565,21 @@ def _push_real(tmp_path, registry_files, model_dir: str) -> int:
 
 @pytest.mark.parametrize("candidate", ["same", "untrained"])
 def test_the_shadow_gate_replays_the_log_before_any_traffic_moves(
-    tmp_path, registry_files, served_log, golden_model, golden_transform, candidate
+    tmp_path, penguins_registry_texts, served_log, golden_model, golden_transform, candidate
 ):
     from tests.conftest import export_untrained
 
     log, rows = served_log
     with KServeStandIn() as standin, Predictors(standin) as predictors:
-        _push_and_roll_out(tmp_path, standin, predictors, registry_files)  # version 1, blue
+        _push_and_roll_out(
+            tmp_path, standin, predictors, penguins_registry_texts
+        )  # version 1, blue
         model_dir = (
             golden_model
             if candidate == "same"
             else export_untrained(golden_transform, str(tmp_path / "untrained"))
         )
-        version = _push_real(tmp_path, registry_files, model_dir)
+        version = _push_real(tmp_path, penguins_registry_texts, model_dir)
         result = rollout_core.rollout(
             version,
             f"file://{tmp_path}/store",
@@ -589,12 +603,17 @@ def test_the_shadow_gate_replays_the_log_before_any_traffic_moves(
 
 
 def test_too_little_logged_traffic_lets_the_shadow_gate_pass_and_say_so(
-    tmp_path, registry_files, served_log
+    tmp_path, penguins_registry_texts, served_log
 ):
     log, rows = served_log
     with KServeStandIn() as standin, Predictors(standin) as predictors:
         result = _push_and_roll_out(
-            tmp_path, standin, predictors, registry_files, shadow_log=log, shadow_min_rows=rows + 1
+            tmp_path,
+            standin,
+            predictors,
+            penguins_registry_texts,
+            shadow_log=log,
+            shadow_min_rows=rows + 1,
         )
     assert result.rolled_out
     assert result.steps[0]["passed"] and "not compared" in result.steps[0]["detail"]

@@ -4,30 +4,18 @@ and answered by the real penguins SavedModel."""
 import json
 
 import pytest
-from google.protobuf import text_format
 
 from components.rollout import smoke
 from tests.loopback import JsonHandler, LoopbackServer
 from tests.testdata import build as testdata
 
 
-@pytest.fixture(scope="module")
-def registry_texts(penguins_splits):
-    from components.validate import core
-
-    result = core.validate(penguins_splits, testdata.LABEL)
-    return (
-        text_format.MessageToString(result.schema),
-        text_format.MessageToString(result.statistics["train"]),
-    )
-
-
 def test_typical_row_is_the_training_datas_mode_and_mean_without_the_label(
-    registry_texts, penguins_splits
+    penguins_registry_texts, penguins_splits
 ):
     import pandas as pd
 
-    row = smoke.typical_row(*registry_texts)
+    row = smoke.typical_row(*penguins_registry_texts)
     train = pd.read_parquet(penguins_splits["train"])
     assert testdata.LABEL not in row
     assert row["island"] == train["island"].mode()[0]
@@ -35,10 +23,10 @@ def test_typical_row_is_the_training_datas_mode_and_mean_without_the_label(
     assert row["year"] == round(train["year"].mean()) and isinstance(row["year"], int)
 
 
-def test_the_real_model_answers_the_typical_row(registry_texts, golden_model):
+def test_the_real_model_answers_the_typical_row(penguins_registry_texts, golden_model):
     import tensorflow as tf
 
-    row = smoke.typical_row(*registry_texts)
+    row = smoke.typical_row(*penguins_registry_texts)
     serve = tf.saved_model.load(golden_model).signatures["serving_default"]
     specs = serve.structured_input_signature[1]
     assert set(specs) == set(row)  # Exactly the features the model is served.
