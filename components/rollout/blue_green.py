@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from components.errors import RolloutFailed
+from components.errors import ConfigurationError, RolloutFailed
 from components.rollout import gates, graph, smoke
 from components.rollout import inference_service as isvc
 
@@ -80,11 +80,19 @@ class Canary:
     wait: Callable[[float], None] = time.sleep
 
 
-def _pod_traffic(
+@dataclass(frozen=True)
+class _PodFigures:
+    """What one predictor pod has answered so far, and how often its containers restarted."""
+
+    traffic: gates.Traffic
+    restarts: int
+
+
+def _pod_figures(
     api_client: "ApiClient", namespace: str, service: str, version: int | None, get: gates.Get
-) -> dict[str, gates.Traffic]:
-    """What each ready pod of one colour has answered so far, from its ``/metrics`` (port 8080,
-    the model server's own, beside KServe's agent when the logger is on)."""
+) -> dict[str, _PodFigures]:
+    """Each serving pod of one colour: its ``/metrics`` (port 8080, the model server's own,
+    beside KServe's agent when the logger is on), read straight from the pod."""
     body = isvc.InferenceServices(api_client, namespace).get(service)
     workloads = isvc.PredictorWorkloads(api_client, namespace)
     found = {}
@@ -92,20 +100,37 @@ def _pod_traffic(
         for pod in workloads.pods(deployment):
             status = pod.get("status") or {}
             ready = isvc.condition_of(status, "Ready") or {}
-            if status.get("podIP") and ready.get("status") == "True":
-                ip = status["podIP"]
-                text = get(f"http://{ip}:8080/metrics", 10.0)
-                found[pod["metadata"]["name"]] = gates.parse(text, service, version)
+            ip = status.get("podIP")
+            if not ip or ready.get("status") != "True" or pod["metadata"].get("deletionTimestamp"):
+                continue  # Not serving (yet, or any more): it takes no traffic.
+            host = f"[{ip}]" if ":" in ip else ip
+            text = get(f"http://{host}:8080/metrics", 10.0)
+            restarts = sum(c.get("restartCount", 0) for c in status.get("containerStatuses", []))
+            found[pod["metadata"]["name"]] = _PodFigures(
+                gates.parse(text, service, version), restarts
+            )
     return found
 
 
-def _step_traffic(
-    before: dict[str, gates.Traffic], after: dict[str, gates.Traffic]
-) -> gates.Traffic:
+def _step_traffic(before: dict[str, _PodFigures], after: dict[str, _PodFigures]) -> gates.Traffic:
     total = gates.Traffic()
     for pod, now in after.items():
-        total = total + now.since(before.get(pod, gates.Traffic()))
+        earlier = before.get(pod)
+        total = total + now.traffic.since(earlier.traffic if earlier else gates.Traffic())
     return total
+
+
+def _unsteady(before: dict[str, _PodFigures], after: dict[str, _PodFigures]) -> list[str]:
+    """Candidate pods that restarted or stopped serving during the step: failures its own
+    figures cannot show (a crash loses them), so each fails the step."""
+    found = []
+    for pod, earlier in before.items():
+        now = after.get(pod)
+        if now is None:
+            found.append(f"pod {pod} stopped serving")
+        elif now.restarts > earlier.restarts:
+            found.append(f"pod {pod} restarted {now.restarts - earlier.restarts} time(s)")
+    return found
 
 
 def _canary_step(
@@ -122,15 +147,17 @@ def _canary_step(
     live, idle = split.colour, graph.other(split.colour)
     name = f"canary {split.canary_percent} %"
     traffic = {live: 100 - split.canary_percent, idle: split.canary_percent}
+    graphs = graph.InferenceGraphs(api_client, split.namespace)
     try:
         revision = graph.switch(api_client, split, timeout_seconds, poll_seconds)
     except RolloutFailed as err:
-        return Step(name, False, str(err), {live: 100})
+        now = graphs.get(split.name)
+        return Step(name, False, str(err), graph.shares(now) if now else {live: 100})
     services = {colour: graph.colour_service(split.name, colour) for colour in (live, idle)}
 
-    def read() -> dict[str, dict[str, gates.Traffic]]:
+    def read() -> dict[str, dict[str, _PodFigures]]:
         return {
-            colour: _pod_traffic(
+            colour: _pod_figures(
                 api_client, namespace, services[colour], versions[colour], canary.get
             )
             for colour in (live, idle)
@@ -143,17 +170,22 @@ def _canary_step(
     except Exception as err:  # No figures is no evidence: the step cannot pass.
         return Step(name, False, f"could not read the predictors' /metrics: {err}", traffic,
                     {"router": revision})  # fmt: skip
-    now = graph.InferenceGraphs(api_client, split.namespace).get(split.name)
+    now = graphs.get(split.name)
     if now is None or graph.spec_of(now) != split:
-        return Step(name, False, "the InferenceGraph was changed while the step ran (rolled "
-                    "back by hand?): the rollout stops", traffic)  # fmt: skip
-    verdict = canary.gate.judge(
-        _step_traffic(before[live], after[live]), _step_traffic(before[idle], after[idle])
-    )
-    detail = "; ".join(verdict.reasons) or (
-        f"gates passed over {canary.step_seconds:g} s of traffic"
-    )
-    return Step(name, verdict.passed, detail, traffic, verdict.values)
+        changed = "the InferenceGraph was changed while the step ran (rolled back by hand?)"
+        return Step(name, False, changed, graph.shares(now) if now else {})
+    stable, candidate = (_step_traffic(before[c], after[c]) for c in (live, idle))
+    verdict = canary.gate.judge(stable, candidate)
+    reasons = [*_unsteady(before[idle], after[idle]), *verdict.reasons]
+    if candidate.total >= canary.gate.min_requests and stable.total == 0:
+        # The stable version had most of the traffic: its predictor does not count requests
+        # (an image before 0.3.0), so there is nothing to compare the candidate with.
+        reasons.append(
+            f"the stable version {versions[live]} reported no requests in the step: its "
+            "predictor does not count them (roll it out again with the current image)"
+        )
+    detail = "; ".join(reasons) or f"gates passed over {canary.step_seconds:g} s of traffic"
+    return Step(name, not reasons, detail, traffic, verdict.values)
 
 
 def _smoke_step(name: str, result: smoke.SmokeResult, traffic: dict[str, int]) -> Step:
@@ -196,15 +228,34 @@ def rollout(
     """
     graphs = graph.InferenceGraphs(api_client, routing_namespace)
     front = graphs.get(model)
+    steps: list[Step] = []
+    if front is not None and graph.spec_of(front).canary_percent:
+        # A canary whose rollout step was stopped (a run terminated from the dashboard kills
+        # the step without unwinding): the idle colour still takes a share. All traffic goes
+        # back to the stable colour before anything else moves.
+        left = graph.shares(front)
+        done = _return_traffic(api_client, graphs, front, model, timeout_seconds, poll_seconds)
+        steps.append(Step("end a canary left running", True, f"it sent {left}; {done}",
+                          {graph.live_colour(front) or "": 100}))  # fmt: skip
+        front = graphs.get(model)
     live = graph.live_colour(front)
     live_version = graph.spec_of(front).model_version if front else None
     idle = graph.other(live)
     idle_name = graph.colour_service(model, idle)
     spec = spec_for(idle_name)
     before = {live: 100} if live else {}
-    steps: list[Step] = []
     services = isvc.InferenceServices(api_client, spec.namespace)
     idle_before = services.get(idle_name)
+    if canary is not None and front is not None:
+        stable = services.get(graph.colour_service(model, live or ""))
+        runtime = (stable or {}).get("spec", {}).get("predictor", {}).get("model", {})
+        if runtime.get("runtime") != isvc.PROJECT_RUNTIME:
+            raise ConfigurationError(
+                f"A canary compares the candidate with version {live_version}, which {live} "
+                f"serves with the {runtime.get('runtime')} runtime: it counts no requests. Roll "
+                f"out once with rollout_strategy=blue-green and serving_runtime="
+                f"{isvc.PROJECT_RUNTIME}; later canaries can compare."
+            )
 
     def ended(reason: str, undo_idle: bool = True) -> Outcome:
         if undo_idle:
@@ -277,6 +328,7 @@ def _gate_and_switch(
         url=graph.predictor_url(idle_name, spec.namespace, protocol),
         model_version=spec.model_version,
         previous_colour=live,
+        previous_version=live_version,
     )
     if canary is not None and front is not None:
         stable = dataclasses.replace(graph.spec_of(front), canary_url=None, canary_percent=0)
@@ -325,8 +377,6 @@ def _return_traffic(
     Raises:
         SwitchBackFailed: It could not.
     """
-    from kubernetes.client.exceptions import ApiException
-
     try:
         if front is None:
             if graphs.get(model) is not None:
@@ -334,7 +384,7 @@ def _return_traffic(
             return "the new graph was deleted"
         stable = dataclasses.replace(graph.spec_of(front), canary_url=None, canary_percent=0)
         graph.switch(api_client, stable, timeout_seconds, poll_seconds, put_back=False)
-    except (RolloutFailed, ApiException, OSError) as err:
+    except Exception as err:  # Refused, unreachable (urllib3's errors), timed out: all alike.
         raise SwitchBackFailed(
             f"Could not send the traffic of {model} back to what served before: {err}. The new "
             "version stays in the registry while it may serve; see `mlops rollout status "

@@ -108,8 +108,8 @@ class KServeSettings:
     canary_min_requests: int = setting(
         20,
         "canary: fewest requests the candidate must answer in a step to be judged",
-        lambda v: v >= 0,
-        "0 or more",
+        lambda v: v >= 1,
+        "at least 1",
     )
     canary_max_error_rate_increase: float = setting(
         0.01,

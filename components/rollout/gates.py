@@ -64,10 +64,11 @@ class Traffic:
         return Traffic(_add(self.requests, other.requests), _add(self.buckets, other.buckets))
 
     def since(self, before: "Traffic") -> "Traffic":
-        """What was answered after ``before`` was read. A counter that went down means the
-        server restarted in between: all it counted since is new."""
-        if any(value < before.requests.get(key, 0.0) for key, value in self.requests.items()):
-            return self
+        """What was answered after ``before`` was read. A count that went down or went away
+        means the server restarted in between: all it counted since is new."""
+        for now, then in ((self.requests, before.requests), (self.buckets, before.buckets)):
+            if any(now.get(key, 0.0) < value for key, value in then.items()):
+                return self
         return Traffic(
             _add(self.requests, before.requests, -1), _add(self.buckets, before.buckets, -1)
         )
@@ -114,12 +115,15 @@ class CanaryGate:
         min_requests: Fewest requests the candidate must have answered in the step; fewer
             cannot tell a bad version from a good one, so the step fails.
         max_error_rate_increase: How far the candidate's error rate may exceed the stable's.
-        max_latency_ratio: How many times the stable's p99 the candidate's may be.
+        max_latency_ratio: How many times the stable's p99 the candidate's may be (judged
+            once both answered ``min_latency_requests``).
     """
 
     min_requests: int = 20
     max_error_rate_increase: float = 0.01
     max_latency_ratio: float = 2.0
+    # Below this many requests a p99 is about the slowest one: latency is not judged.
+    min_latency_requests: int = 100
 
     def judge(self, stable: Traffic, candidate: Traffic) -> Verdict:
         stable_p99, candidate_p99 = stable.quantile(0.99), candidate.quantile(0.99)
@@ -145,6 +149,7 @@ class CanaryGate:
         if (
             stable_p99 is not None
             and candidate_p99 is not None
+            and min(stable.total, candidate.total) >= self.min_latency_requests
             and candidate_p99 > stable_p99 * self.max_latency_ratio
         ):
             reasons.append(
@@ -159,8 +164,11 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def http_get(url: str, timeout: float) -> str:
+    """GETs a pod's URL directly: no proxy from the environment stands between pods."""
     import requests
 
-    reply = requests.get(url, timeout=timeout)
-    reply.raise_for_status()
-    return reply.text
+    with requests.Session() as session:
+        session.trust_env = False
+        reply = session.get(url, timeout=timeout)
+        reply.raise_for_status()
+        return reply.text

@@ -54,6 +54,10 @@ LIVE_COLOUR_ANNOTATION = "mlops-suite/live-colour"
 PREVIOUS_COLOUR_ANNOTATION = "mlops-suite/previous-colour"
 # During a canary step: "<colour> <percent>", the candidate and its share.
 CANARY_ANNOTATION = "mlops-suite/canary"
+# The version the previous colour served when traffic left it: that colour is a warm rollback
+# target only while it still serves that version (a canary that stopped short leaves it on
+# its candidate instead).
+PREVIOUS_VERSION_ANNOTATION = isvc.PREVIOUS_VERSION_ANNOTATION
 
 
 def colour_service(model: str, colour: str) -> str:
@@ -92,6 +96,7 @@ class GraphSpec:
         url: That colour's predictor URL (:func:`predictor_url`).
         model_version: The registry version that colour serves.
         previous_colour: The colour that took the traffic before, if any.
+        previous_version: The version it served then.
         canary_url: The other colour's predictor URL, during a canary step.
         canary_percent: Its share of the traffic (0: no canary).
     """
@@ -102,6 +107,7 @@ class GraphSpec:
     url: str
     model_version: int | None
     previous_colour: str | None = None
+    previous_version: int | None = None
     canary_url: str | None = None
     canary_percent: int = 0
 
@@ -131,6 +137,8 @@ class GraphSpec:
         annotations = {isvc.DEPLOYMENT_MODE_ANNOTATION: "RawDeployment", **self.marker}
         if self.previous_colour:
             annotations[PREVIOUS_COLOUR_ANNOTATION] = self.previous_colour
+        if self.previous_version is not None:
+            annotations[PREVIOUS_VERSION_ANNOTATION] = str(self.previous_version)
         return {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "InferenceGraph",
@@ -162,6 +170,7 @@ def spec_of(graph: dict[str, Any]) -> GraphSpec:
     colour = annotations[LIVE_COLOUR_ANNOTATION]
     canary = steps.get(other(colour))
     version = annotations.get(isvc.MODEL_VERSION_ANNOTATION)
+    before = annotations.get(PREVIOUS_VERSION_ANNOTATION)
     return GraphSpec(
         name=graph["metadata"]["name"],
         namespace=graph["metadata"]["namespace"],
@@ -169,9 +178,17 @@ def spec_of(graph: dict[str, Any]) -> GraphSpec:
         url=steps[colour]["serviceUrl"],
         model_version=int(version) if version and version != "None" else None,
         previous_colour=annotations.get(PREVIOUS_COLOUR_ANNOTATION),
+        previous_version=int(before) if before else None,
         canary_url=canary["serviceUrl"] if canary else None,
         canary_percent=int(canary.get("weight", 0)) if canary else 0,
     )
+
+
+def _ours(graph: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """What this suite wrote into a graph: its nodes and its annotations."""
+    annotations = graph["metadata"].get("annotations") or {}
+    mine = {key: value for key, value in annotations.items() if key.startswith("mlops-suite/")}
+    return graph["spec"].get("nodes"), mine
 
 
 def shares(graph: dict[str, Any]) -> dict[str, int]:
@@ -202,11 +219,13 @@ class InferenceGraphs(isvc.CustomObjects):
             return self.api.create_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, body
             )
+        basis = _ours(live)
         for attempt in range(1, attempts + 1):
             updated = {key: value for key, value in live.items() if key != "status"}
             updated["metadata"] = dict(live["metadata"])
             annotations = dict(live["metadata"].get("annotations") or {})
-            annotations.pop(PREVIOUS_COLOUR_ANNOTATION, None)
+            for key in (PREVIOUS_COLOUR_ANNOTATION, PREVIOUS_VERSION_ANNOTATION):
+                annotations.pop(key, None)
             annotations.update(body["metadata"]["annotations"])
             updated["metadata"]["annotations"] = annotations
             updated["spec"] = {**live["spec"], "nodes": body["spec"]["nodes"]}
@@ -218,6 +237,13 @@ class InferenceGraphs(isvc.CustomObjects):
                 fresh = self.get(spec.name) if err.status == 409 and attempt < attempts else None
                 if fresh is None:
                     raise
+                if _ours(fresh) != basis:
+                    # Not KServe's status write: someone else moved the traffic meanwhile.
+                    raise RolloutFailed(
+                        f"InferenceGraph {self.namespace}/{spec.name} was changed by someone "
+                        f"else while this rollout wrote it (it now sends {shares(fresh)}); "
+                        "left as they wrote it"
+                    ) from err
                 live = fresh
         raise AssertionError("unreachable")
 
@@ -307,6 +333,8 @@ def _router_look(
                 pod["metadata"]["name"]
                 for pod in workloads.pods(deployments[0])
                 if not isvc._carries(pod["metadata"], spec.marker)
+                # A pod that ended (evicted, failed) routes nothing.
+                and (pod.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
             ]
             if old:
                 return isvc._Progress(
@@ -337,7 +365,12 @@ def _put_back(
         graphs.delete(spec.name)
         return "the new InferenceGraph was deleted"
     previous = spec_of(before)
-    graphs.write(previous, graphs.get(spec.name) or before)
+    current = graphs.get(spec.name)
+    if current is not None and _ours(current) != _ours(
+        {"metadata": spec.to_body()["metadata"], "spec": spec.to_body()["spec"]}
+    ):
+        return f"the graph was changed by someone else meanwhile (it sends {shares(current)})"
+    graphs.write(previous, current or before)
     progress = isvc._poll(_router_look(graphs, workloads, previous), timeout_seconds, poll_seconds)
     if not progress.done:
         return (

@@ -107,7 +107,7 @@ def _blue_green_status(api_client: Any, namespace: str, name: str, front: dict[s
             Share(isvc.model_version_of(idle_body), split.get(idle, 0), _uri(idle_body), idle)
         )
     routers = graph.RouterWorkloads(api_client, front["metadata"]["namespace"]).deployments(front)
-    warm = idle_body is not None and _ready(idle_body) == "ready"
+    warm = _warm(front, idle_body)
     return Status(
         name=name,
         namespace=front["metadata"]["namespace"],
@@ -123,6 +123,16 @@ def _blue_green_status(api_client: Any, namespace: str, name: str, front: dict[s
             if warm
             else None
         ),
+    )
+
+
+def _warm(front: dict[str, Any], idle_body: dict[str, Any] | None) -> bool:
+    """Whether the idle colour is ready and still serves the version that took all traffic
+    before the switch (a canary that stopped short leaves its candidate there instead)."""
+    return (
+        idle_body is not None
+        and _ready(idle_body) == "ready"
+        and isvc.model_version_of(idle_body) == graph.spec_of(front).previous_version
     )
 
 
@@ -202,7 +212,14 @@ def promote(
     api_client: Any, namespace: str, name: str, routing_namespace: str | None = ROUTING_NAMESPACE
 ) -> str:
     """Sends all traffic to the canary; says what it did."""
-    if _front(api_client, routing_namespace, name) is not None:
+    front = _front(api_client, routing_namespace, name)
+    if front is not None:
+        if graph.spec_of(front).canary_percent:
+            raise ConfigurationError(
+                f"{name} is in a canary step ({graph.shares(front)}): the rollout step that "
+                "runs it promotes the candidate when its gates pass; `mlops rollout rollback "
+                f"{name}` ends it."
+            )
         raise ConfigurationError(
             f"{name} is served blue/green: each rollout switches all traffic at once, so there "
             "is no canary to promote."
@@ -258,16 +275,22 @@ def _switch_back(
     if current.canary_percent:
         # Mid-canary (its rollout step still running or killed): all traffic back to stable.
         stable = dataclasses.replace(current, canary_url=None, canary_percent=0)
-        revision = graph.switch(api_client, stable, timeout_seconds, poll_seconds)
+        revision = graph.switch(api_client, stable, timeout_seconds, poll_seconds, put_back=False)
         version = isvc.model_version_of(live_body)
         return isvc.ServiceRollout(
             url=graph.graph_url(name, stable.namespace), revision=revision, model_version=version,
             previous_model_version=isvc.model_version_of(idle_body), rollback_version=None,
         )  # fmt: skip
-    if idle_body is None or _ready(idle_body) != "ready":
+    if not _warm(front, idle_body):
+        state = _ready(idle_body)
+        if state == "ready":
+            state = (
+                f"serving version {isvc.model_version_of(idle_body)}, which never took all "
+                "traffic (a canary that stopped before its switch)"
+            )
         raise ConfigurationError(
             f"{name} has no warm colour to switch back to: {graph.colour_service(name, idle)} "
-            f"is {_ready(idle_body)}."
+            f"is {state}."
         )
     version = isvc.model_version_of(idle_body)
     service = graph.colour_service(name, idle)
@@ -277,6 +300,7 @@ def _switch_back(
         name=name, namespace=routing, colour=idle,
         url=graph.predictor_url(service, namespace, isvc.RUNTIMES[runtime][0]),
         model_version=version, previous_colour=live,
+        previous_version=isvc.model_version_of(live_body),
     )  # fmt: skip
     revision = graph.switch(api_client, target, timeout_seconds, poll_seconds)
     before = isvc.model_version_of(live_body)

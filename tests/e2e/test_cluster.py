@@ -426,19 +426,42 @@ def _run_to_the_end(submitted: Submitted, package_params: dict[str, Any]) -> Non
         pytest.fail(f"run {run_id} ended {run.state}: {error}; failed tasks: {failed_tasks(run)}")
 
 
+@contextmanager
+def live_traffic(model: str) -> Iterator[None]:
+    """A client in the cluster posting a row to the model's InferenceGraph five times a second:
+    a pod in kubeflow with the label KFP gives its step pods, which the routing namespace's
+    NetworkPolicy admits (manifests/base/routing.yaml)."""
+    name = f"traffic-{model}"
+    url = f"http://{model}.{ROUTING_NAMESPACE}.svc.cluster.local"
+    loop = (
+        f"while true; do curl -s -o /dev/null -X POST {url} -H 'Content-Type: application/json' "
+        f"-d '{json.dumps(v2_body(ROW))}'; sleep 0.2; done"
+    )
+    subprocess.run(
+        ["kubectl", "run", name, "-n", "kubeflow", "--restart=Never",
+         "--labels=pipelines.kubeflow.org/v2_component=true", "--image=curlimages/curl:8.11.1",
+         "--command", "--", "sh", "-c", loop],
+        check=True,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        subprocess.run(["kubectl", "delete", "pod", name, "-n", "kubeflow", "--wait=false"])
+
+
 @pytest.mark.timeout(2 * RUN_TIMEOUT_SECONDS + 600)
 def test_blue_green_then_a_canary_switch_through_the_real_inference_graph(submitted, capsys):
     """Two runs of one model on the project's predictor: blue-green serves version 1 as blue
-    behind the InferenceGraph; a canary (one 50 % step of 30 s; no traffic is needed with
-    canary_min_requests=0, the step still reads both colours' /metrics through the real
-    NetworkPolicies) moves version 2 to green; a rollback switches the graph back to blue. Each
-    time the model answers through the graph's router."""
+    behind the InferenceGraph; with a client posting to the graph, a canary (one 50 % step of
+    60 s) judges version 2 on the step's live traffic, read from both colours' /metrics
+    through the real NetworkPolicies, and moves it to green; a rollback switches the graph
+    back to blue. Each time the model answers through the graph's router."""
     model = f"e2e-bg-{secrets.token_hex(3)}"
     params = {"model_name": model, "serving_runtime": PROJECT_RUNTIME, "epochs": 10}
     _run_to_the_end(submitted, {**params, "rollout_strategy": "blue-green"})
-    canary = {"rollout_strategy": "canary", "canary_steps": "50", "canary_step_seconds": 30,
-              "canary_min_requests": 0}  # fmt: skip
-    _run_to_the_end(submitted, {**params, **canary})
+    canary = {"rollout_strategy": "canary", "canary_steps": "50", "canary_step_seconds": 60}
+    with live_traffic(model):
+        _run_to_the_end(submitted, {**params, **canary})
     capsys.readouterr()
     assert main(["rollout", "status", model, "--namespace", NAMESPACE]) == 0
     printed = [line.split() for line in capsys.readouterr().out.splitlines()]

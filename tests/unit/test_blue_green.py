@@ -17,7 +17,7 @@ from kubernetes.client import ApiClient, Configuration
 from prometheus_client import CollectorRegistry, generate_latest
 
 from components.deploy import core as deploy_core
-from components.errors import ConfigurationError
+from components.errors import ConfigurationError, RolloutFailed
 from components.registry import ModelRegistry
 from components.rollout import blue_green, gates, graph, manage, smoke
 from components.rollout import core as rollout_core
@@ -484,6 +484,7 @@ def test_status_shows_the_shares_of_a_canary_step(tmp_path, penguins_registry_te
                 tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
             )
         assert _live(standin) == "green" and _version_of(standin, "green") == 2
+        final = manage.status(ApiClient(Configuration(host=standin.host)), NS, "penguins", ROUTING)
     assert [(s.version, s.percent, s.role) for s in seen[0].shares] == [
         (1, 75, "blue"),
         (2, 25, "green"),
@@ -493,6 +494,9 @@ def test_status_shows_the_shares_of_a_canary_step(tmp_path, penguins_registry_te
     # and the rollout step, finding the graph changed under it, stops there.
     assert seen[2].model_version == 2 and seen[2].previous_model_version == 3
     assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == [1, 2]
+    # The stopped rollout put blue back on version 1, the warm version a rollback goes to.
+    assert [(share.version, share.percent) for share in final.shares] == [(2, 100), (1, 0)]
+    assert final.rollback_to == 1
 
 
 def test_a_switch_back_that_fails_keeps_the_version_that_may_serve(
@@ -617,3 +621,83 @@ def test_too_little_logged_traffic_lets_the_shadow_gate_pass_and_say_so(
         )
     assert result.rolled_out
     assert result.steps[0]["passed"] and "not compared" in result.steps[0]["detail"]
+
+
+def test_a_canary_left_running_is_ended_before_the_next_rollout_moves_anything(
+    tmp_path, penguins_registry_texts, penguin_rows
+):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        plan = _canary(predictors, penguin_rows)
+        for _ in range(2):
+            _push_and_roll_out(
+                tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
+            )
+        # A run killed during its canary step: green (v2) serves, blue (v3) takes 50 %.
+        api = ApiClient(Configuration(host=standin.host))
+        live = graph.InferenceGraphs(api, ROUTING).get("penguins")
+        stable = graph.spec_of(live)
+        blue_url = graph.predictor_url("penguins-blue", NS, "v2")
+        split = dataclasses.replace(stable, canary_url=blue_url, canary_percent=50)
+        graph.switch(api, split, 30, 0.01)
+        predictors.broken.add("penguins-blue")  # The next version fails its smoke test.
+        seen = len(predictors.seen)
+        result = _push_and_roll_out(
+            tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
+        )
+        root = standin.graphs[(ROUTING, "penguins")]["spec"]["nodes"]["root"]
+    assert _steps(result)[0] == ("end a canary left running", True)
+    assert "{'green': 50, 'blue': 50}" in result.steps[0]["detail"]
+    assert root["routerType"] == "Sequence" and root["steps"][0]["name"] == "green"
+    # No live request reached the new version: only its smoke test did, after the split ended.
+    assert [service for service, _ in predictors.seen[seen:]] == ["penguins-blue"]
+
+
+def test_a_candidate_pod_that_restarts_during_a_step_fails_it(
+    tmp_path, penguins_registry_texts, penguin_rows
+):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+
+        def traffic_and_a_crash(seconds):
+            predictors.send(penguin_rows)
+            for pod in standin.pods(NS):
+                if pod["metadata"]["labels"][kserve.ISVC_LABEL] == "penguins-green":
+                    pod["status"]["containerStatuses"][0]["restartCount"] += 1
+
+        plan = dataclasses.replace(_canary(predictors, penguin_rows), wait=traffic_and_a_crash)
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY)
+        result = _push_and_roll_out(
+            tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
+        )
+        assert _live(standin) == "blue"
+    assert not result.rolled_out
+    assert "restarted 1 time(s)" in result.steps[2]["detail"]
+
+
+def test_a_canary_needs_a_stable_version_that_counts_its_requests(
+    tmp_path, penguins_registry_texts, penguin_rows
+):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)  # TF Serving
+        with pytest.raises(ConfigurationError, match="counts no requests"):
+            _push_and_roll_out(
+                tmp_path, standin, predictors, penguins_registry_texts,
+                _canary(predictors, penguin_rows), **CANARY,
+            )  # fmt: skip
+        assert (NS, "penguins-green") not in standin.objects
+    assert ModelRegistry(f"file://{tmp_path}/store").versions("penguins") == [1]
+
+
+def test_a_graph_someone_else_changed_is_not_written_over(tmp_path, penguins_registry_texts):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        for _ in range(2):
+            _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts)
+        api = ApiClient(Configuration(host=standin.host))
+        graphs = graph.InferenceGraphs(api, ROUTING)
+        read = graphs.get("penguins")  # green serves; blue is warm
+        blue = graph.predictor_url("penguins-blue", NS, "v1")
+        mine = dataclasses.replace(graph.spec_of(read), canary_percent=10, canary_url=blue)
+        # Meanwhile a person switches back to blue by hand.
+        manage.rollback(api, NS, "penguins", 30, 0.01, ROUTING)
+        with pytest.raises(RolloutFailed, match="changed by someone else"):
+            graphs.write(mine, read)
+        assert _live(standin) == "blue"
