@@ -177,9 +177,10 @@ def _canary_step(
     stable, candidate = (_step_traffic(before[c], after[c]) for c in (live, idle))
     verdict = canary.gate.judge(stable, candidate)
     reasons = [*_unsteady(before[idle], after[idle]), *verdict.reasons]
-    if candidate.total >= canary.gate.min_requests and stable.total == 0:
-        # The stable version had most of the traffic: its predictor does not count requests
-        # (an image before 0.3.0), so there is nothing to compare the candidate with.
+    expected = candidate.total * (100 - split.canary_percent) / split.canary_percent
+    if stable.total == 0 and expected >= 20:
+        # The stable version had its share of the traffic, yet counted none: its predictor does
+        # not count requests (an image before 0.3.0): nothing to compare the candidate with.
         reasons.append(
             f"the stable version {versions[live]} reported no requests in the step: its "
             "predictor does not count them (roll it out again with the current image)"

@@ -48,6 +48,7 @@ class Predictors(LoopbackServer):
         # Service → which rows it fails on (a model that breaks on some inputs).
         self.fails_on: dict[str, Callable[[dict], bool]] = {}
         self.router_down = False
+        self.uncounted: set[str] = set()
         self.seen: list[tuple[str, dict]] = []
         self.registries: dict[str, tuple[CollectorRegistry, RequestMetrics]] = {}
         self.draws = random.Random(0)
@@ -80,6 +81,8 @@ class Predictors(LoopbackServer):
         ip = urlsplit(url).hostname
         pod = next(p for p in self.standin.pods(NS) if p["status"].get("podIP") == ip)
         service = pod["metadata"]["labels"][kserve.ISVC_LABEL]
+        if service in self.uncounted:
+            return ""  # A predictor image that counts no requests.
         registry = self.registries.get(service, (CollectorRegistry(),))[0]
         return generate_latest(registry).decode()
 
@@ -701,3 +704,18 @@ def test_a_graph_someone_else_changed_is_not_written_over(tmp_path, penguins_reg
         with pytest.raises(RolloutFailed, match="changed by someone else"):
             graphs.write(mine, read)
         assert _live(standin) == "blue"
+
+
+def test_a_stable_version_that_counts_nothing_cannot_judge_a_canary(
+    tmp_path, penguins_registry_texts, penguin_rows
+):
+    with KServeStandIn() as standin, Predictors(standin) as predictors:
+        plan = _canary(predictors, penguin_rows)
+        _push_and_roll_out(tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY)
+        predictors.uncounted.add("penguins-blue")
+        result = _push_and_roll_out(
+            tmp_path, standin, predictors, penguins_registry_texts, plan, **CANARY
+        )
+        assert _live(standin) == "blue"
+    assert not result.rolled_out
+    assert "stable version 1 reported no requests" in result.steps[2]["detail"]
