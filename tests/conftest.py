@@ -138,7 +138,10 @@ def export_untrained(transform_dir: str, model_dir: str) -> str:
     from components.features import load_transform
     from components.train import core
 
+    import keras
+
     spec, transform = load_transform(transform_dir)
+    keras.utils.set_random_seed(0)  # The same untrained network on every run.
     network = core.build_model(spec, core.TrainConfig(hidden_units=(2,), embedding_dim=1))
     core.export(spec, transform, network, model_dir)
     return model_dir
