@@ -135,10 +135,10 @@ def pytest_runtest_setup(item) -> None:
 def export_untrained(transform_dir: str, model_dir: str) -> str:
     """Exports a serving model as train does, on the transform in ``transform_dir``, with its
     network as initialised: train's signature and outputs without the cost of training."""
+    import keras
+
     from components.features import load_transform
     from components.train import core
-
-    import keras
 
     spec, transform = load_transform(transform_dir)
     keras.utils.set_random_seed(0)  # The same untrained network on every run.
