@@ -6,8 +6,11 @@ every visible GPU, or over several logical CPU devices when asked (``cpu_devices
 device it uses the default strategy.
 """
 
+import json
 import logging
 import math
+import os
+import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,11 +44,48 @@ class TrainResult:
     history: dict[str, list[float]]
 
 
+def cluster_task() -> tuple[str, int, dict[str, Any]] | None:
+    """This process's task in a multi-worker job, from ``TF_CONFIG`` (what a Kubeflow
+    training operator sets in each worker's pod): its type, its index and the cluster; None for
+    a process that trains alone.
+
+    Raises:
+        ConfigurationError: ``TF_CONFIG`` is not the cluster spec TensorFlow reads.
+    """
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+        cluster = dict(config.get("cluster") or {})
+        task = config["task"]
+        kind, index = str(task["type"]), int(task["index"])
+        tasks = sum(len(addresses) for addresses in cluster.values())
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ConfigurationError(
+            f"TF_CONFIG is not a TensorFlow cluster spec ({err}): give "
+            '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}.'
+        ) from err
+    return (kind, index, cluster) if tasks > 1 else None
+
+
+def is_chief(task: tuple[str, int, dict[str, Any]] | None) -> bool:
+    """Whether this process writes the model: the chief, or worker 0 of a cluster without one
+    (TensorFlow's rule: tensorflow/python/distribute/multi_worker_util.py ``is_chief``)."""
+    if task is None:
+        return True
+    kind, index, cluster = task
+    return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+
+
 def choose_strategy(cpu_devices: int) -> tf.distribute.Strategy:
-    """``MirroredStrategy`` over all GPUs, or over ``cpu_devices`` logical CPUs; else default.
+    """``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names several tasks; else
+    ``MirroredStrategy`` over all GPUs, or over ``cpu_devices`` logical CPUs; else default.
 
     Must run before TensorFlow initialises its devices (the first op) to split the CPU.
     """
+    if cluster_task() is not None:
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         return tf.distribute.MirroredStrategy()
@@ -67,7 +107,10 @@ def choose_strategy(cpu_devices: int) -> tf.distribute.Strategy:
 
 
 def strategy_name(strategy: tf.distribute.Strategy) -> str:
-    """``MirroredStrategy``, or ``default`` for the one-device default strategy."""
+    """``MirroredStrategy``, ``MultiWorkerMirroredStrategy`` (whose class TensorFlow names
+    CollectiveAllReduceStrategy), or ``default`` for the one-device default strategy."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
     name = type(strategy).__name__
     return "default" if name.startswith("_Default") else name
 
@@ -127,6 +170,91 @@ def build_model(spec: TransformSpec, config: TrainConfig) -> keras.Model:
     model = keras.Model(inputs=inputs, outputs=outputs)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics)
     return model
+
+
+def fit_across_workers(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    train_data: tf.data.Dataset,
+    eval_data: tf.data.Dataset,
+    config: TrainConfig,
+) -> dict[str, list[float]]:
+    """What ``model.fit`` with early stopping does, as a loop of ``strategy.run`` steps.
+
+    keras 3.6.0's fit cannot run under MultiWorkerMirroredStrategy: it reduces the first batch,
+    a nest, with the strategy's reduce, which takes one tensor
+    (keras/src/backend/tensorflow/trainer.py:640-655; tensorflow/python/distribute/
+    cross_device_ops.py:124), and reduces each scalar log along an axis it does not have
+    (trainer.py:780-788); keras 3.7.0 has the same code. Each worker reads its share of every
+    global batch (tf.distribute's DATA auto-sharding); gradients are summed across all replicas
+    before each update, as fit does.
+
+    Returns:
+        The history: ``loss`` and ``val_loss`` per epoch, and ``accuracy``/``val_accuracy`` for a
+        classifier.
+    """
+    classifier = isinstance(model.loss, str) and "categorical" in model.loss
+    per_example = keras.losses.get(model.loss)
+    batches = strategy.experimental_distribute_dataset(train_data)
+    evaluation = strategy.experimental_distribute_dataset(eval_data)
+
+    def sums(features: Any, label: tf.Tensor, training: bool) -> tuple[tf.Tensor, ...]:
+        predicted = model(features, training=training)
+        losses = per_example(label, predicted)
+        right = (
+            tf.cast(tf.equal(tf.argmax(predicted, axis=1), label), tf.float32)
+            if classifier
+            else tf.zeros_like(losses)
+        )
+        count = tf.cast(tf.size(losses), tf.float32)
+        return tf.reduce_sum(losses), tf.reduce_sum(right), count
+
+    @tf.function
+    def train_step(features: Any, label: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        with tf.GradientTape() as tape:
+            loss_sum, right, count = sums(features, label, True)
+            # The global batch's mean: each replica's sum over the whole batch's size.
+            loss = loss_sum / config.batch_size
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(
+            list(zip(gradients, model.trainable_variables, strict=True))
+        )
+        return loss_sum, right, count
+
+    @tf.function
+    def eval_step(features: Any, label: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return sums(features, label, False)
+
+    def epoch(data: Any, step: Any) -> tuple[float, float]:
+        totals = [0.0, 0.0, 0.0]
+        for features, label in data:
+            found = strategy.run(step, args=(features, label))
+            for i, value in enumerate(found):
+                totals[i] += float(strategy.reduce("SUM", value, axis=None))
+        return totals[0] / totals[2], totals[1] / totals[2]
+
+    history: dict[str, list[float]] = {"loss": [], "val_loss": []}
+    if classifier:
+        history.update(accuracy=[], val_accuracy=[])
+    best, best_weights, waited = math.inf, None, 0
+    for number in range(config.epochs):
+        loss, accuracy = epoch(batches, train_step)
+        val_loss, val_accuracy = epoch(evaluation, eval_step)
+        history["loss"].append(loss)
+        history["val_loss"].append(val_loss)
+        if classifier:
+            history["accuracy"].append(accuracy)
+            history["val_accuracy"].append(val_accuracy)
+        logger.info("Epoch %d: loss %.4f, val_loss %.4f", number + 1, loss, val_loss)
+        if val_loss < best:
+            best, best_weights, waited = val_loss, model.get_weights(), 0
+        else:
+            waited += 1
+            if waited >= config.early_stopping_patience:
+                break
+    if best_weights is not None:  # Early stopping's restore_best_weights.
+        model.set_weights(best_weights)
+    return history
 
 
 class ServingModule(tf.Module):
@@ -198,16 +326,29 @@ def train(
     stopper = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
     )
-    history = model.fit(
-        train_data, validation_data=eval_data, epochs=config.epochs, callbacks=[stopper], verbose=2
-    )
-    export(spec, transform, model, model_dir)
-    logger.info("Exported the serving model to %s", model_dir)
+    task = cluster_task()
+    if task is not None:
+        history = fit_across_workers(model, strategy, train_data, eval_data, config)
+    else:
+        history = model.fit(
+            train_data,
+            validation_data=eval_data,
+            epochs=config.epochs,
+            callbacks=[stopper],
+            verbose=2,
+        ).history
+    if is_chief(task):
+        export(spec, transform, model, model_dir)
+        logger.info("Exported the serving model to %s", model_dir)
+    else:
+        # Saving reads every variable, which takes all workers: the others save aside.
+        with tempfile.TemporaryDirectory() as aside:
+            export(spec, transform, model, aside)
     return TrainResult(
-        epochs_run=len(history.history["loss"]),
+        epochs_run=len(history["loss"]),
         replicas=strategy.num_replicas_in_sync,
         strategy=strategy_name(strategy),
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        history={key: [float(v) for v in values] for key, values in history.items()},
     )
 
 

@@ -165,3 +165,84 @@ def test_integer_labels_are_served_as_integers(tmp_path):
     assert out["label"].dtype == np.int64
     assert out["label"].tolist() == [0, 1]
     assert out["classes"][0].tolist() == [0, 1]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_workers_on_loopback_train_a_model_as_good_as_one(
+    tmp_path, penguins_splits, penguins_transform, penguins_model
+):
+    """Two processes with TF_CONFIG, as a Kubeflow training operator starts two worker pods,
+    train one model under MultiWorkerMirroredStrategy; worker 0 exports it."""
+    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from components.train import core
+        result = core.train({penguins_splits["train"]!r}, {penguins_splits["eval"]!r},
+                            {penguins_transform!r}, sys.argv[1], core.TrainConfig(epochs=15))
+        print("RESULT " + json.dumps({{"replicas": result.replicas,
+                                       "strategy": result.strategy,
+                                       "loss": result.history["loss"]}}))
+        """
+    )
+    processes = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(tmp_path / f"model-{index}")],
+                env={**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "2"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=900)
+        assert process.returncode == 0, err[-3000:]
+        line = next(line for line in out.splitlines() if line.startswith("RESULT "))
+        results.append(json.loads(line[len("RESULT ") :]))
+    assert [r["strategy"] for r in results] == ["MultiWorkerMirroredStrategy"] * 2
+    assert [r["replicas"] for r in results] == [2, 2]
+    # One model: both workers saw the same losses, step for step.
+    assert results[0]["loss"] == results[1]["loss"]
+    assert (tmp_path / "model-0" / "saved_model.pb").is_file()
+    assert not (tmp_path / "model-1").exists()  # Only worker 0 writes the model.
+    spec = load_spec(penguins_transform)
+    features, labels = read_split(penguins_splits["eval"], spec)
+    accuracies = []
+    for model_dir in (str(tmp_path / "model-0"), penguins_model):
+        predicted = _serve(model_dir, features)["label"].astype(str)
+        accuracies.append(float(np.mean(predicted == np.asarray(labels).astype(str))))
+    two_workers, one_worker = accuracies
+    assert two_workers >= one_worker - 0.03, accuracies
+
+
+def test_tf_config_that_is_not_a_cluster_spec_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}}')
+    with pytest.raises(ConfigurationError, match="TF_CONFIG is not a TensorFlow cluster spec"):
+        core.cluster_task()
+
+
+@pytest.mark.parametrize(
+    ("task", "cluster", "chief"),
+    [
+        (("worker", 0), {"worker": ["a:1", "b:2"]}, True),
+        (("worker", 1), {"worker": ["a:1", "b:2"]}, False),
+        (("worker", 0), {"chief": ["c:0"], "worker": ["a:1"]}, False),
+        (("chief", 0), {"chief": ["c:0"], "worker": ["a:1"]}, True),
+    ],
+)
+def test_the_chief_writes_the_model(monkeypatch, task, cluster, chief):
+    config = {"cluster": cluster, "task": {"type": task[0], "index": task[1]}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    assert core.is_chief(core.cluster_task()) is chief
