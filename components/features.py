@@ -191,13 +191,21 @@ def read_split(path: str, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
     return raw_features(table, spec), label_values(table.column(spec.label.name), spec.label)
 
 
-def iter_split(
+def iter_split_values(
     path: str, spec: TransformSpec, batch_rows: int = 8192
 ) -> Iterator[tuple[Arrays, np.ndarray]]:
-    """Streams a split in record batches: raw features and encoded labels, labelled rows only."""
+    """Streams a split in record batches: raw features and label values (as
+    :func:`read_split` gives them), labelled rows only; never the whole split at once."""
     columns = [*spec.feature_names, spec.label.name]
     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
         table = _with_label(pa.Table.from_batches([batch]), spec.label.name)
         if table.num_rows:
-            labels = label_values(table.column(spec.label.name), spec.label)
-            yield raw_features(table, spec), spec.label.encode(labels)
+            yield raw_features(table, spec), label_values(table.column(spec.label.name), spec.label)
+
+
+def iter_split(
+    path: str, spec: TransformSpec, batch_rows: int = 8192
+) -> Iterator[tuple[Arrays, np.ndarray]]:
+    """Streams a split in record batches: raw features and encoded labels, labelled rows only."""
+    for features, labels in iter_split_values(path, spec, batch_rows):
+        yield features, spec.label.encode(labels)

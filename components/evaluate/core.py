@@ -25,7 +25,7 @@ from components.evaluate.blessing import (
     LabelledRows,
     bless,
 )
-from components.features import Arrays, TransformSpec, read_split
+from components.features import Arrays, TransformSpec, iter_split_values, read_split
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +71,78 @@ def predict(model_dir: str, features: Arrays) -> dict[str, np.ndarray]:
     rows = len(next(iter(features.values())))
     outputs: dict[str, list[np.ndarray]] = {}
     for start in range(0, rows, _PREDICT_BATCH):
-        batch = {
-            name: tf.constant(values[start : start + _PREDICT_BATCH])
-            for name, values in features.items()
-        }
-        for name, value in signature(**batch).items():
-            outputs.setdefault(name, []).append(value.numpy())
+        batch = {name: values[start : start + _PREDICT_BATCH] for name, values in features.items()}
+        _keep(outputs, _call(signature, batch))
     return {name: np.concatenate(parts) for name, parts in outputs.items()}
+
+
+def _call(signature: Any, batch: Arrays) -> dict[str, np.ndarray]:
+    return {
+        name: value.numpy()
+        for name, value in signature(**{k: tf.constant(v) for k, v in batch.items()}).items()
+    }
+
+
+def _keep(outputs: dict[str, list[np.ndarray]], batch: dict[str, np.ndarray]) -> None:
+    for name, value in batch.items():
+        outputs.setdefault(name, []).append(value)
+
+
+class _Scorer:
+    """One model's outputs over a split that arrives in pieces: each kept, nothing else."""
+
+    def __init__(self, model_dir: str, catch: tuple[type[BaseException], ...] = ()) -> None:
+        self.outputs: dict[str, list[np.ndarray]] = {}
+        self.failure: str | None = None
+        self._catch = catch
+        try:
+            self._signature = tf.saved_model.load(model_dir).signatures[constants.SERVING_SIGNATURE]
+        except catch as err:
+            self.failure = f"{type(err).__name__}: {err}"
+
+    def add(self, batch: Arrays) -> None:
+        if self.failure is not None:
+            return
+        try:
+            _keep(self.outputs, _call(self._signature, batch))
+        except self._catch as err:
+            self.failure = f"{type(err).__name__}: {err}"
+
+    def result(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate(parts) for name, parts in self.outputs.items()}
+
+
+def _streamed_outputs(path: str, spec: TransformSpec, scorers: list["_Scorer"]) -> np.ndarray:
+    """Feeds a split's labelled rows to each scorer in the batches :func:`predict` would use
+    on the whole split (so every output is the same to the bit), holding at most two batches
+    of features at a time; returns the labels as the metrics take them (:func:`_scored_rows`).
+    """
+    labels: list[np.ndarray] = []
+    pending: list[Arrays] = []
+    waiting, unknown = 0, 0
+
+    def flush(rows: int) -> None:
+        nonlocal pending, waiting
+        joined = {n: np.concatenate([p[n] for p in pending]) for n in pending[0]}
+        batch = {n: values[:rows] for n, values in joined.items()}
+        for scorer in scorers:
+            scorer.add(batch)
+        rest = {n: values[rows:] for n, values in joined.items()}
+        pending, waiting = [rest], waiting - rows
+
+    for features, values in iter_split_values(path, spec, _PREDICT_BATCH):
+        y, features, dropped = _as_scored(spec, features, values)
+        unknown += dropped
+        labels.append(y)
+        pending.append(features)
+        waiting += len(y)
+        while waiting >= _PREDICT_BATCH:
+            flush(_PREDICT_BATCH)
+    if waiting:
+        flush(waiting)
+    if unknown:
+        logger.warning("Ignoring %d rows of %s: a class train never had", unknown, path)
+    return np.concatenate(labels) if labels else np.zeros(0)
 
 
 def classification_metrics(y: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
@@ -134,10 +199,7 @@ def regression_metrics(y: np.ndarray, prediction: np.ndarray) -> dict[str, float
 
 
 def _score(spec: TransformSpec, model_dir: str, features: Arrays, y: np.ndarray) -> dict[str, Any]:
-    outputs = predict(model_dir, features)
-    if spec.label.task == constants.CLASSIFICATION:
-        return classification_metrics(y, outputs[constants.OUTPUT_PROBABILITIES])
-    return {"metrics": regression_metrics(y, outputs[constants.OUTPUT_PREDICTION])}
+    return _metrics_of(spec, y, predict(model_dir, features))
 
 
 def _trivial_metrics(spec: TransformSpec, y: np.ndarray) -> dict[str, float]:
@@ -146,28 +208,59 @@ def _trivial_metrics(spec: TransformSpec, y: np.ndarray) -> dict[str, float]:
     return regression_metrics(y, np.full(len(y), spec.label.mean))
 
 
+# A baseline that cannot score the eval rows (another signature, other features) is reported as
+# failing, not a crash: the blessing says so.
+_BASELINE_ERRORS = (KeyError, ValueError, TypeError, tf.errors.OpError)
+
+
 def _baseline_metrics(
     spec: TransformSpec, baseline: Baseline, features: Arrays, y: np.ndarray
 ) -> BaselineMetrics:
     try:
         metrics = _score(spec, baseline.model_dir, features, y)["metrics"]
-    except (KeyError, ValueError, TypeError, tf.errors.OpError) as err:
+    except _BASELINE_ERRORS as err:
         return BaselineMetrics(baseline.version, failure=f"{type(err).__name__}: {err}")
     return BaselineMetrics(baseline.version, metrics)
 
 
-def _scored_rows(path: str, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
-    """A split's raw features and its labels as the metrics take them: the label's own units for
-    a regressor, class indices for a classifier (rows of a class train never had left out)."""
-    features, labels = read_split(path, spec)
+def _baseline_from(
+    spec: TransformSpec, version: int, scorer: _Scorer, y: np.ndarray
+) -> BaselineMetrics:
+    if scorer.failure is not None:
+        return BaselineMetrics(version, failure=scorer.failure)
+    try:
+        return BaselineMetrics(version, _metrics_of(spec, y, scorer.result())["metrics"])
+    except _BASELINE_ERRORS as err:
+        return BaselineMetrics(version, failure=f"{type(err).__name__}: {err}")
+
+
+def _as_scored(
+    spec: TransformSpec, features: Arrays, labels: np.ndarray
+) -> tuple[np.ndarray, Arrays, int]:
+    """Labels as the metrics take them: the label's own units for a regressor, class indices
+    for a classifier, whose rows of a class train never had are left out (and counted)."""
     if spec.label.task == constants.REGRESSION:
-        return features, labels.astype(np.float64)
+        return labels.astype(np.float64), features, 0
     y = spec.label.encode(labels)
-    if unknown := int(np.sum(y < 0)):
+    keep = y >= 0
+    if keep.all():
+        return y, features, 0
+    return y[keep], {name: values[keep] for name, values in features.items()}, int((~keep).sum())
+
+
+def _scored_rows(path: str, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
+    """A split's raw features and its labels as the metrics take them (:func:`_as_scored`)."""
+    features, labels = read_split(path, spec)
+    y, features, unknown = _as_scored(spec, features, labels)
+    if unknown:
         logger.warning("Ignoring %d rows of %s: a class train never had", unknown, path)
-        keep = y >= 0
-        features, y = {name: values[keep] for name, values in features.items()}, y[keep]
     return features, y
+
+
+def _metrics_of(spec: TransformSpec, y: np.ndarray, outputs: dict[str, np.ndarray]) -> dict:
+    if spec.label.task == constants.CLASSIFICATION:
+        return classification_metrics(y, outputs[constants.OUTPUT_PROBABILITIES])
+    return {"metrics": regression_metrics(y, outputs[constants.OUTPUT_PREDICTION])}
 
 
 def _on_labelled_rows(
@@ -218,10 +311,15 @@ def evaluate(
         config.min_improvement,
         f"version {baseline.version} at {baseline.model_dir}" if baseline else "none",
     )
-    features, y = _scored_rows(eval_path, spec)
-    scored = _score(spec, model_dir, features, y)
+    # The eval split streams through both models; only labels and outputs are kept whole.
+    candidate = _Scorer(model_dir)
+    other = None if baseline is None else _Scorer(baseline.model_dir, _BASELINE_ERRORS)
+    y = _streamed_outputs(eval_path, spec, [candidate] + ([other] if other else []))
+    scored = _metrics_of(spec, y, candidate.result())
     trivial = _trivial_metrics(spec, y)
-    against = None if baseline is None else _baseline_metrics(spec, baseline, features, y)
+    against = None
+    if baseline is not None and other is not None:
+        against = _baseline_from(spec, baseline.version, other, y)
     labelled, labelled_metrics, labelled_baseline = None, {}, {}
     if labelled_path is not None and baseline is not None:
         labelled, labelled_metrics, labelled_baseline = _on_labelled_rows(

@@ -143,3 +143,37 @@ def test_the_candidate_is_compared_with_the_serving_version_on_the_labelled_log_
     )  # fmt: skip
     assert not worse.blessed
     assert any("is worse than the serving version's" in reason for reason in worse.reasons)
+
+
+@pytest.mark.parametrize("batch", [16, 4096])
+def test_streaming_the_eval_split_gives_the_metrics_of_the_whole_split(
+    monkeypatch, tmp_path, penguins_splits, golden_model, golden_transform, batch
+):
+    """The split streams in record batches (16 rows: several batches and a remainder); the
+    metrics are those of scoring the whole split at once, to the bit, the baseline's too."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(core, "_PREDICT_BATCH", batch)
+    # A row of a class train never had is left out either way.
+    table = pq.read_table(penguins_splits["eval"])
+    odd = table.slice(0, 1).set_column(
+        table.schema.get_field_index("species"), "species", [["Emperor"]]
+    )
+    path = str(tmp_path / "eval.parquet")
+    pq.write_table(pa.concat_tables([table, odd]), path)
+    spec = load_spec(golden_transform)
+    baseline = core.Baseline(
+        version=1, model_dir=export_untrained(golden_transform, str(tmp_path / "b"))
+    )
+    streamed = core.evaluate(path, golden_model, spec, baseline)
+    features, y = core._scored_rows(path, spec)
+    whole = core._score(spec, golden_model, features, y)
+    assert streamed.metrics == whole["metrics"]
+    assert streamed.confusion_matrix == whole["confusion_matrix"]
+    assert streamed.per_class == whole["per_class"]
+    assert (
+        streamed.baseline_metrics == core._score(spec, baseline.model_dir, features, y)["metrics"]
+    )
+    assert streamed.trivial_metrics == core._trivial_metrics(spec, y)
+    assert sum(map(sum, streamed.confusion_matrix)) == table.num_rows
