@@ -4,8 +4,9 @@
 Copy k of the table has ``year`` + k, so every row stays distinct (ingest splits by a hash of
 the values). Each step runs in a fresh process on the previous step's output, as in a pipeline:
 ingest (Parquet in, train/eval Parquet out), validate (statistics and schema of both splits),
-transform (fitted on train), train (one epoch, label ``origin``) and evaluate (the model on the
-eval split). A step's figures are its own process's: the seconds of the step's call (imports
+transform (fitted on train), train (one epoch, label ``origin``), evaluate (the model on the
+eval split, streamed) and evaluate-whole (the same scoring with the whole split in memory, as
+evaluate did before; the reference for it). A step's figures are its own process's: the seconds of the step's call (imports
 left out) and the peak resident memory (``ru_maxrss``, imports included, which cost the same at
 every scale). The table prints each against x1, measured in the same run; issue 13's target is
 peak memory at x100 within 1.5x of x1 for every data step, time growing linearly.
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import time
 
-STEPS = ("ingest", "validate", "transform", "train", "evaluate")
+STEPS = ("ingest", "validate", "transform", "train", "evaluate", "evaluate-whole")
 LABEL = "origin"
 
 
@@ -83,6 +84,14 @@ def run_step(step: str, work: str) -> None:
 
         spec = load_spec(os.path.join(work, "transform"))
         core.evaluate(files["eval"], os.path.join(work, "model"), spec)
+    elif step == "evaluate-whole":
+        # The reference: the whole eval split in memory and scored at once, as evaluate did
+        # before it streamed (the same functions score the labelled log rows today).
+        from components.evaluate import core
+
+        spec = load_spec(os.path.join(work, "transform"))
+        features, y = core._scored_rows(files["eval"], spec)
+        core._score(spec, os.path.join(work, "model"), features, y)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("FIGURES " + json.dumps({"seconds": seconds, "peak_mib": peak}))
