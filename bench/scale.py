@@ -6,10 +6,11 @@ the values). Each step runs in a fresh process on the previous step's output, as
 ingest (Parquet in, train/eval Parquet out), validate (statistics and schema of both splits),
 transform (fitted on train), train (one epoch, label ``origin``), evaluate (the model on the
 eval split, streamed) and evaluate-whole (the same scoring with the whole split in memory, as
-evaluate did before; the reference for it). A step's figures are its own process's: the seconds of the step's call (imports
-left out) and the peak resident memory (``ru_maxrss``, imports included, which cost the same at
-every scale). The table prints each against x1, measured in the same run; issue 13's target is
-peak memory at x100 within 1.5x of x1 for every data step, time growing linearly.
+evaluate did before; the reference for it). A step's figures are its own process's: the
+seconds of the step's call (imports left out) and the peak resident memory (``ru_maxrss``,
+imports included, which cost the same at every scale). The table prints each against x1,
+measured in the same run; issue 13's target is peak memory at x100 within 1.5x of x1 for every
+data step, time growing linearly.
 
 Run with ``make bench-scale`` (x1 and x10), or
 ``.venv/bin/python bench/scale.py --scales 1,10,100 [--steps ingest,validate]``.
