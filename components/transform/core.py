@@ -165,18 +165,25 @@ def fit(
     Returns:
         The fitted spec.
     """
-    table = pq.read_table(train_path)
-    if label not in table.column_names:
+    # One column in memory at a time (Parquet reads a column alone): each fit sees the same
+    # values it would in the whole table, so the spec is the same; memory is one column's.
+    split = pq.ParquetFile(train_path)
+    names = split.schema_arrow.names
+
+    def read(name: str) -> pa.ChunkedArray:
+        return split.read(columns=[name]).column(name)
+
+    if label not in names:
         raise DataError(f"The label {label!r} is not a column of {train_path!r}.")
-    label_spec = fit_label(table.column(label), label, task)
+    label_spec = fit_label(read(label), label, task)
     numeric: list[NumericFeature] = []
     categorical: list[CategoricalFeature] = []
     for feature in schema.feature:
         if feature.name == label:
             continue
-        if feature.name not in table.column_names:
+        if feature.name not in names:
             raise DataError(f"The schema's feature {feature.name!r} is not a column of the data.")
-        column = table.column(feature.name)
+        column = read(feature.name)
         if _is_categorical(feature):
             categorical.append(_fit_categorical(feature.name, column, config))
         elif (fitted := _fit_numeric(feature.name, column)) is not None:

