@@ -146,7 +146,7 @@ def _canary_step(
     traffic, and judges it."""
     live, idle = split.colour, graph.other(split.colour)
     name = f"canary {split.canary_percent} %"
-    traffic = {live: 100 - split.canary_percent, idle: split.canary_percent}
+    traffic = split.shares
     graphs = graph.InferenceGraphs(api_client, split.namespace)
     try:
         revision = graph.switch(api_client, split, timeout_seconds, poll_seconds)

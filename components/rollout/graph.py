@@ -120,6 +120,13 @@ class GraphSpec:
             CANARY_ANNOTATION: f"{other(self.colour)} {self.canary_percent}",
         }
 
+    @property
+    def shares(self) -> dict[str, int]:
+        """Colour → percent of the traffic."""
+        if not self.canary_percent:
+            return {self.colour: 100}
+        return {self.colour: 100 - self.canary_percent, other(self.colour): self.canary_percent}
+
     def _steps(self) -> dict[str, Any]:
         live = {"name": self.colour, "serviceUrl": self.url, "dependency": "Hard"}
         if not self.canary_percent:
@@ -158,11 +165,6 @@ def live_colour(graph: dict[str, Any] | None) -> str | None:
     return annotations.get(LIVE_COLOUR_ANNOTATION)
 
 
-def previous_colour(graph: dict[str, Any] | None) -> str | None:
-    annotations = (graph or {}).get("metadata", {}).get("annotations") or {}
-    return annotations.get(PREVIOUS_COLOUR_ANNOTATION)
-
-
 def spec_of(graph: dict[str, Any]) -> GraphSpec:
     """The spec a live graph was written from."""
     annotations = graph["metadata"].get("annotations") or {}
@@ -193,11 +195,7 @@ def _ours(graph: dict[str, Any]) -> tuple[Any, dict[str, str]]:
 
 def shares(graph: dict[str, Any]) -> dict[str, int]:
     """Colour → percent of the traffic the graph sends it."""
-    spec = spec_of(graph)
-    found = {spec.colour: 100 - spec.canary_percent}
-    if spec.canary_percent:
-        found[other(spec.colour)] = spec.canary_percent
-    return found
+    return spec_of(graph).shares
 
 
 class InferenceGraphs(isvc.CustomObjects):
@@ -205,50 +203,36 @@ class InferenceGraphs(isvc.CustomObjects):
 
     group, version, plural = GROUP, VERSION, PLURAL
 
-    def write(
-        self, spec: GraphSpec, live: dict[str, Any] | None, attempts: int = 5
-    ) -> dict[str, Any]:
-        """Creates the graph, or replaces the live one's spec and mlops-suite annotations
-        (what KServe or an operator added stays). KServe's controller writes the graph's
-        status at each reconcile (raw_ig.go:195-213), which changes its resourceVersion: on a
-        409 Conflict the graph is read again and the write retried."""
-        from kubernetes.client.exceptions import ApiException
+    def write(self, spec: GraphSpec, live: dict[str, Any] | None) -> dict[str, Any]:
+        """Creates the graph, or replaces the live one's nodes and mlops-suite annotations (what
+        KServe or an operator added stays). KServe's controller writes the graph's status at
+        each reconcile (raw_ig.go:195-213): a conflict with that is retried; one with a write
+        of someone else's is not.
 
+        Raises:
+            RolloutFailed: Someone else changed the graph since ``live`` was read.
+        """
         body = spec.to_body()
         if live is None:
-            return self.api.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, body
-            )
+            return self.create(body)
         basis = _ours(live)
-        for attempt in range(1, attempts + 1):
-            updated = {key: value for key, value in live.items() if key != "status"}
-            updated["metadata"] = dict(live["metadata"])
-            annotations = dict(live["metadata"].get("annotations") or {})
+
+        def edit(updated: dict[str, Any]) -> None:
+            annotations = updated["metadata"].setdefault("annotations", {})
             for key in (PREVIOUS_COLOUR_ANNOTATION, PREVIOUS_VERSION_ANNOTATION):
                 annotations.pop(key, None)
             annotations.update(body["metadata"]["annotations"])
-            updated["metadata"]["annotations"] = annotations
-            updated["spec"] = {**live["spec"], "nodes": body["spec"]["nodes"]}
-            try:
-                return self.api.replace_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, spec.name, updated
-                )
-            except ApiException as err:
-                fresh = self.get(spec.name) if err.status == 409 and attempt < attempts else None
-                if fresh is None:
-                    raise
-                if _ours(fresh) != basis:
-                    # Not KServe's status write: someone else moved the traffic meanwhile.
-                    raise RolloutFailed(
-                        f"InferenceGraph {self.namespace}/{spec.name} was changed by someone "
-                        f"else while this rollout wrote it (it now sends {shares(fresh)}); "
-                        "left as they wrote it"
-                    ) from err
-                live = fresh
-        raise AssertionError("unreachable")
+            updated["spec"]["nodes"] = body["spec"]["nodes"]
 
-    def delete(self, name: str) -> None:
-        self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        def on_conflict(fresh: dict[str, Any]) -> None:
+            if _ours(fresh) != basis:
+                raise RolloutFailed(
+                    f"InferenceGraph {self.namespace}/{spec.name} was changed by someone else "
+                    f"while this rollout wrote it (it now sends {shares(fresh)}); left as they "
+                    "wrote it"
+                )
+
+        return self.replace(live, edit, on_conflict=on_conflict)
 
 
 class RouterWorkloads(isvc.PredictorWorkloads):

@@ -340,31 +340,63 @@ class CustomObjects:
                 return None
             raise
 
-
-class InferenceServices(CustomObjects):
-    """The InferenceService calls a rollout makes, through the Kubernetes API."""
-
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         """Creates it."""
         return self.api.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, body
+            self.group, self.version, self.namespace, self.plural, body
         )
+
+    def delete(self, name: str) -> None:
+        """Deletes it."""
+        self.api.delete_namespaced_custom_object(
+            self.group, self.version, self.namespace, self.plural, name
+        )
+
+    def replace(
+        self,
+        current: dict[str, Any],
+        edit: Callable[[dict[str, Any]], None],
+        attempts: int = 5,
+        on_conflict: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Writes ``current`` as ``edit`` changes it (its status left out).
+
+        The write carries the resourceVersion read; KServe's controllers write the status all
+        along, which changes it, so on a 409 Conflict the object is read again and the write
+        retried, after ``on_conflict(fresh)``, which raises when the fresh object may not be
+        written over.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        name = current["metadata"]["name"]
+        for attempt in range(1, attempts + 1):
+            body = copy.deepcopy(current)
+            body.pop("status", None)
+            edit(body)
+            try:
+                return self.api.replace_namespaced_custom_object(
+                    self.group, self.version, self.namespace, self.plural, name, body
+                )
+            except ApiException as err:
+                fresh = self.get(name) if err.status == 409 and attempt < attempts else None
+                if fresh is None:
+                    raise
+                if on_conflict is not None:
+                    on_conflict(fresh)
+                current = fresh
+        raise AssertionError("unreachable")
+
+
+class InferenceServices(CustomObjects):
+    """The InferenceService calls a rollout makes, through the Kubernetes API."""
 
     def replace_spec(
         self, current: dict[str, Any], spec: dict[str, Any], annotations: dict, attempts: int = 5
     ) -> dict:
         """Puts ``spec`` in place of the current one, with ``annotations`` (a None value
-        removes that one).
+        removes that one); retried on a 409 Conflict (:meth:`CustomObjects.replace`)."""
 
-        The write carries the resourceVersion read; KServe's controller writes the status all
-        along, which changes it, so on a 409 Conflict the object is read again and the write
-        retried.
-        """
-        from kubernetes.client.exceptions import ApiException
-
-        name, attempt = current["metadata"]["name"], 1
-        while True:
-            body = copy.deepcopy(current)
+        def edit(body: dict[str, Any]) -> None:
             body["spec"] = spec
             kept = body["metadata"].setdefault("annotations", {})
             for key, value in annotations.items():
@@ -372,20 +404,8 @@ class InferenceServices(CustomObjects):
                     kept.pop(key, None)
                 else:
                     kept[key] = value
-            body.pop("status", None)
-            try:
-                return self.api.replace_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, name, body
-                )
-            except ApiException as err:
-                fresh = self.get(name) if err.status == 409 and attempt < attempts else None
-                if fresh is None:
-                    raise
-                current, attempt = fresh, attempt + 1
 
-    def delete(self, name: str) -> None:
-        """Deletes it."""
-        self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        return self.replace(current, edit, attempts)
 
 
 class PredictorWorkloads:
