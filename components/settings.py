@@ -54,6 +54,21 @@ def setting(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def same_as(config: type, name: str, purpose: str) -> Any:
+    """A field that is setting ``name`` of ``config`` under another name: the same default,
+    check and rule, its help prefixed with ``purpose`` (e.g. the step that uses it)."""
+    (found,) = [f for f in dataclasses.fields(config) if f.name == name]
+    metadata = dict(found.metadata)
+    return setting(
+        default(config, name),
+        f"{purpose}: {metadata[_HELP]}",
+        metadata[_CHECK],
+        metadata[_RULE],
+        metadata[_PARSE],
+        metadata[_SHOW],
+    )
+
+
 def _fields(config: Any, only: Iterable[str] | None = None) -> list[dataclasses.Field]:
     found = [f for f in dataclasses.fields(config) if _HELP in f.metadata]
     if only is None:

@@ -19,7 +19,8 @@ from components.errors import ConfigurationError
 from components.registry import MAX_MODEL_NAME, ModelRegistry
 from components.rollout import blue_green, gates, inference_service, smoke
 from components.rollout.shadow_gate import shadow_gate
-from components.settings import check, setting
+from components.settings import check, same_as, setting
+from serving.shadow import ShadowConfig
 
 logger = logging.getLogger(__name__)
 
@@ -132,18 +133,8 @@ class KServeSettings:
     shadow_hours: int = setting(
         24, "how far back the shadow gate replays the log", lambda v: v > 0, "above 0"
     )
-    shadow_min_rows: int = setting(
-        200,
-        "fewest logged rows the shadow gate compares; fewer decide nothing (the gate passes)",
-        lambda v: v >= 1,
-        "at least 1",
-    )
-    shadow_min_agreement: float = setting(
-        0.8,
-        "smallest share of logged rows where the new version answers the served label",
-        lambda v: 0 <= v <= 1,
-        "0..1",
-    )
+    shadow_min_rows: int = same_as(ShadowConfig, "min_rows", "shadow gate")
+    shadow_min_agreement: float = same_as(ShadowConfig, "min_agreement", "shadow gate")
     rollout_timeout_seconds: int = setting(
         600,
         "how long the new version has to serve before it is rolled back",
