@@ -213,16 +213,6 @@ def _trivial_metrics(spec: TransformSpec, y: np.ndarray) -> dict[str, float]:
 _BASELINE_ERRORS = (KeyError, ValueError, TypeError, tf.errors.OpError)
 
 
-def _baseline_metrics(
-    spec: TransformSpec, baseline: Baseline, features: Arrays, y: np.ndarray
-) -> BaselineMetrics:
-    try:
-        metrics = _score(spec, baseline.model_dir, features, y)["metrics"]
-    except _BASELINE_ERRORS as err:
-        return BaselineMetrics(baseline.version, failure=f"{type(err).__name__}: {err}")
-    return BaselineMetrics(baseline.version, metrics)
-
-
 def _baseline_from(
     spec: TransformSpec, version: int, scorer: _Scorer, y: np.ndarray
 ) -> BaselineMetrics:
@@ -263,16 +253,30 @@ def _metrics_of(spec: TransformSpec, y: np.ndarray, outputs: dict[str, np.ndarra
     return {"metrics": regression_metrics(y, outputs[constants.OUTPUT_PREDICTION])}
 
 
+def _scores(
+    path: str, spec: TransformSpec, model_dir: str, baseline: Baseline | None
+) -> tuple[np.ndarray, dict[str, Any], BaselineMetrics | None]:
+    """The split streamed through the candidate and the baseline: its labels, the candidate's
+    metrics and the baseline's (or why it could not score the split)."""
+    candidate = _Scorer(model_dir)
+    other = None if baseline is None else _Scorer(baseline.model_dir, _BASELINE_ERRORS)
+    y = _streamed_outputs(path, spec, [candidate] + ([other] if other else []))
+    scored = _metrics_of(spec, y, candidate.result()) if len(y) else {"metrics": {}}
+    against = None
+    if baseline is not None and other is not None:
+        against = _baseline_from(spec, baseline.version, other, y)
+    return y, scored, against
+
+
 def _on_labelled_rows(
     path: str, spec: TransformSpec, model_dir: str, baseline: Baseline
 ) -> tuple[LabelledRows, dict[str, float], dict[str, float]]:
     """Both models on the prediction log's labelled rows in the eval split."""
-    features, y = _scored_rows(path, spec)
+    y, scored, against = _scores(path, spec, model_dir, baseline)
     if len(y) == 0:
         return LabelledRows(0), {}, {}
     primary = PRIMARY[spec.label.task][0]
-    candidate = _score(spec, model_dir, features, y)["metrics"]
-    other = _baseline_metrics(spec, baseline, features, y).metrics
+    candidate, other = scored["metrics"], against.metrics if against else {}
     found = LabelledRows(len(y), candidate[primary], other.get(primary))
     return found, candidate, other
 
@@ -312,14 +316,8 @@ def evaluate(
         f"version {baseline.version} at {baseline.model_dir}" if baseline else "none",
     )
     # The eval split streams through both models; only labels and outputs are kept whole.
-    candidate = _Scorer(model_dir)
-    other = None if baseline is None else _Scorer(baseline.model_dir, _BASELINE_ERRORS)
-    y = _streamed_outputs(eval_path, spec, [candidate] + ([other] if other else []))
-    scored = _metrics_of(spec, y, candidate.result())
+    y, scored, against = _scores(eval_path, spec, model_dir, baseline)
     trivial = _trivial_metrics(spec, y)
-    against = None
-    if baseline is not None and other is not None:
-        against = _baseline_from(spec, baseline.version, other, y)
     labelled, labelled_metrics, labelled_baseline = None, {}, {}
     if labelled_path is not None and baseline is not None:
         labelled, labelled_metrics, labelled_baseline = _on_labelled_rows(
