@@ -61,6 +61,36 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class _Colours:
+    """The two colours as a rollout finds them: which takes the traffic (with which version)
+    and which is idle, from the graph as it was before the rollout (``front``)."""
+
+    model: str
+    front: dict[str, Any] | None
+
+    @property
+    def live(self) -> str | None:
+        return graph.live_colour(self.front)
+
+    @property
+    def live_version(self) -> int | None:
+        return graph.spec_of(self.front).model_version if self.front else None
+
+    @property
+    def idle(self) -> str:
+        return graph.other(self.live)
+
+    @property
+    def idle_service(self) -> str:
+        return graph.colour_service(self.model, self.idle)
+
+    @property
+    def before(self) -> dict[str, int]:
+        """Where the traffic was: all to the live colour, or nowhere yet."""
+        return {self.live: 100} if self.live else {}
+
+
+@dataclass(frozen=True)
 class Canary:
     """A stepped canary before the switch: the candidate's shares of the traffic, in order
     (each below 100), how long each step lasts, and the gate each must pass.
@@ -239,14 +269,16 @@ def rollout(
         steps.append(Step("end a canary left running", True, f"it sent {left}; {done}",
                           {graph.live_colour(front) or "": 100}))  # fmt: skip
         front = graphs.get(model)
-    live = graph.live_colour(front)
-    live_version = graph.spec_of(front).model_version if front else None
-    idle = graph.other(live)
-    idle_name = graph.colour_service(model, idle)
-    spec = spec_for(idle_name)
-    before = {live: 100} if live else {}
+    colours = _Colours(model, front)
+    live, live_version, idle, before = (
+        colours.live,
+        colours.live_version,
+        colours.idle,
+        colours.before,
+    )
+    spec = spec_for(colours.idle_service)
     services = isvc.InferenceServices(api_client, spec.namespace)
-    idle_before = services.get(idle_name)
+    idle_before = services.get(colours.idle_service)
     if canary is not None and front is not None:
         stable = services.get(graph.colour_service(model, live or ""))
         runtime = (stable or {}).get("spec", {}).get("predictor", {}).get("model", {})
@@ -270,12 +302,13 @@ def rollout(
         steps.append(Step(f"roll out {idle}", False, str(err), before))
         return ended(f"the {idle} colour did not serve version {spec.model_version}", False)
     steps.append(
-        Step(f"roll out {idle}", True, f"{idle_name} serves version {spec.model_version}", before,
+        Step(f"roll out {idle}", True,
+             f"{colours.idle_service} serves version {spec.model_version}", before,
              {"revision": served.revision})
     )  # fmt: skip
     try:
         return _gate_and_switch(
-            api_client, spec, model, routing_namespace, row, front, steps, ended,
+            api_client, spec, colours, routing_namespace, row, steps, ended,
             timeout_seconds, poll_seconds, post, canary,
         )  # fmt: skip
     except SwitchBackFailed:
@@ -291,10 +324,9 @@ def rollout(
 def _gate_and_switch(
     api_client: "ApiClient",
     spec: isvc.InferenceServiceSpec,
-    model: str,
+    colours: _Colours,
     routing_namespace: str,
     row: dict[str, Any],
-    front: dict[str, Any] | None,
     steps: list[Step],
     ended: Callable[[str], Outcome],
     timeout_seconds: float,
@@ -304,12 +336,14 @@ def _gate_and_switch(
 ) -> Outcome:
     """The idle colour serves the new version: smoke-test it, step the canary, switch."""
     graphs = graph.InferenceGraphs(api_client, routing_namespace)
-    live = graph.live_colour(front)
-    live_version = graph.spec_of(front).model_version if front else None
-    idle = graph.other(live)
-    idle_name = graph.colour_service(model, idle)
+    model, front, live, live_version = (
+        colours.model,
+        colours.front,
+        colours.live,
+        colours.live_version,
+    )
+    idle, idle_name, before = colours.idle, colours.idle_service, colours.before
     protocol = isvc.RUNTIMES[spec.runtime][0]
-    before = {live: 100} if live else {}
 
     def back(reason: str) -> Outcome:
         done = _return_traffic(api_client, graphs, front, model, timeout_seconds, poll_seconds)
