@@ -168,7 +168,6 @@ def status(
     else:
         shares = [Share(version, 100, uri, "serving")]
     state = body.get("status", {})
-    ready = isvc.condition_of(state, "Ready")
     deployment = None
     if mode == "RawDeployment":
         found = isvc.PredictorWorkloads(api_client, namespace).deployments(body)
@@ -177,13 +176,7 @@ def status(
         name=name,
         namespace=namespace,
         mode=mode,
-        ready=(
-            "ready"
-            if ready and ready.get("status") == "True"
-            else isvc.describe_condition(ready)
-            if ready
-            else "no Ready condition yet"
-        ),
+        ready=_ready(body),
         url=state.get("url"),
         shares=shares,
         revision=isvc.revision_of(deployment, state),

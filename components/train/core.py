@@ -323,13 +323,13 @@ def train(
     logger.info(
         "Strategy %s with %d replica(s)", strategy_name(strategy), strategy.num_replicas_in_sync
     )
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
-    )
     task = cluster_task()
     if task is not None:
         history = fit_across_workers(model, strategy, train_data, eval_data, config)
     else:
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
+        )
         history = model.fit(
             train_data,
             validation_data=eval_data,
