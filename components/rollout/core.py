@@ -389,31 +389,41 @@ def rollout(
             registry, model_name, version, storage_uri, settings, outcome, discard,
             _named_by_cluster(api, settings.serving_namespace, model_name), gated,
         )  # fmt: skip
-    registry.mark_served(model_name, version)
     # The serving version, what served before it, and what a rollback goes to (they differ over
     # a canary that was never promoted, and when the same version is rolled out again).
-    _retire_served(
+    return _served(
         registry,
-        model_name,
-        {version, served.previous_model_version, served.rollback_version}
+        {served.previous_model_version, served.rollback_version}
         | _named_by_cluster(api, settings.serving_namespace, model_name),
-    )
-    previous = served.previous_model_version
-    return RolloutResult(
-        rolled_out=True,
         reason=f"version {version} is serving at {served.url}",
         version=version,
         served_uri=storage_uri,
         url=served.url,
         revision=served.revision,
-        previous_version=previous,
-        previous_destination=None if previous is None else registry.path(model_name, previous),
+        previous_version=served.previous_model_version,
         inference_service=model_name,
         namespace=settings.serving_namespace,
         traffic_percent=settings.canary_traffic_percent,
         rollback_version=served.rollback_version,
         strategy=REPLACE,
         steps=[dataclasses.asdict(step) for step in gated] or None,
+    )
+
+
+def _served(registry: ModelRegistry, keep: set[int | None], **result: Any) -> RolloutResult:
+    """Marks the version served, retires the served folders of versions not in ``keep`` (nor
+    the version itself), and says what serves."""
+    model_name, version, previous = (
+        result["inference_service"],
+        result["version"],
+        result["previous_version"],
+    )
+    registry.mark_served(model_name, version)
+    _retire_served(registry, model_name, {version, *keep})
+    return RolloutResult(
+        rolled_out=True,
+        previous_destination=None if previous is None else registry.path(model_name, previous),
+        **result,
     )
 
 
@@ -445,19 +455,17 @@ def _blue_green_result(
             colour=outcome.previous_colour,
             steps=steps,
         )
-    registry.mark_served(model_name, version)
     previous = outcome.previous_version
     # The new colour's version and the warm colour's, which a rollback switches back to.
-    _retire_served(registry, model_name, {version, previous} | named)
-    return RolloutResult(
-        rolled_out=True,
+    return _served(
+        registry,
+        {previous} | named,
         reason=f"version {version} is serving at {outcome.url} ({outcome.reason})",
         version=version,
         served_uri=storage_uri,
         url=outcome.url,
         revision=outcome.revision,
         previous_version=previous,
-        previous_destination=None if previous is None else registry.path(model_name, previous),
         inference_service=model_name,
         namespace=settings.routing_namespace,
         traffic_percent=100,
