@@ -17,6 +17,12 @@ from tests.testdata import build as testdata
 
 # Fixtures that fit a transform or train a model. `make test-fast` leaves slow tests out to stay
 # under a minute, so a unit test using one of these must be marked slow (checked before it runs).
+# The DirectRunner in several worker processes: what a Beam test runs a data step on.
+MULTI_PROCESS_BEAM = [
+    "--runner=DirectRunner",
+    "--direct_running_mode=multi_processing",
+    "--direct_num_workers=2",
+]
 FITTING_FIXTURES = frozenset({"penguins_transform", "penguins_model"})
 UNIT_TESTS = pathlib.Path(__file__).parent / "unit"
 

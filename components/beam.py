@@ -1,0 +1,225 @@
+"""A data step's work as an Apache Beam pipeline, chosen by Beam pipeline options (TFX's
+``beam_pipeline_args``): ingest, validate, transform's fitting and evaluate each have one
+implementation whose units of work run in this process, or, given options, on a Beam runner's
+workers (Dataflow, Flink, Spark; here the DirectRunner, in several processes), with the same
+results.
+
+A step cuts its input into units (row ranges of a Parquet split, row groups of a source), maps
+each with a function of its own (``fn``) and either combines the results with a combiner of
+Beam's ``CombineFn`` methods or gathers them in the units' order. The options are checked
+before any work starts: an unknown option, an unknown runner or an option the runner rejects
+(Dataflow without a project, say) is a :class:`ConfigurationError`.
+
+Light to import (Beam is imported when a pipeline runs), for the CLI.
+"""
+
+import contextlib
+import io
+import os
+import pickle
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from components.errors import ConfigurationError
+from components.settings import setting
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """Where the data steps run."""
+
+    beam_pipeline_args: list[str] = setting(
+        [],
+        "Apache Beam pipeline options for the data steps (ingest, validate, transform's "
+        "fitting, evaluate), e.g. --runner=DirectRunner --direct_running_mode=multi_processing "
+        "(Dataflow, Flink and Spark options too); none: in-process, in record batches",
+        show="none",
+    )
+
+
+def pipeline_options(args: Sequence[str]) -> Any:
+    """Beam ``PipelineOptions`` of ``args``, checked as the runner would check them.
+
+    Raises:
+        ConfigurationError: An option Beam does not know, a runner it does not know, a value
+            out of an option's choices, or options the runner rejects.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
+    from apache_beam.runners.runner import create_runner
+
+    options = PipelineOptions(list(args))
+    usage = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):  # argparse's complaint, for the message
+            every = options.get_all_options(retain_unknown_options=True)
+            unknown = sorted(set(every) - set(options.get_all_options()))
+    except SystemExit:
+        problem = usage.getvalue().strip().splitlines()[-1:] or ["invalid option value"]
+        raise ConfigurationError(f"Bad Beam pipeline options: {problem[0]}") from None
+    if unknown:
+        raise ConfigurationError(
+            f"Beam does not know the pipeline options {', '.join('--' + u for u in unknown)} "
+            f"(given {' '.join(args)}); see `python -m apache_beam.examples.wordcount --help` "
+            "for the options of this Beam version."
+        )
+    name = options.view_as(StandardOptions).runner or "DirectRunner"
+    try:
+        runner = create_runner(name)
+    except ValueError as err:
+        raise ConfigurationError(f"Bad Beam pipeline option --runner: {err}") from None
+    errors = PipelineOptionsValidator(options, runner).validate()
+    if errors:
+        raise ConfigurationError(
+            f"The Beam runner {name} rejects the pipeline options ({' '.join(args)}): "
+            + "; ".join(errors)
+        )
+    return options
+
+
+@contextlib.contextmanager
+def _result_file(options: Any) -> Iterator[str]:
+    """Where the pipeline's last step writes the result for this process to read: under the
+    runner's ``--temp_location`` when given (a remote runner's workers reach it), else in a
+    local scratch folder."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    base = options.view_as(GoogleCloudOptions).temp_location
+    scratch = None if base else tempfile.mkdtemp(prefix="mlops-beam-")
+    path = FileSystems.join(base or scratch, f"mlops-result-{uuid.uuid4().hex}.pickle")
+    try:
+        yield path
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        elif FileSystems.exists(path):
+            FileSystems.delete([path])
+
+
+def _write_result(result: Any, path: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as handle:
+        handle.write(pickle.dumps(result))
+
+
+class _Combine:
+    """A combiner of Beam's ``CombineFn`` methods as a ``beam.CombineFn`` (made when Beam is
+    imported)."""
+
+    @staticmethod
+    def of(combiner: Any) -> Any:
+        import apache_beam as beam
+
+        class Combine(beam.CombineFn):
+            def create_accumulator(self) -> Any:
+                return combiner.create_accumulator()
+
+            def add_input(self, accumulator: Any, element: Any) -> Any:
+                return combiner.merge_accumulators([accumulator, element])
+
+            def merge_accumulators(self, accumulators: Any) -> Any:
+                return combiner.merge_accumulators(accumulators)
+
+            def extract_output(self, accumulator: Any) -> Any:
+                return combiner.extract_output(accumulator)
+
+        return Combine()
+
+
+def run(
+    units: Sequence[Any],
+    fn: Callable[[Any], Any],
+    args: Sequence[str],
+    combiner: Any = None,
+) -> Any:
+    """Maps ``fn`` over ``units`` as a Beam pipeline run with options ``args``.
+
+    Args:
+        units: Small descriptions of the work (row ranges, file names), picklable.
+        fn: What each unit gives; runs on the workers.
+        args: Beam pipeline options.
+        combiner: Merges what the units give (``create_accumulator``,
+            ``merge_accumulators``, ``extract_output``; each unit's result is an accumulator).
+            None: the results, in the order of ``units``.
+
+    Returns:
+        The combined result, or the list of results.
+
+    Raises:
+        ConfigurationError: ``args`` are not options the runner takes (before any work).
+    """
+    import apache_beam as beam
+
+    options = pipeline_options(args)
+    with _result_file(options) as path:
+        with beam.Pipeline(options=options) as pipeline:
+            results = (
+                pipeline
+                | "Units" >> beam.Create(list(enumerate(units)))
+                | "Spread" >> beam.Reshuffle()
+                | "Work" >> beam.Map(lambda unit: (unit[0], fn(unit[1])))
+            )
+            if combiner is not None:
+                gathered = (
+                    results
+                    | "Results" >> beam.Values()
+                    | "Combine" >> beam.CombineGlobally(_Combine.of(combiner))
+                )
+            else:
+                gathered = (
+                    results
+                    | "Gather" >> beam.combiners.ToList()
+                    | "InOrder" >> beam.Map(lambda pairs: [r for _, r in sorted(pairs, key=_first)])
+                )
+            _ = gathered | "Write" >> beam.Map(_write_result, path)
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(path) as handle:
+            return pickle.loads(handle.read())
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
+
+
+def row_ranges(path: str, rows_per_unit: int) -> list[tuple[str, int, int]]:
+    """A Parquet split cut into consecutive ranges of ``rows_per_unit`` rows (the last one
+    shorter): the batches ``ParquetFile.iter_batches(batch_size=rows_per_unit)`` reads."""
+    import pyarrow.parquet as pq
+
+    rows = pq.ParquetFile(path).metadata.num_rows
+    return [
+        (path, start, min(start + rows_per_unit, rows)) for start in range(0, rows, rows_per_unit)
+    ]
+
+
+def read_rows(unit: tuple[str, int, int], columns: Sequence[str]) -> Any:
+    """The rows ``[start, stop)`` of a Parquet file's ``columns`` (a unit of
+    :func:`row_ranges`), reading only the row groups that hold them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path, start, stop = unit
+    split = pq.ParquetFile(path)
+    groups, first, offset = [], None, 0
+    for index in range(split.metadata.num_row_groups):
+        size = split.metadata.row_group(index).num_rows
+        if offset < stop and offset + size > start:
+            groups.append(index)
+            first = offset if first is None else first
+        offset += size
+    if not groups:
+        return pa.schema([split.schema_arrow.field(c) for c in columns]).empty_table()
+    table = split.read_row_groups(groups, columns=list(columns))
+    return table.slice(start - first, stop - start)
+
+
+def local_path(path: str) -> str:
+    """``path`` made absolute, for workers whose working folder is not this one."""
+    return os.path.abspath(path) if "://" not in path else path
