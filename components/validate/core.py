@@ -4,7 +4,8 @@ Statistics are computed in-process on Arrow record batches by default, streamed 
 in-memory generators without Beam's per-element overhead (see bench/validate.py). The numbers
 are the same as Beam's (means and standard deviations to the last bits of floating-point
 addition, which depend on how rows are batched); top values of a feature with more than 1,024
-distinct values are Misra-Gries estimates there, where Beam counts them exactly.
+distinct values are Misra-Gries estimates there, where Beam counts them exactly (the counts
+rank by rank do not depend on the batches; the order of tied values may).
 Given Beam pipeline options, the same statistics are computed by a Beam pipeline instead, so a
 big table can go to Dataflow, Flink or Spark.
 """
