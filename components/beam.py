@@ -15,7 +15,6 @@ Light to import (Beam is imported when a pipeline runs), for the CLI.
 
 import contextlib
 import io
-import os
 import pickle
 import shutil
 import tempfile
@@ -186,40 +185,3 @@ def run(
 
 def _first(pair: tuple[int, Any]) -> int:
     return pair[0]
-
-
-def row_ranges(path: str, rows_per_unit: int) -> list[tuple[str, int, int]]:
-    """A Parquet split cut into consecutive ranges of ``rows_per_unit`` rows (the last one
-    shorter): the batches ``ParquetFile.iter_batches(batch_size=rows_per_unit)`` reads."""
-    import pyarrow.parquet as pq
-
-    rows = pq.ParquetFile(path).metadata.num_rows
-    return [
-        (path, start, min(start + rows_per_unit, rows)) for start in range(0, rows, rows_per_unit)
-    ]
-
-
-def read_rows(unit: tuple[str, int, int], columns: Sequence[str]) -> Any:
-    """The rows ``[start, stop)`` of a Parquet file's ``columns`` (a unit of
-    :func:`row_ranges`), reading only the row groups that hold them."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path, start, stop = unit
-    split = pq.ParquetFile(path)
-    groups, first, offset = [], None, 0
-    for index in range(split.metadata.num_row_groups):
-        size = split.metadata.row_group(index).num_rows
-        if offset < stop and offset + size > start:
-            groups.append(index)
-            first = offset if first is None else first
-        offset += size
-    if not groups:
-        return pa.schema([split.schema_arrow.field(c) for c in columns]).empty_table()
-    table = split.read_row_groups(groups, columns=list(columns))
-    return table.slice(start - first, stop - start)
-
-
-def local_path(path: str) -> str:
-    """``path`` made absolute, for workers whose working folder is not this one."""
-    return os.path.abspath(path) if "://" not in path else path

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from components import constants
+from components import constants, splits
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -185,10 +185,7 @@ def _with_label(table: pa.Table, label: str) -> pa.Table:
 
 def read_split(path: str, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
     """Reads a whole split: raw features and label values of the rows that have a label."""
-    table = _with_label(
-        pq.read_table(path, columns=[*spec.feature_names, spec.label.name]), spec.label.name
-    )
-    return raw_features(table, spec), label_values(table.column(spec.label.name), spec.label)
+    return split_values(pq.read_table(path, columns=[*spec.feature_names, spec.label.name]), spec)
 
 
 def iter_split_values(
@@ -197,10 +194,16 @@ def iter_split_values(
     """Streams a split in record batches: raw features and label values (as
     :func:`read_split` gives them), labelled rows only; never the whole split at once."""
     columns = [*spec.feature_names, spec.label.name]
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
-        table = _with_label(pa.Table.from_batches([batch]), spec.label.name)
-        if table.num_rows:
-            yield raw_features(table, spec), label_values(table.column(spec.label.name), spec.label)
+    for batch in splits.batches(path, columns, batch_rows):
+        features, values = split_values(pa.Table.from_batches([batch]), spec)
+        if len(values):
+            yield features, values
+
+
+def split_values(table: pa.Table, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
+    """Raw features and label values of a table's labelled rows (as :func:`read_split`)."""
+    table = _with_label(table, spec.label.name)
+    return raw_features(table, spec), label_values(table.column(spec.label.name), spec.label)
 
 
 def iter_split(

@@ -25,7 +25,7 @@ from components.ingest.config import IngestConfig
 from components.monitor.config import MonitorConfig
 from components.train.config import TrainConfig
 from components.transform.config import TransformConfig
-from components.validate.config import ValidateConfig
+from components.beam import BeamConfig
 from pipelines import rollout_commands, shadow
 from pipelines.arguments import parse_param, parse_threshold, typed_params
 from pipelines.cluster_training import OBJECT_STORE_SECRET, PIPELINE_NAME
@@ -57,7 +57,7 @@ def _add_run_command(commands: Any) -> None:
         action="append",
         default=[],
         metavar="ARG",
-        help=settings.help_text(ValidateConfig, "beam_pipeline_args") + "; repeatable",
+        help=settings.help_text(BeamConfig, "beam_pipeline_args") + "; repeatable",
     )
     model = run.add_argument_group("model")
     settings.add_arguments(model, RunConfig, ["model_name", "registry"])

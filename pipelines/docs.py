@@ -13,7 +13,7 @@ from components.ingest.config import IngestConfig
 from components.rollout.core import KServeSettings
 from components.train.config import TrainConfig
 from components.transform.config import TransformConfig
-from components.validate.config import ValidateConfig
+from components.beam import BeamConfig
 from pipelines.cluster_training import ServeConfig
 from pipelines.parameters import RunConfig
 
@@ -22,11 +22,11 @@ BEGIN = "<!-- settings: made from the step config; `make docs` rewrites it -->"
 END = "<!-- /settings -->"
 # Each component README with the configs its table is made from.
 READMES = {
-    "ingest": (IngestConfig,),
-    "validate": (ValidateConfig,),
-    "transform": (TransformConfig,),
+    "ingest": (IngestConfig, BeamConfig),
+    "validate": (BeamConfig,),
+    "transform": (TransformConfig, BeamConfig),
     "train": (TrainConfig,),
-    "evaluate": (EvalConfig,),
+    "evaluate": (EvalConfig, BeamConfig),
     "rollout": (ServeConfig, KServeSettings),
 }
 
@@ -54,9 +54,9 @@ OTHER_RUN_FLAGS = "".join(
         (
             "`--beam-pipeline-arg ARG`",
             "in-process",
-            "a Beam pipeline option for TFDV's statistics, e.g. "
-            "`--beam-pipeline-arg=--runner=DirectRunner`; repeatable (Dataflow/Flink/Spark "
-            "options too)",
+            "a Beam pipeline option for the data steps (ingest, validate, transform's fitting, "
+            "evaluate), e.g. `--beam-pipeline-arg=--runner=DirectRunner`; repeatable "
+            "(Dataflow/Flink/Spark options too)",
         ),
         (
             "`--threshold METRIC>=V` / `METRIC<=V`",

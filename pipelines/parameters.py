@@ -21,7 +21,7 @@ from components.ingest.config import IngestConfig
 from components.registry import check_model_name
 from components.train.config import TrainConfig
 from components.transform.config import TransformConfig
-from components.validate.config import ValidateConfig
+from components.beam import BeamConfig
 
 
 def bundled_penguins() -> str:
@@ -67,7 +67,7 @@ class RunConfig:
 TRAINING_CONFIGS = (
     RunConfig,
     IngestConfig,
-    ValidateConfig,
+    BeamConfig,
     TransformConfig,
     TrainConfig,
     EvalConfig,

@@ -79,7 +79,13 @@ def _read_and_validate(
     beam_pipeline_args: Any,
     schema_uri: Optional[str],
 ) -> tuple[PipelineTask, PipelineTask]:
-    ingest_task = ingest(data_uri=data_uri, eval_fraction=eval_fraction, label=label, **labelled)
+    ingest_task = ingest(
+        data_uri=data_uri,
+        eval_fraction=eval_fraction,
+        label=label,
+        beam_pipeline_args=beam_pipeline_args,
+        **labelled,
+    )
     # The cache key sees the URIs, not the data (or the log) behind them.
     ingest_task.set_caching_options(False)
     validate_args = {"schema_uri": schema_uri} if schema_uri else {}
@@ -103,6 +109,7 @@ def _fit(
     task: Any,
     max_vocab_size: Any,
     num_oov_buckets: Any,
+    beam_pipeline_args: Any,
     train_step: Any,
     hyperparameters: Dict[str, Any],
 ) -> tuple[PipelineTask, PipelineTask]:
@@ -113,6 +120,7 @@ def _fit(
         task=task,
         max_vocab_size=max_vocab_size,
         num_oov_buckets=num_oov_buckets,
+        beam_pipeline_args=beam_pipeline_args,
     )
     train_task = train_step(
         train_data=ingest_task.outputs["train_data"],
@@ -133,6 +141,7 @@ def _bless_and_push(
     thresholds: Any,
     min_improvement: Any,
     min_labelled_rows: Any,
+    beam_pipeline_args: Any,
     served_only: Any,
 ) -> tuple[PipelineTask, PipelineTask, PipelineTask]:
     # After train: the baseline is the registry's newest version when the candidate is ready,
@@ -152,6 +161,7 @@ def _bless_and_push(
         thresholds=thresholds,
         min_improvement=min_improvement,
         min_labelled_rows=min_labelled_rows,
+        beam_pipeline_args=beam_pipeline_args,
     )
     deploy_task = deploy(
         model=train_task.outputs["model"],
@@ -214,6 +224,7 @@ def add_training_steps(
         task,
         max_vocab_size,
         num_oov_buckets,
+        beam_pipeline_args,
         train_step,
         hyperparameters,
     )
@@ -227,6 +238,7 @@ def add_training_steps(
         thresholds,
         min_improvement,
         min_labelled_rows,
+        beam_pipeline_args,
         served_only,
     )
     return TrainingTasks(

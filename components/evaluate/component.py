@@ -1,6 +1,6 @@
 """KFP wrapper of :mod:`components.evaluate.core`."""
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from kfp import dsl
 from kfp.dsl import (
@@ -31,6 +31,7 @@ def evaluate(
     thresholds: Optional[Dict[str, Dict[str, float]]] = None,
     min_improvement: float = 0.0,
     min_labelled_rows: int = 30,
+    beam_pipeline_args: Optional[List[str]] = None,
 ) -> None:
     """Scores the model on the eval split and blesses it or not.
 
@@ -48,6 +49,7 @@ def evaluate(
         thresholds: Bounds per metric, e.g. ``{"accuracy": {"lower_bound": 0.9}}``.
         min_improvement: Required improvement of the primary metric over the baseline.
         min_labelled_rows: Fewest labelled log rows to compare with the baseline on.
+        beam_pipeline_args: Beam options to score the eval split on a Beam runner.
     """
     import dataclasses
     import json
@@ -66,6 +68,7 @@ def evaluate(
                 "thresholds": thresholds,
                 "min_improvement": min_improvement,
                 "min_labelled_rows": min_labelled_rows,
+                "beam_pipeline_args": beam_pipeline_args,
             },
             {
                 "eval_data": eval_data,
@@ -87,6 +90,7 @@ def evaluate(
             core.Baseline(int(read(baseline, constants.VERSION)), baseline.path) if found else None,
             config,
             labelled_eval.path if read(labelled_eval, constants.LABELLED_LOG) else None,
+            beam_pipeline_args or (),
         )
         # What Metrics.log_metric does, without NaN; the labelled rows' beside the eval split's.
         record(metrics, result.metrics)

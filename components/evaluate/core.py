@@ -8,16 +8,19 @@ run joined the prediction log's labelled rows, both are also scored on those of 
 split (ingest writes them on their own), the served traffic's own evidence.
 """
 
+import functools
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import tensorflow as tf
 from sklearn import metrics as sk
 
-from components import constants
+from components import beam, constants, splits
 from components.evaluate.blessing import (
     PRIMARY,
     BaselineMetrics,
@@ -25,11 +28,13 @@ from components.evaluate.blessing import (
     LabelledRows,
     bless,
 )
-from components.features import Arrays, TransformSpec, iter_split_values, read_split
+from components.features import Arrays, TransformSpec, read_split, split_values
 
 logger = logging.getLogger(__name__)
 
 _PREDICT_BATCH = 4096
+# Batches a Beam worker scores per unit of work (a unit reads whole row groups).
+_BATCHES_PER_UNIT = 16
 
 
 @dataclass(frozen=True)
@@ -88,61 +93,101 @@ def _keep(outputs: dict[str, list[np.ndarray]], batch: dict[str, np.ndarray]) ->
         outputs.setdefault(name, []).append(value)
 
 
-class _Scorer:
-    """One model's outputs over a split that arrives in pieces: each kept, nothing else."""
+@functools.lru_cache(maxsize=4)
+def _signature(model_dir: str) -> Any:
+    """A SavedModel's serving signature, loaded once per process (a Beam worker scores many
+    units of a split with the same models)."""
+    return tf.saved_model.load(model_dir).signatures[constants.SERVING_SIGNATURE]
 
-    def __init__(self, model_dir: str, catch: tuple[type[BaseException], ...] = ()) -> None:
-        self.outputs: dict[str, list[np.ndarray]] = {}
-        self.failure: str | None = None
-        self._catch = catch
-        try:
-            self._signature = tf.saved_model.load(model_dir).signatures[constants.SERVING_SIGNATURE]
-        except catch as err:
-            self.failure = f"{type(err).__name__}: {err}"
 
-    def add(self, batch: Arrays) -> None:
-        if self.failure is not None:
-            return
-        try:
-            _keep(self.outputs, _call(self._signature, batch))
-        except self._catch as err:
-            self.failure = f"{type(err).__name__}: {err}"
+@dataclass
+class _Outputs:
+    """One model's outputs over the rows scored so far, or why it could not score them."""
+
+    parts: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    failure: str | None = None
+
+    def merge(self, other: "_Outputs") -> None:
+        """Appends the outputs of the rows after these (or the first failure)."""
+        if self.failure is None and other.failure is not None:
+            self.failure = other.failure
+        for name, values in other.parts.items():
+            self.parts.setdefault(name, []).extend(values)
 
     def result(self) -> dict[str, np.ndarray]:
-        return {name: np.concatenate(parts) for name, parts in self.outputs.items()}
+        return {name: np.concatenate(parts) for name, parts in self.parts.items()}
 
 
-def _streamed_outputs(path: str, spec: TransformSpec, scorers: list["_Scorer"]) -> np.ndarray:
-    """Feeds a split's labelled rows to each scorer in the batches :func:`predict` would use
-    on the whole split (so every output is the same to the bit), holding at most two batches
-    of features at a time; returns the labels as the metrics take them (:func:`_scored_rows`).
+@dataclass
+class _Scored:
+    """A split's rows scored so far: their labels as the metrics take them, the rows left out
+    (a class train never had), and each model's outputs (the candidate's, then the baseline's).
     """
-    labels: list[np.ndarray] = []
-    pending: list[Arrays] = []
-    waiting, unknown = 0, 0
 
-    def flush(rows: int) -> None:
-        nonlocal pending, waiting
-        joined = {n: np.concatenate([p[n] for p in pending]) for n in pending[0]}
-        batch = {n: values[:rows] for n, values in joined.items()}
-        for scorer in scorers:
-            scorer.add(batch)
-        rest = {n: values[rows:] for n, values in joined.items()}
-        pending, waiting = [rest], waiting - rows
+    labels: list[np.ndarray] = field(default_factory=list)
+    unknown: int = 0
+    outputs: list[_Outputs] = field(default_factory=list)
 
-    for features, values in iter_split_values(path, spec, _PREDICT_BATCH):
-        y, features, dropped = _as_scored(spec, features, values)
-        unknown += dropped
-        labels.append(y)
-        pending.append(features)
-        waiting += len(y)
-        while waiting >= _PREDICT_BATCH:
-            flush(_PREDICT_BATCH)
-    if waiting:
-        flush(waiting)
-    if unknown:
-        logger.warning("Ignoring %d rows of %s: a class train never had", unknown, path)
-    return np.concatenate(labels) if labels else np.zeros(0)
+    def merge(self, other: "_Scored") -> "_Scored":
+        """Appends the scores of the rows after these."""
+        self.labels.extend(other.labels)
+        self.unknown += other.unknown
+        if not self.outputs:
+            self.outputs = [_Outputs() for _ in other.outputs]
+        for mine, theirs in zip(self.outputs, other.outputs, strict=True):
+            mine.merge(theirs)
+        return self
+
+
+def _score_rows(
+    spec: TransformSpec, models: tuple[tuple[str, bool], ...], table: pa.Table
+) -> _Scored:
+    """Scores a unit of a split (at most :data:`_PREDICT_BATCH` rows, one call of each model):
+    its labelled rows of known classes. ``models`` are (SavedModel, whether its failures are
+    caught and reported rather than raised): the candidate's are raised, the baseline's caught.
+    """
+    features, values = split_values(table, spec)
+    y, features, unknown = _as_scored(spec, features, values)
+    scored = _Scored([y], unknown, [_Outputs() for _ in models])
+    if not len(y):
+        return scored
+    for (model_dir, caught), outputs in zip(models, scored.outputs, strict=True):
+        try:
+            for name, value in _call(_signature(model_dir), features).items():
+                outputs.parts[name] = [value]
+        except _BASELINE_ERRORS as err:
+            if not caught:
+                raise
+            outputs.failure = f"{type(err).__name__}: {err}"
+    return scored
+
+
+def _score_unit(spec: TransformSpec, models: tuple, unit: splits.Unit) -> _Scored:
+    parts = splits.unit_batches(unit, [*spec.feature_names, spec.label.name])
+    return functools.reduce(
+        _Scored.merge,
+        (_score_rows(spec, models, rows) for rows in parts),
+        _Scored(outputs=[_Outputs() for _ in models]),
+    )
+
+
+def _score_split(
+    path: str, spec: TransformSpec, models: tuple[tuple[str, bool], ...], beam_args: Sequence[str]
+) -> _Scored:
+    """The split's labelled rows through each model, :data:`_PREDICT_BATCH` rows at a time:
+    in this process, holding one batch of features, or in units on a Beam runner's workers.
+    The batches are the same either way, so every output is the same to the bit."""
+    if beam_args:
+        units = splits.units(path, _PREDICT_BATCH, _BATCHES_PER_UNIT)
+        parts = beam.run(units, functools.partial(_score_unit, spec, models), beam_args)
+    else:
+        columns = [*spec.feature_names, spec.label.name]
+        batches = splits.batches(path, columns, _PREDICT_BATCH)
+        parts = (_score_rows(spec, models, pa.Table.from_batches([b])) for b in batches)
+    scored = functools.reduce(_Scored.merge, parts, _Scored(outputs=[_Outputs() for _ in models]))
+    if scored.unknown:
+        logger.warning("Ignoring %d rows of %s: a class train never had", scored.unknown, path)
+    return scored
 
 
 def classification_metrics(y: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
@@ -214,12 +259,12 @@ _BASELINE_ERRORS = (KeyError, ValueError, TypeError, tf.errors.OpError)
 
 
 def _baseline_from(
-    spec: TransformSpec, version: int, scorer: _Scorer, y: np.ndarray
+    spec: TransformSpec, version: int, outputs: _Outputs, y: np.ndarray
 ) -> BaselineMetrics:
-    if scorer.failure is not None:
-        return BaselineMetrics(version, failure=scorer.failure)
+    if outputs.failure is not None:
+        return BaselineMetrics(version, failure=outputs.failure)
     try:
-        return BaselineMetrics(version, _metrics_of(spec, y, scorer.result())["metrics"])
+        return BaselineMetrics(version, _metrics_of(spec, y, outputs.result())["metrics"])
     except _BASELINE_ERRORS as err:
         return BaselineMetrics(version, failure=f"{type(err).__name__}: {err}")
 
@@ -254,17 +299,21 @@ def _metrics_of(spec: TransformSpec, y: np.ndarray, outputs: dict[str, np.ndarra
 
 
 def _scores(
-    path: str, spec: TransformSpec, model_dir: str, baseline: Baseline | None
+    path: str,
+    spec: TransformSpec,
+    model_dir: str,
+    baseline: Baseline | None,
+    beam_args: Sequence[str] = (),
 ) -> tuple[np.ndarray, dict[str, Any], BaselineMetrics | None]:
     """The split streamed through the candidate and the baseline: its labels, the candidate's
     metrics and the baseline's (or why it could not score the split)."""
-    candidate = _Scorer(model_dir)
-    other = None if baseline is None else _Scorer(baseline.model_dir, _BASELINE_ERRORS)
-    y = _streamed_outputs(path, spec, [candidate] + ([other] if other else []))
-    scored = _metrics_of(spec, y, candidate.result()) if len(y) else {"metrics": {}}
+    models = ((model_dir, False),) + (((baseline.model_dir, True),) if baseline else ())
+    split = _score_split(path, spec, models, beam_args)
+    y = np.concatenate(split.labels) if split.labels else np.zeros(0)
+    scored = _metrics_of(spec, y, split.outputs[0].result()) if len(y) else {"metrics": {}}
     against = None
-    if baseline is not None and other is not None:
-        against = _baseline_from(spec, baseline.version, other, y)
+    if baseline is not None:
+        against = _baseline_from(spec, baseline.version, split.outputs[1], y)
     return y, scored, against
 
 
@@ -288,6 +337,7 @@ def evaluate(
     baseline: Baseline | None = None,
     config: EvalConfig | None = None,
     labelled_path: str | None = None,
+    beam_pipeline_args: Sequence[str] = (),
 ) -> EvaluationResult:
     """Scores the candidate (and the baseline) on the eval split and decides the blessing.
 
@@ -299,6 +349,8 @@ def evaluate(
         config: Thresholds and the required improvement (none, and any improvement, if None).
         labelled_path: The prediction log's labelled rows in the eval split (Parquet), when
             the run joined a log: the candidate must do as well as the baseline on them.
+        beam_pipeline_args: Beam options to score the eval split on a Beam runner's workers;
+            empty for in-process. The metrics are the same either way.
 
     Returns:
         The evaluation, with ``blessed`` and the reasons for it.
@@ -316,7 +368,7 @@ def evaluate(
         f"version {baseline.version} at {baseline.model_dir}" if baseline else "none",
     )
     # The eval split streams through both models; only labels and outputs are kept whole.
-    y, scored, against = _scores(eval_path, spec, model_dir, baseline)
+    y, scored, against = _scores(eval_path, spec, model_dir, baseline, beam_pipeline_args)
     trivial = _trivial_metrics(spec, y)
     labelled, labelled_metrics, labelled_baseline = None, {}, {}
     if labelled_path is not None and baseline is not None:

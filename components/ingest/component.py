@@ -1,5 +1,7 @@
 """KFP wrapper of :mod:`components.ingest.core`."""
 
+from typing import List, Optional
+
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
@@ -17,6 +19,7 @@ def ingest(
     labelled_hours: float = 168.0,
     label: str = "species",
     model_name: str = "penguins",
+    beam_pipeline_args: Optional[List[str]] = None,
 ) -> None:
     """Reads CSV or Parquet (and the prediction log's recent labelled rows) and writes
     deterministic train and eval splits as Parquet.
@@ -31,6 +34,7 @@ def ingest(
         labelled_hours: How recent those rows are (hours back from now).
         label: The label column (where the log's labels go).
         model_name: The model whose predictions in the log are read.
+        beam_pipeline_args: Beam options to split the data on a Beam runner (Parquet data).
     """
 
     from components import constants
@@ -47,6 +51,7 @@ def ingest(
                 "eval_fraction": eval_fraction,
                 "labelled_log": labelled_log,
                 "labelled_hours": labelled_hours,
+                "beam_pipeline_args": beam_pipeline_args,
             },
             {},
             {"train_data": train_data, "eval_data": eval_data, "labelled_eval": labelled_eval},
@@ -60,6 +65,7 @@ def ingest(
             eval_fraction,
             (labelled_log, model_name, label, labelled_hours) if labelled_log else None,
             labelled_eval.path,
+            beam_pipeline_args or (),
         )
         log_eval = result.labelled_eval_rows
         for artifact, split, rows, from_log in (

@@ -12,12 +12,14 @@ evaluate compares the candidate with the serving version on them, rows neither m
 """
 
 import collections
+import functools
 import hashlib
 import logging
 import os
 import re
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +32,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
 
-from components.errors import DataError
+from components import beam, splits
+from components.errors import ConfigurationError, DataError
 from components.ingest.config import IngestConfig
 from serving import prediction_log as pl
 
@@ -138,13 +141,43 @@ class Source:
                 return pa_csv.read_csv(stream, parse_options=parse, convert_options=options)
         return pa_csv.open_csv(stream, parse_options=parse, convert_options=options)
 
+    def _dataset(self) -> ds.Dataset:
+        # Hive partitions (year=2013/...) are columns, as pyarrow.parquet.read_table has them.
+        return ds.dataset(self._path, filesystem=self._fs, format="parquet", partitioning="hive")
+
+    def units(self) -> list[tuple[str, int, int, int]]:
+        """The data cut into units of work for a Beam runner's workers, in the data's order:
+        (uri, file, row group, position) for each row group of each Parquet file.
+
+        Raises:
+            ConfigurationError: The data is a CSV (a CSV cannot be cut without reading it).
+        """
+        if not self._parquet:
+            raise ConfigurationError(
+                f"On a Beam runner ingest reads Parquet (a file, or a folder of files), and "
+                f"{self.uri!r} is a CSV, which cannot be cut into units without reading it "
+                "through; convert it to Parquet, or ingest it in-process (no Beam options)."
+            )
+        found = []
+        try:
+            for file, fragment in enumerate(self._dataset().get_fragments()):
+                for group in range(fragment.metadata.num_row_groups):
+                    found.append((self.uri, file, group, len(found)))
+        except (pa.ArrowInvalid, OSError) as err:
+            raise DataError(f"Cannot read {self.uri!r}: {err}") from err
+        return found
+
+    def _unit_raw_batches(self, unit: tuple[str, int, int, int]) -> Iterator[pa.RecordBatch]:
+        dataset = self._dataset()
+        _, file, group, _ = unit
+        fragment = list(dataset.get_fragments())[file]
+        (rows,) = fragment.split_by_row_group()[group : group + 1]
+        yield from rows.to_batches(schema=dataset.schema, batch_size=BATCH_ROWS, use_threads=False)
+
     def _raw_batches(self) -> Iterator[pa.RecordBatch]:
         """The data's record batches as read, types and names untouched."""
         if self._parquet:
-            dataset = ds.dataset(
-                self._path, filesystem=self._fs, format="parquet", partitioning="hive"
-            )
-            yield from dataset.to_batches(batch_size=BATCH_ROWS, use_threads=False)
+            yield from self._dataset().to_batches(batch_size=BATCH_ROWS, use_threads=False)
             return
         while True:
             reader = self._read_csv(column_types=self._csv_types)
@@ -163,30 +196,35 @@ class Source:
             finally:
                 reader.close()
 
-    def scan(self) -> Scan:
-        """Reads the data once (again for each CSV column whose type widens further on) for the
-        columns to write, their types, which integer columns lack values, and the rows.
+    def scan(self, beam_pipeline_args: Sequence[str] = ()) -> Scan:
+        """Reads the data once (again for each CSV column whose type widens further on), or has
+        a Beam runner's workers read it, for the columns to write, their types, which integer
+        columns lack values, and the rows.
 
         Raises:
             DataError: The data cannot be read, has no rows, or has a column the pipeline
                 cannot use.
         """
+        if beam_pipeline_args:
+            units = self.units()
+            nulls, rows = beam.run(units, _count_unit, beam_pipeline_args, _COUNTS)
+            return self._scan_of(self._dataset().schema, nulls, rows)
         while True:
             try:
                 schema, nulls, rows = None, collections.Counter(), 0
                 for batch in self._checked(self._raw_batches()):
                     schema = schema or batch.schema
-                    rows += batch.num_rows
-                    for name, column in zip(batch.schema.names, batch.columns, strict=True):
-                        nulls[name] += column.null_count
-                break
+                    nulls, rows = _COUNTS.merge_accumulators([(nulls, rows), _counts(batch)])
+                return self._scan_of(schema, nulls, rows)
             except _Widened:
                 continue
+
+    def _scan_of(self, schema: pa.Schema | None, nulls: dict[str, int], rows: int) -> Scan:
         if schema is None or rows == 0:
             raise DataError(f"{self.uri!r} has a header but no rows; there is nothing to train on.")
         sources, fields = [], []
         for field in schema:
-            if nulls[field.name] == rows:
+            if nulls.get(field.name, 0) == rows:
                 logger.warning("Dropping column %r: it has no values", field.name)
                 continue
             name = _feature_name(field.name)
@@ -199,12 +237,15 @@ class Source:
                 )
             sources.append(field.name)
             fields.append(pa.field(name, _pipeline_type(field.name, field.type)))
-        nullable = {f.name for f, s in zip(fields, sources, strict=True) if nulls[s]}
+        nullable = {f.name for f, s in zip(fields, sources, strict=True) if nulls.get(s)}
         return Scan(pa.schema(fields), sources, frozenset(nullable), rows)
 
-    def batches(self, scan: Scan) -> Iterator[pa.RecordBatch]:
-        """The data in record batches of ``scan``'s columns and types."""
-        for batch in self._checked(self._raw_batches()):
+    def batches(
+        self, scan: Scan, unit: tuple[str, int, int, int] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """The data (or one unit of it) in record batches of ``scan``'s columns and types."""
+        raw = self._raw_batches() if unit is None else self._unit_raw_batches(unit)
+        for batch in self._checked(raw):
             yield pa.RecordBatch.from_arrays(
                 [
                     _normalize_column(source, batch.column(source), field.type)
@@ -222,6 +263,39 @@ class Source:
 
 class _Widened(Exception):
     """A CSV column's type widened: the scan starts again."""
+
+
+def _counts(batch: pa.RecordBatch) -> tuple[collections.Counter, int]:
+    """The missing values of each column of a batch, and its rows."""
+    nulls = collections.Counter(
+        {name: batch.column(index).null_count for index, name in enumerate(batch.schema.names)}
+    )
+    return nulls, batch.num_rows
+
+
+class _Counts:
+    """Sums (missing values per column, rows): the combiner of a scan's units."""
+
+    def create_accumulator(self) -> tuple[collections.Counter, int]:
+        return collections.Counter(), 0
+
+    def merge_accumulators(self, parts: Iterable[tuple[collections.Counter, int]]) -> tuple:
+        nulls, rows = collections.Counter(), 0
+        for part_nulls, part_rows in parts:
+            nulls.update(part_nulls)
+            rows += part_rows
+        return nulls, rows
+
+    def extract_output(self, counts: tuple) -> tuple:
+        return counts
+
+
+_COUNTS = _Counts()
+
+
+def _count_unit(unit: tuple[str, int, int, int]) -> tuple[collections.Counter, int]:
+    source = Source(unit[0])
+    return _COUNTS.merge_accumulators(map(_counts, source._checked(source._unit_raw_batches(unit))))
 
 
 def read_table(uri: str) -> pa.Table:
@@ -422,10 +496,72 @@ class _Fingerprint:
         with np.errstate(over="ignore"):
             self._sums += np.array([hashes.sum(), (hashes * hashes).sum()], dtype=np.uint64)
 
+    def merge(self, other: "_Fingerprint") -> None:
+        """Adds the rows another fingerprint saw."""
+        self._rows += other._rows
+        with np.errstate(over="ignore"):
+            self._sums += other._sums
+
     def hexdigest(self) -> str:
         digest = hashlib.sha256(f"{self._schema}\n{self._rows}".encode())
         digest.update(self._sums.tobytes())
         return digest.hexdigest()[:16]
+
+
+class _Split:
+    """Rows split into train and eval by their hashes as they come, and written to two
+    Parquet files (whole, or not at all: :meth:`commit` or :meth:`discard`)."""
+
+    def __init__(self, paths: Sequence[str], scan: Scan, eval_fraction: float) -> None:
+        self._scan, self._eval_fraction = scan, eval_fraction
+        self.writers = [_SplitWriter(path, scan.schema) for path in paths]
+        self.fingerprint = _Fingerprint(scan.schema)
+
+    def add(self, rows: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+        """Splits and writes ``rows``; returns those that went to eval."""
+        hashes = row_hashes(rows, self._scan.nullable)
+        self.fingerprint.add(hashes)
+        is_eval = _in_eval(hashes, self._eval_fraction)
+        self.writers[0].write(rows.filter(pa.array(~is_eval)))
+        evaluation = rows.filter(pa.array(is_eval))
+        self.writers[1].write(evaluation)
+        return evaluation
+
+    @property
+    def rows(self) -> tuple[int, int]:
+        return self.writers[0].rows, self.writers[1].rows
+
+    def commit(self) -> None:
+        for writer in self.writers:
+            writer.commit()
+
+    def discard(self) -> None:
+        for writer in self.writers:
+            writer.discard()
+
+
+def _split_unit(
+    scan: Scan, eval_fraction: float, folders: Sequence[str], unit: tuple[str, int, int, int]
+) -> tuple[int, int, _Fingerprint]:
+    """On a Beam worker: splits one unit of the data into a shard of each split's folder,
+    named by the unit's position, so the shards in name order are the data's rows in order."""
+    shard = f"part-{unit[3]:05d}{splits.SHARD_SUFFIX}"
+    split = _Split([os.path.join(folder, shard) for folder in folders], scan, eval_fraction)
+    try:
+        for batch in Source(unit[0]).batches(scan, unit):
+            split.add(batch)
+    except BaseException:
+        split.discard()
+        raise
+    split.commit()
+    return (*split.rows, split.fingerprint)
+
+
+def _too_few(scan: Scan, eval_fraction: float) -> DataError:
+    return DataError(
+        f"{scan.rows} rows are too few to split into train and eval at "
+        f"eval_fraction={eval_fraction}: one split would be empty. Give more rows."
+    )
 
 
 def ingest(
@@ -435,12 +571,20 @@ def ingest(
     eval_fraction: float,
     labelled: tuple[str, str, str, float] | None = None,
     labelled_eval_path: str | None = None,
+    beam_pipeline_args: Sequence[str] = (),
 ) -> IngestResult:
     """Reads ``data_uri`` (and the labelled log's rows), splits the rows and writes the splits
-    as Parquet files, a record batch at a time: memory holds a few batches, never the table.
+    as Parquet, a record batch at a time: memory holds a few batches, never the table.
+
+    In this process each split is one Parquet file. Given Beam pipeline options, the data's
+    row groups are split on the runner's workers and each split is a folder of Parquet
+    shards, one per row group of the data (and one for the log's rows), named in the data's
+    order: the same rows in the same order, and the same fingerprint (:mod:`components.splits`
+    reads either).
 
     Args:
-        data_uri: A CSV or Parquet file or folder, local or ``gs://``/``s3://``.
+        data_uri: A CSV or Parquet file or folder, local or ``gs://``/``s3://`` (Parquet only
+            on Beam).
         train_path: Where to write the train split.
         eval_path: Where to write the eval split.
         eval_fraction: The share of rows for eval.
@@ -448,6 +592,8 @@ def ingest(
             of ``model`` join the data (see :func:`labelled_log_rows`).
         labelled_eval_path: Where to write the log's rows that are in the eval split (written,
             with no rows, without a log).
+        beam_pipeline_args: Beam options to split the data on a Beam runner; empty for
+            in-process.
 
     Returns:
         Row counts, a content fingerprint and the column names.
@@ -455,56 +601,99 @@ def ingest(
     Raises:
         DataError: The data cannot be read, or has too few rows for both splits; nothing is
             written then.
+        ConfigurationError: Beam options the runner rejects, or a CSV on Beam (before any
+            work).
     """
     logger.info("Ingesting %s (eval_fraction=%s)", data_uri, eval_fraction)
     # Checks them before anything is read.
     IngestConfig(eval_fraction, **({"labelled_hours": labelled[3]} if labelled else {}))
     source = Source(data_uri)
-    scan = source.scan()
+    if beam_pipeline_args:
+        beam.pipeline_options(beam_pipeline_args)
+        source.units()  # A CSV is refused before any work.
+    scan = source.scan(beam_pipeline_args)
     rows = (
         labelled_log_rows(labelled[0], labelled[1], labelled[2], scan.schema, labelled[3])
         if labelled is not None
         else scan.schema.empty_table()
     )
     from_log = rows.num_rows
-    writers = [_SplitWriter(path, scan.schema) for path in (train_path, eval_path)]
-    fingerprint = _Fingerprint(scan.schema)
-    try:
-        for batch in source.batches(scan):
-            hashes = row_hashes(batch, scan.nullable)
-            fingerprint.add(hashes)
-            is_eval = _in_eval(hashes, eval_fraction)
-            writers[0].write(batch.filter(pa.array(~is_eval)))
-            writers[1].write(batch.filter(pa.array(is_eval)))
-        if not (writers[0].rows and writers[1].rows):
-            raise DataError(
-                f"{scan.rows} rows are too few to split into train and eval at "
-                f"eval_fraction={eval_fraction}: one split would be empty. Give more rows."
-            )
-        if labelled is not None:
-            log, model = labelled[:2]
-            logger.info("Joining %d labelled rows of %s from %s", rows.num_rows, model, log)
-            hashes = row_hashes(rows, scan.nullable)
-            fingerprint.add(hashes)
-            is_eval = _in_eval(hashes, eval_fraction)
-            writers[0].write(rows.filter(pa.array(~is_eval)))
-            rows = rows.filter(pa.array(is_eval))  # from here on, the log's rows in eval
-            writers[1].write(rows)
-    except BaseException:
-        for writer in writers:
-            writer.discard()
-        raise
-    for writer in writers:
-        writer.commit()
+    if labelled is not None:
+        logger.info("%d labelled rows of %s in %s", from_log, labelled[1], labelled[0])
+    paths = (train_path, eval_path)
+    if beam_pipeline_args:
+        counts, fingerprint, log_eval = _split_on_beam(source, scan, rows, eval_fraction, paths,
+                                                       beam_pipeline_args)  # fmt: skip
+    else:
+        counts, fingerprint, log_eval = _split_here(source, scan, rows, eval_fraction, paths)
     if labelled_eval_path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(labelled_eval_path)), exist_ok=True)
-        pq.write_table(rows, labelled_eval_path)
-    logger.info("Wrote %d train and %d eval rows", writers[0].rows, writers[1].rows)
+        pq.write_table(log_eval, labelled_eval_path)
+    logger.info("Wrote %d train and %d eval rows", *counts)
     return IngestResult(
-        writers[0].rows,
-        writers[1].rows,
-        fingerprint.hexdigest(),
-        scan.schema.names,
-        from_log,
-        rows.num_rows,
+        *counts, fingerprint.hexdigest(), scan.schema.names, from_log, log_eval.num_rows
     )
+
+
+def _join_log(split: _Split, rows: pa.Table) -> pa.Table:
+    """Splits the log's rows after the data's; returns those in eval."""
+    if rows.num_rows:
+        logger.info("Joining %d labelled rows of the prediction log", rows.num_rows)
+    return split.add(rows)
+
+
+def _split_here(
+    source: Source, scan: Scan, rows: pa.Table, eval_fraction: float, paths: Sequence[str]
+) -> tuple[tuple[int, int], _Fingerprint, pa.Table]:
+    split = _Split(paths, scan, eval_fraction)
+    try:
+        for batch in source.batches(scan):
+            split.add(batch)
+        if not all(split.rows):
+            raise _too_few(scan, eval_fraction)
+        log_eval = _join_log(split, rows)
+    except BaseException:
+        split.discard()
+        raise
+    split.commit()
+    return split.rows, split.fingerprint, log_eval
+
+
+def _split_on_beam(
+    source: Source,
+    scan: Scan,
+    rows: pa.Table,
+    eval_fraction: float,
+    paths: Sequence[str],
+    beam_pipeline_args: Sequence[str],
+) -> tuple[tuple[int, int], _Fingerprint, pa.Table]:
+    folders = [f"{os.path.abspath(path)}.partial" for path in paths]
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+    try:
+        units = source.units()
+        parts = beam.run(
+            units,
+            functools.partial(_split_unit, scan, eval_fraction, folders),
+            beam_pipeline_args,
+        )
+        fingerprint = _Fingerprint(scan.schema)
+        for _, _, part in parts:
+            fingerprint.merge(part)
+        counts = [sum(part[index] for part in parts) for index in (0, 1)]
+        if not all(counts):
+            raise _too_few(scan, eval_fraction)
+        shard = f"part-{len(units):05d}{splits.SHARD_SUFFIX}"
+        split = _Split([os.path.join(folder, shard) for folder in folders], scan, eval_fraction)
+        log_eval = _join_log(split, rows)
+        split.commit()
+        fingerprint.merge(split.fingerprint)
+        counts = [total + log for total, log in zip(counts, split.rows, strict=True)]
+    except BaseException:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    for folder, path in zip(folders, paths, strict=True):
+        os.replace(folder, path)
+    return (counts[0], counts[1]), fingerprint, log_eval

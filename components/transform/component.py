@@ -1,5 +1,7 @@
 """KFP wrapper of :mod:`components.transform.core`."""
 
+from typing import List, Optional
+
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
 
@@ -15,6 +17,7 @@ def transform(
     task: str = "auto",
     max_vocab_size: int = 1000,
     num_oov_buckets: int = 2,
+    beam_pipeline_args: Optional[List[str]] = None,
 ) -> None:
     """Fits the preprocessing on the train split and saves it as a TensorFlow SavedModel.
 
@@ -26,6 +29,7 @@ def transform(
         task: auto, classification or regression.
         max_vocab_size: Most frequent values kept per categorical feature.
         num_oov_buckets: Hash buckets for values outside the vocabulary.
+        beam_pipeline_args: Beam options to fit on a Beam runner.
     """
 
     from components import constants
@@ -42,6 +46,7 @@ def transform(
                 "task": task,
                 "max_vocab_size": max_vocab_size,
                 "num_oov_buckets": num_oov_buckets,
+                "beam_pipeline_args": beam_pipeline_args,
             },
             {"train_data": train_data, "schema": schema},
             {"transform_graph": transform_graph},
@@ -57,6 +62,7 @@ def transform(
             core.TransformConfig(
                 task=task, max_vocab_size=max_vocab_size, num_oov_buckets=num_oov_buckets
             ),
+            beam_pipeline_args or (),
         )
         record(
             transform_graph,

@@ -17,12 +17,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components import beam, constants
+from components import beam, constants, splits
 from components.errors import ConfigurationError, DataError
 from components.features import (
     MISSING_SUFFIX,
@@ -261,20 +260,20 @@ def summarize(
     Beam runner given pipeline options. The summaries are the same either way."""
     combiner = SplitSummary(columns)
     if beam_pipeline_args:
-        units = beam.row_ranges(beam.local_path(train_path), BATCH_ROWS)
-        return beam.run(units, functools.partial(_summarize_rows, combiner), beam_pipeline_args,
-                        combiner)  # fmt: skip
+        units = splits.units(train_path, BATCH_ROWS, 1)
+        summarize_unit = functools.partial(_summarize_unit, combiner)
+        return beam.run(units, summarize_unit, beam_pipeline_args, combiner)
     summaries = combiner.create_accumulator()
-    split = pq.ParquetFile(train_path)
-    for batch in split.iter_batches(batch_size=BATCH_ROWS, columns=list(columns)):
+    for batch in splits.batches(train_path, list(columns), BATCH_ROWS):
         combiner.add_input(summaries, batch)
     return summaries
 
 
-def _summarize_rows(combiner: SplitSummary, unit: tuple[str, int, int]) -> dict[str, ColumnSummary]:
+def _summarize_unit(combiner: SplitSummary, unit: splits.Unit) -> dict[str, ColumnSummary]:
     summaries = combiner.create_accumulator()
-    for batch in beam.read_rows(unit, list(combiner.columns)).to_batches():
-        combiner.add_input(summaries, batch)
+    for rows in splits.unit_batches(unit, list(combiner.columns)):
+        for batch in rows.to_batches():
+            combiner.add_input(summaries, batch)
     return summaries
 
 
@@ -302,7 +301,7 @@ def fit(
     Returns:
         The fitted spec.
     """
-    types = pq.read_schema(train_path)
+    types = splits.schema(train_path)
     if label not in types.names:
         raise DataError(f"The label {label!r} is not a column of {train_path!r}.")
     columns = {label: (LABEL, types.field(label).type)}
@@ -388,12 +387,14 @@ def transform(
     output_dir: str,
     task: str = constants.AUTO,
     config: TransformConfig = TransformConfig(),
+    beam_pipeline_args: Sequence[str] = (),
 ) -> TransformSpec:
-    """Fits the transform on the train split and writes it to ``output_dir``."""
+    """Fits the transform on the train split (on a Beam runner, given its options) and writes
+    it to ``output_dir``."""
     logger.info(
         "Fitting the transform on %s (label=%r, task=%s, %s)", train_path, label, task, config
     )
-    spec = fit(train_path, schema, label, task, config)
+    spec = fit(train_path, schema, label, task, config, beam_pipeline_args)
     save(spec, output_dir)
     logger.info(
         "Transform: %d numeric and %d categorical features, task %s%s",

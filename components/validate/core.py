@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import tensorflow_data_validation as tfdv
 from tensorflow_data_validation.statistics import stats_impl
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx_bsl.arrow import table_util
 
-from components import constants, statistics_view
+from components import beam as beam_options
+from components import constants, splits, statistics_view
 from components.errors import DataError, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def _statistics_in_process(parquet_path: str) -> statistics_pb2.DatasetFeatureSt
     # memory holds a batch and the sketches, never the split.
     generators = stats_impl.get_generators(tfdv.StatsOptions(), in_memory=True)
     accumulators = [generator.create_accumulator() for generator in generators]
-    for batch in pq.ParquetFile(parquet_path).iter_batches(batch_size=STATISTICS_BATCH_ROWS):
+    for batch in splits.batches(parquet_path, None, STATISTICS_BATCH_ROWS):
         rows = to_tfdv_batch(pa.Table.from_batches([batch]))
         accumulators = [
             generator.add_input(accumulator, rows)
@@ -84,14 +84,13 @@ def _statistics_with_beam(
     parquet_path: str, beam_pipeline_args: Sequence[str]
 ) -> statistics_pb2.DatasetFeatureStatisticsList:
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
 
     with tempfile.TemporaryDirectory() as scratch:
         output = os.path.join(scratch, "stats.pb")
-        with beam.Pipeline(options=PipelineOptions(list(beam_pipeline_args))) as pipeline:
+        with beam.Pipeline(options=beam_options.pipeline_options(beam_pipeline_args)) as pipeline:
             _ = (
                 pipeline
-                | "ReadParquet" >> beam.io.ReadFromParquetBatched(parquet_path)
+                | "ReadParquet" >> beam.io.ReadFromParquetBatched(splits.pattern(parquet_path))
                 | "ToTfdvBatches" >> beam.Map(to_tfdv_batch)
                 | "GenerateStatistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
                 | "WriteStatistics" >> tfdv.WriteStatisticsToBinaryFile(output)

@@ -18,17 +18,17 @@ from components.train.config import TrainConfig
 from components.transform.component import transform
 from components.transform.config import TransformConfig
 from components.validate.component import validate
-from components.validate.config import ValidateConfig
+from components.beam import BeamConfig
 from pipelines import cluster_training, docs, parameters, training
 from pipelines.cli import build_parser
 
 # Each component with the configs of the settings it takes.
 COMPONENTS = [
-    (ingest, [IngestConfig]),
-    (validate, [ValidateConfig]),
-    (transform, [TransformConfig]),
+    (ingest, [IngestConfig, BeamConfig]),
+    (validate, [BeamConfig]),
+    (transform, [TransformConfig, BeamConfig]),
     (train, [TrainConfig]),
-    (evaluate, [EvalConfig]),
+    (evaluate, [EvalConfig, BeamConfig]),
     (rollout, [KServeSettings, cluster_training.ServeConfig]),
 ]
 

@@ -10,7 +10,7 @@ from components.errors import ConfigurationError
 from components.evaluate import core
 from components.features import LabelSpec, NumericFeature, TransformSpec, load_spec
 from components.transform import core as transform_core
-from tests.conftest import export_untrained
+from tests.conftest import MULTI_PROCESS_BEAM, export_untrained
 
 
 def test_classification_metrics_on_known_values():
@@ -177,3 +177,36 @@ def test_streaming_the_eval_split_gives_the_metrics_of_the_whole_split(
     )
     assert streamed.trivial_metrics == core._trivial_metrics(spec, y)
     assert sum(map(sum, streamed.confusion_matrix)) == table.num_rows
+
+
+def test_scoring_on_beam_gives_the_metrics_of_scoring_in_process(
+    monkeypatch, tmp_path, penguins_splits, golden_model, golden_transform
+):
+    """The eval split as a folder of shards (as ingest on Beam writes it), scored in units on
+    the DirectRunner's worker processes with a baseline: the evaluation in-process, to the bit;
+    a baseline that cannot read the data fails the same way."""
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(core, "_PREDICT_BATCH", 4)  # units of 3 batches of 4 rows
+    monkeypatch.setattr(core, "_BATCHES_PER_UNIT", 3)
+    table = pq.read_table(penguins_splits["eval"])
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    for index, start in enumerate(range(0, table.num_rows, 30)):
+        pq.write_table(table.slice(start, 30), folder / f"part-{index:05d}.parquet", 7)
+    assert index >= 2
+    spec = load_spec(golden_transform)
+    for baseline_model in (
+        export_untrained(golden_transform, str(tmp_path / "b")),
+        _model_for_other_data(tmp_path),
+    ):
+        baseline = core.Baseline(version=1, model_dir=baseline_model)
+        in_process = core.evaluate(str(folder), golden_model, spec, baseline)
+        on_beam = core.evaluate(
+            str(folder), golden_model, spec, baseline, beam_pipeline_args=MULTI_PROCESS_BEAM
+        )
+        assert dataclasses.asdict(on_beam) == dataclasses.asdict(in_process)
+    assert in_process.baseline_metrics == {} and not in_process.blessed
+    assert sum(map(sum, on_beam.confusion_matrix)) == table.num_rows

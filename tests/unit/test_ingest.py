@@ -287,3 +287,49 @@ def test_a_label_that_is_not_a_column_of_the_data_says_so(tmp_path, penguins_csv
         core.ingest(penguins_csv, *paths[:2], 0.2, (str(tmp_path / "log"), "penguins", "kind",
                                                     24.0), paths[2])  # fmt: skip
     assert not any(os.path.exists(p) for p in paths)  # nothing half written
+
+
+def test_ingest_on_beam_writes_the_same_splits_as_in_process(tmp_path, penguins_csv):
+    """Hive-partitioned Parquet (two years, several row groups each) with the labelled log
+    joined, split on the DirectRunner's worker processes: each split is a folder of shards
+    whose rows, read in order, are the in-process split's; counts and fingerprint agree."""
+    import time
+
+    from components import splits
+    from tests.conftest import MULTI_PROCESS_BEAM
+
+    table = core.read_table(penguins_csv)
+    for year in (2007, 2008, 2009):
+        folder = tmp_path / "data" / f"year={year}"
+        folder.mkdir(parents=True)
+        rows = table.filter(pa.compute.equal(table["year"], year)).drop(["year"])
+        pq.write_table(rows, folder / "part.parquet", row_group_size=40)
+    log = str(tmp_path / "log")
+    _served(log, table.to_pylist()[:60], labelled=60, answered=time.time())
+    data, labelled = str(tmp_path / "data"), (log, "penguins", "species", 24.0)
+    results = {}
+    for mode, args in (("here", ()), ("beam", MULTI_PROCESS_BEAM)):
+        paths = [str(tmp_path / f"{mode}-{name}") for name in ("train", "eval", "labelled")]
+        result = core.ingest(data, *paths[:2], 0.2, labelled, paths[2], beam_pipeline_args=args)
+        results[mode] = (result, [pq.read_table(splits.files(p)) for p in paths])
+    (here, here_tables), (beam, beam_tables) = results["here"], results["beam"]
+    assert beam == here and here.labelled_rows == 60 and "year" in here.columns
+    for ours, theirs in zip(beam_tables, here_tables, strict=True):
+        assert ours.equals(theirs)
+    shards = splits.files(str(tmp_path / "beam-train"))
+    groups = sum(pq.read_metadata(f).num_row_groups for f in (tmp_path / "data").rglob("*.parquet"))
+    assert groups >= 6 and len(shards) == groups + 1  # one per row group, one for the log
+    assert sum(pq.read_metadata(s).num_rows for s in shards) == here.train_rows
+
+
+def test_ingest_on_beam_refuses_a_csv_and_bad_options_before_any_work(tmp_path, penguins_csv):
+    from tests.conftest import MULTI_PROCESS_BEAM
+
+    paths = [str(tmp_path / "t"), str(tmp_path / "e")]
+    with pytest.raises(ConfigurationError, match="is a CSV"):
+        core.ingest(penguins_csv, *paths, 0.2, beam_pipeline_args=MULTI_PROCESS_BEAM)
+    pq.write_table(core.read_table(penguins_csv), tmp_path / "data.parquet")
+    with pytest.raises(ConfigurationError, match="Unexpected pipeline runner: Flunk"):
+        core.ingest(str(tmp_path / "data.parquet"), *paths, 0.2,
+                    beam_pipeline_args=["--runner=Flunk"])  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == ["data.parquet"]
