@@ -30,6 +30,10 @@ OBJECT_STORE_ENV = manifests/overlays/$(OVERLAY)/object-store.env
 CERT_MANAGER_VERSION := v1.16.5
 KSERVE_VERSION := v0.15.2
 KFP_VERSION := 2.5.0
+# Kubeflow's Training Operator v1 (TFJob) for `workers` > 1: release-1.9's newest built for
+# Kubernetes 1.31 (client-go v0.31), beside the kind node's 1.32; v1.9.4 moved to 1.36.
+TRAINING_OPERATOR_VERSION := v1.9.3
+TRAINING_OPERATOR_MANIFESTS := github.com/kubeflow/trainer.git/manifests/overlays/standalone
 KSERVE_RELEASE := https://github.com/kserve/kserve/releases/download/$(KSERVE_VERSION)
 KFP_MANIFESTS := github.com/kubeflow/pipelines/manifests/kustomize
 # Port-forwards to the KFP API (make port-forward) that upload and submit talk to.
@@ -146,7 +150,7 @@ load-image-gpu: ## kind load docker-image: the pipeline's GPU image
 	$(call need,kind,see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
 	hack/kind-load.sh $(CLUSTER) $(PIPELINE_GPU_IMAGE)
 
-platform: ## Install cert-manager, KServe (RawDeployment), Kubeflow Pipelines and manifests/overlays/$(OVERLAY); waits until ready
+platform: ## Install cert-manager, KServe (RawDeployment), Kubeflow Pipelines, Kubeflow's Training Operator and manifests/overlays/$(OVERLAY); waits until ready
 	$(call need,kubectl,see https://kubernetes.io/docs/tasks/tools/)
 	@# Off kind nothing in the cluster holds the credentials: stop now, not after the installs.
 	@[ "$(OVERLAY)" = kind ] || $(MAKE) --no-print-directory credentials
@@ -175,6 +179,10 @@ platform: ## Install cert-manager, KServe (RawDeployment), Kubeflow Pipelines an
 	kubectl apply -k "$(KFP_MANIFESTS)/env/platform-agnostic?ref=$(KFP_VERSION)"
 	@# Deployments, not pods: `kubectl wait pods -l ...` lists once and fails when none exist yet.
 	kubectl wait deployments --all -n kubeflow --for condition=Available --timeout=1800s
+	@# The train step's TFJobs (workers > 1). --server-side: its CRDs are too big for the
+	@# last-applied annotation (the operator's README installs it so).
+	kubectl apply --server-side --force-conflicts -k "$(TRAINING_OPERATOR_MANIFESTS)?ref=$(TRAINING_OPERATOR_VERSION)"
+	kubectl wait --for=condition=Available --timeout=300s -n kubeflow deployment/training-operator
 	$(MAKE) --no-print-directory credentials
 	kubectl apply -k manifests/overlays/$(OVERLAY)
 

@@ -8,7 +8,8 @@ in order (TFX names in brackets):
 
 What only a cluster has: the cluster's defaults for the data and the registry, the object-store
 keys from a Kubernetes Secret for the steps that read or write the object store, GPUs for the
-train step, and the rollout's KServe parameters.
+train step (and its workers: with ``workers`` above 1 it trains in a TFJob of Kubeflow's
+Training Operator, :mod:`components.train.job`), and the rollout's KServe parameters.
 """
 
 import dataclasses
@@ -23,11 +24,11 @@ from components.rollout.component import rollout
 from components.rollout.core import KServeSettings
 from components.settings import setting
 from components.train.component import train, train_gpu
+from components.train.job import GPU_RESOURCE
 from pipelines import parameters
 from pipelines.training import add_training_steps
 
 PIPELINE_NAME = "mlops-training"
-GPU_RESOURCE = "nvidia.com/gpu"
 # Keys of the object-store Secret (manifests/overlays/*/kustomization.yaml), read by pyarrow.
 OBJECT_STORE_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 OBJECT_STORE_SECRET = "mlops-s3-credentials"
@@ -70,11 +71,14 @@ def build_cluster_training_pipeline(
     Args:
         schema_uri: A curated TFDV schema to validate against; inferred from train when None.
         gpus: GPUs for the train step: its pod asks for that many ``nvidia.com/gpu``, runs
-            TensorFlow's GPU image and tolerates GPU-node taints. 0 trains on CPU.
+            TensorFlow's GPU image and tolerates GPU-node taints; with ``workers`` above 1 each
+            worker pod does too (and the step's pod holds its GPUs idle while it waits).
+            0 trains on CPU.
         object_store_secret: The Kubernetes Secret whose ``AWS_ACCESS_KEY_ID`` and
             ``AWS_SECRET_ACCESS_KEY`` the steps that read or write the object store (ingest,
             resolve-baseline, deploy, rollout) get as environment variables; never pipeline
-            parameters. None gives them none.
+            parameters. None gives them none. The train step reads it only when it trains
+            across workers, from the cluster, and its workers get it as environment variables.
         defaults: Where runs read and write unless told otherwise.
 
     Raises:
@@ -92,6 +96,12 @@ def build_cluster_training_pipeline(
             schema_uri=schema_uri,
             train_step=train_gpu if gpus else train,
             served_only=values["serve"],
+            # With workers above 1 the train step stages its inputs in the registry's object
+            # store (with the Secret's keys, read then) and starts a TFJob whose pods get the
+            # same Secret and GPUs.
+            staging_root=values["registry"],
+            object_store_secret=object_store_secret,
+            gpus_per_worker=gpus,
             **training,
         )
         if gpus:

@@ -1,6 +1,6 @@
 """KFP wrapper of :mod:`components.train.core`."""
 
-from typing import List
+from typing import List, Optional
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
@@ -24,6 +24,11 @@ def train(
     early_stopping_patience: int = 5,
     seed: int = 42,
     cpu_devices: int = 1,
+    workers: int = 1,
+    job_timeout_minutes: int = 60,
+    staging_root: Optional[str] = None,
+    object_store_secret: Optional[str] = None,
+    gpus_per_worker: int = 0,
 ) -> None:
     """Trains a Keras model on the transform and exports a raw-feature serving SavedModel.
 
@@ -42,6 +47,12 @@ def train(
         early_stopping_patience: Epochs without a better eval loss before stopping.
         seed: Random seed (runs are repeatable).
         cpu_devices: Logical CPU devices to mirror across when there is no GPU.
+        workers: Pods to train in, one worker each (a TFJob); 1 trains in this step's pod.
+        job_timeout_minutes: With several workers, the longest the TFJob may take.
+        staging_root: With several workers, the object store (URI) where the inputs and the
+            chief's model are staged; the cluster pipeline passes its registry.
+        object_store_secret: The Secret whose keys the workers get (the object store's).
+        gpus_per_worker: GPUs per worker pod.
     """
     import dataclasses
 
@@ -49,7 +60,7 @@ def train(
     from components.errors import step
     from components.lineage.recording import step as lineage_step
     from components.metadata import read, record
-    from components.train import core
+    from components.train import core, job
 
     with (
         lineage_step(
@@ -70,10 +81,17 @@ def train(
             early_stopping_patience=early_stopping_patience,
             seed=seed,
             cpu_devices=cpu_devices,
+            workers=workers,
+            job_timeout_minutes=job_timeout_minutes,
         )
         lineage.parameters.update(dataclasses.asdict(config))
-        result = core.train(
-            train_data.path, eval_data.path, transform_graph.path, model.path, config
+        result = job.train(
+            train_data.path,
+            eval_data.path,
+            transform_graph.path,
+            model.path,
+            config,
+            launch=lambda: job.from_pod(staging_root, object_store_secret, gpus_per_worker),
         )
         with open(training_report.path, "w") as f:
             f.write(core.markdown_report(result, config))

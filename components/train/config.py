@@ -53,6 +53,20 @@ class TrainConfig:
         lambda v: v >= 1,
         "at least 1",
     )
+    workers: int = setting(
+        1,
+        "train in this many pods, one worker each, under MultiWorkerMirroredStrategy (a TFJob "
+        "of Kubeflow's Training Operator; needs a cluster); 1 trains in the step's own pod",
+        lambda v: v >= 1,
+        "at least 1",
+    )
+    job_timeout_minutes: int = setting(
+        60,
+        "with workers above 1: the longest the TFJob may take, scheduling included, before "
+        "the step deletes it and fails",
+        lambda v: v >= 1,
+        "at least 1",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_units", tuple(self.hidden_units))
