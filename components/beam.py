@@ -63,8 +63,8 @@ def pipeline_options(args: Sequence[str]) -> Any:
     if unknown:
         raise ConfigurationError(
             f"Beam does not know the pipeline options {', '.join('--' + u for u in unknown)} "
-            f"(given {' '.join(args)}); see `python -m apache_beam.examples.wordcount --help` "
-            "for the options of this Beam version."
+            f"(given {' '.join(args)}): check the spelling against the options of the "
+            "installed Beam (apache-beam 2.60.0)."
         )
     name = options.view_as(StandardOptions).runner or "DirectRunner"
     try:

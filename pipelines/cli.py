@@ -18,14 +18,14 @@ from typing import Any
 
 import yaml
 
-from components import settings
+from components import beam, settings
+from components.beam import BeamConfig
 from components.errors import REPORTED_ERRORS, ConfigurationError, PipelineInputError
 from components.evaluate.blessing import EvalConfig
 from components.ingest.config import IngestConfig
 from components.monitor.config import MonitorConfig
 from components.train.config import TrainConfig
 from components.transform.config import TransformConfig
-from components.beam import BeamConfig
 from pipelines import rollout_commands, shadow
 from pipelines.arguments import parse_param, parse_threshold, typed_params
 from pipelines.cluster_training import OBJECT_STORE_SECRET, PIPELINE_NAME
@@ -291,6 +291,14 @@ def run_arguments(args: argparse.Namespace) -> dict[str, Any]:
     data = arguments["data_uri"]
     if "://" not in data and not os.path.exists(data):
         raise PipelineInputError(f"No data at {data!r}: the path does not exist.")
+    if arguments["workers"] > 1:
+        raise ConfigurationError(
+            f"--workers {arguments['workers']} trains in a TFJob on a Kubernetes cluster, which "
+            "mlops run --local does not have: leave it at 1 here, and set the workers "
+            "parameter on a cluster run (mlops submit --param workers=N)."
+        )
+    if arguments["beam_pipeline_args"]:
+        beam.pipeline_options(arguments["beam_pipeline_args"])  # Refused before any step runs.
     return arguments
 
 

@@ -153,8 +153,10 @@ def _score_rows(
         return scored
     for (model_dir, caught), outputs in zip(models, scored.outputs, strict=True):
         try:
-            for name, value in _call(_signature(model_dir), features).items():
-                outputs.parts[name] = [value]
+            # Only the output the metrics read: a classifier's label and classes are text
+            # per row, and the eval split's worth of them would grow with the data.
+            output = _METRIC_OUTPUT[spec.label.task]
+            outputs.parts[output] = [_call(_signature(model_dir), features)[output]]
         except _BASELINE_ERRORS as err:
             if not caught:
                 raise
@@ -292,10 +294,18 @@ def _scored_rows(path: str, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
     return features, y
 
 
+# The output of the serving signature the metrics of a task read.
+_METRIC_OUTPUT = {
+    constants.CLASSIFICATION: constants.OUTPUT_PROBABILITIES,
+    constants.REGRESSION: constants.OUTPUT_PREDICTION,
+}
+
+
 def _metrics_of(spec: TransformSpec, y: np.ndarray, outputs: dict[str, np.ndarray]) -> dict:
+    output = outputs[_METRIC_OUTPUT[spec.label.task]]
     if spec.label.task == constants.CLASSIFICATION:
-        return classification_metrics(y, outputs[constants.OUTPUT_PROBABILITIES])
-    return {"metrics": regression_metrics(y, outputs[constants.OUTPUT_PREDICTION])}
+        return classification_metrics(y, output)
+    return {"metrics": regression_metrics(y, output)}
 
 
 def _scores(

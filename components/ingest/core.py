@@ -83,6 +83,9 @@ def _filesystem(uri: str) -> tuple[pa_fs.FileSystem, str]:
 # Rows per record batch read, and per row group written: memory holds a few of them, never
 # the table.
 BATCH_ROWS = 65_536
+# Parquet read a batch at a time, in order: Arrow's scanner reads 16 batches ahead in a file by
+# default, at 65,536 rows a batch a million rows in memory.
+_SCAN = {"batch_size": BATCH_ROWS, "use_threads": False, "batch_readahead": 1}
 # What the CSV reader says when a later block does not fit the type a column was given.
 _CSV_COLUMN_ERROR = re.compile(r"In CSV column #(\d+): CSV conversion error")
 
@@ -172,12 +175,13 @@ class Source:
         _, file, group, _ = unit
         fragment = list(dataset.get_fragments())[file]
         (rows,) = fragment.split_by_row_group()[group : group + 1]
+        # One row group: nothing to read ahead (a fragment's scanner takes no readahead).
         yield from rows.to_batches(schema=dataset.schema, batch_size=BATCH_ROWS, use_threads=False)
 
     def _raw_batches(self) -> Iterator[pa.RecordBatch]:
         """The data's record batches as read, types and names untouched."""
         if self._parquet:
-            yield from self._dataset().to_batches(batch_size=BATCH_ROWS, use_threads=False)
+            yield from self._dataset().to_batches(**_SCAN)
             return
         while True:
             reader = self._read_csv(column_types=self._csv_types)

@@ -94,3 +94,19 @@ def test_component_readme_tables_are_made_from_the_configs(step):
         found = docs.current_table(handle.read())
     assert found is not None, f"components/{step}/README.md has no settings table"
     assert found == docs.table(step), f"components/{step}/README.md is stale: run make docs"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers", "2"], "--workers 2 trains in a TFJob on a Kubernetes cluster"),
+        (["--beam-pipeline-arg=--runner=Nope"], "Unexpected pipeline runner: Nope"),
+        (["--beam-pipeline-arg=--direct_num_wokers=2"], "does not know the pipeline options"),
+    ],
+)
+def test_run_refuses_what_only_fails_later_before_any_step_runs(flags, message):
+    from components.errors import ConfigurationError
+    from pipelines.cli import run_arguments
+
+    with pytest.raises(ConfigurationError, match=message):
+        run_arguments(build_parser().parse_args(["run", *flags]))
