@@ -7,7 +7,7 @@ the image name, not its digest.
 """
 
 IMAGE_REGISTRY = "localhost:5001/mlops-suite"
-TAG = "0.3.0"
+TAG = "0.4.0"
 PIPELINE_IMAGE = f"{IMAGE_REGISTRY}/pipeline:{TAG}"
 # The train step's image when the pipeline is compiled with GPUs: TensorFlow's GPU base.
 PIPELINE_GPU_IMAGE = f"{IMAGE_REGISTRY}/pipeline-gpu:{TAG}"

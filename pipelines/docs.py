@@ -8,12 +8,12 @@ import os
 import sys
 
 from components import settings
+from components.beam import BeamConfig
 from components.evaluate.blessing import EvalConfig
 from components.ingest.config import IngestConfig
 from components.rollout.core import KServeSettings
 from components.train.config import TrainConfig
 from components.transform.config import TransformConfig
-from components.beam import BeamConfig
 from pipelines.cluster_training import ServeConfig
 from pipelines.parameters import RunConfig
 

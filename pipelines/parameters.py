@@ -15,13 +15,13 @@ from dataclasses import dataclass, fields
 from typing import Any, Dict, List
 
 from components import settings
+from components.beam import BeamConfig
 from components.errors import ConfigurationError
 from components.evaluate.blessing import EvalConfig
 from components.ingest.config import IngestConfig
 from components.registry import check_model_name
 from components.train.config import TrainConfig
 from components.transform.config import TransformConfig
-from components.beam import BeamConfig
 
 
 def bundled_penguins() -> str:

@@ -7,6 +7,7 @@ import inspect
 import pytest
 
 from components import settings
+from components.beam import BeamConfig
 from components.evaluate.blessing import EvalConfig
 from components.evaluate.component import evaluate
 from components.ingest.component import ingest
@@ -18,7 +19,6 @@ from components.train.config import TrainConfig
 from components.transform.component import transform
 from components.transform.config import TransformConfig
 from components.validate.component import validate
-from components.beam import BeamConfig
 from pipelines import cluster_training, docs, parameters, training
 from pipelines.cli import build_parser
 

