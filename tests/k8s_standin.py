@@ -122,11 +122,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.loopback import JsonHandler, LoopbackServer
+from tests.loopback import JsonHandler, LoopbackServer, api_now, api_status
 
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 GRAPH_LABEL = "serving.kserve.io/inferencegraph"
@@ -167,21 +166,6 @@ class _ReplicaSet:
     revision: int
     pods: list[dict[str, Any]] = field(default_factory=list)
     started: set[str] = field(default_factory=set)  # Pods past their first tick.
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "reason": reason,
-        "message": message,
-        "code": code,
-    }
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -369,7 +353,7 @@ class KServeStandIn(LoopbackServer):
                     "uid": str(uuid.uuid4()),
                     "generation": 1,
                     "resourceVersion": self._next_version(),
-                    "creationTimestamp": _now(),
+                    "creationTimestamp": api_now(),
                 },
                 "spec": spec,
                 "status": {},
@@ -572,8 +556,8 @@ class KServeStandIn(LoopbackServer):
                     "status": state,
                     "reason": reason,
                     "message": f"Deployment {message} minimum availability.",
-                    "lastUpdateTime": _now(),
-                    "lastTransitionTime": _now(),
+                    "lastUpdateTime": api_now(),
+                    "lastTransitionTime": api_now(),
                 },
             )
         self._progress(key, status, new, desired, progressed)
@@ -627,8 +611,8 @@ class KServeStandIn(LoopbackServer):
                 "status": state,
                 "reason": reason,
                 "message": f'ReplicaSet "{new.name}" {message}.',
-                "lastUpdateTime": _now(),
-                "lastTransitionTime": _now(),
+                "lastUpdateTime": api_now(),
+                "lastTransitionTime": api_now(),
             },
         )
 
@@ -683,7 +667,7 @@ class KServeStandIn(LoopbackServer):
                         "name": "kserve-container",
                         "ready": True,
                         "restartCount": 0,
-                        "state": {"running": {"startedAt": _now()}},
+                        "state": {"running": {"startedAt": api_now()}},
                     }
                 ],
             )
@@ -754,12 +738,12 @@ class KServeStandIn(LoopbackServer):
                         else:
                             handle = getattr(standin, f"_{verb}_{resource}", None)
                         if handle is None:
-                            code, body = 405, _status(405, "MethodNotAllowed", method)
+                            code, body = 405, api_status(405, "MethodNotAllowed", method)
                         else:
                             code, body = handle((rest[0], name), self, selector)
                     self._send(code, body)
                     return
-                self._send(404, _status(404, "NotFound", f"no route {self.path}"))
+                self._send(404, api_status(404, "NotFound", f"no route {self.path}"))
 
             def do_GET(self):
                 self._route("GET")
@@ -778,21 +762,21 @@ class KServeStandIn(LoopbackServer):
     def _get_custom(self, resource, key, handler, selector):
         store = self._stores[resource]
         if key not in store:
-            return 404, _status(404, "NotFound", f'{resource} "{key[1]}" not found')
+            return 404, api_status(404, "NotFound", f'{resource} "{key[1]}" not found')
         return 200, copy.deepcopy(store[key])
 
     def _create_custom(self, resource, key, handler, selector):
         store, body = self._stores[resource], handler._body()
         key = (key[0], body["metadata"]["name"])
         if key in store:
-            return 409, _status(409, "AlreadyExists", f'{resource} "{key[1]}" already exists')
+            return 409, api_status(409, "AlreadyExists", f'{resource} "{key[1]}" already exists')
         body.pop("status", None)
         body["metadata"].update(
             namespace=key[0],
             generation=1,
             uid=str(uuid.uuid4()),
             resourceVersion=self._next_version(),
-            creationTimestamp=_now(),
+            creationTimestamp=api_now(),
         )
         store[key] = body
         self._lag[(resource, *key)] = self.controller_lag
@@ -801,10 +785,10 @@ class KServeStandIn(LoopbackServer):
     def _update_custom(self, resource, key, handler, selector):
         store = self._stores[resource]
         if key not in store:
-            return 404, _status(404, "NotFound", f'{resource} "{key[1]}" not found')
+            return 404, api_status(404, "NotFound", f'{resource} "{key[1]}" not found')
         body, current = handler._body(), store[key]
         if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
-            return 409, _status(
+            return 409, api_status(
                 409,
                 "Conflict",
                 "the object has been modified; please apply your changes to the latest version "
@@ -821,7 +805,7 @@ class KServeStandIn(LoopbackServer):
     def _delete_custom(self, resource, key, handler, selector):
         obj = self._stores[resource].pop(key, None)
         if obj is None:
-            return 404, _status(404, "NotFound", f'{resource} "{key[1]}" not found')
+            return 404, api_status(404, "NotFound", f'{resource} "{key[1]}" not found')
         for dep_key, deployment in list(self.deployments.items()):
             owners = deployment["metadata"].get("ownerReferences", [])
             if any(owner["uid"] == obj["metadata"]["uid"] for owner in owners):
@@ -831,7 +815,7 @@ class KServeStandIn(LoopbackServer):
 
     def _get_deployments(self, key, handler, selector):
         if key not in self.deployments:
-            return 404, _status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
+            return 404, api_status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
         return 200, copy.deepcopy(self.deployments[key])
 
     def _list_deployments(self, key, handler, selector):

@@ -3,6 +3,7 @@ stopped as a context manager, and a JSON request handler."""
 
 import json
 import threading
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -47,3 +48,20 @@ class LoopbackServer:
     def __exit__(self, *exc: Any) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def api_now() -> str:
+    """A timestamp as the Kubernetes API writes one."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def api_status(code: int, reason: str, message: str) -> dict[str, Any]:
+    """A failed request's ``Status`` body, as the Kubernetes API answers one."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": reason,
+        "message": message,
+        "code": code,
+    }

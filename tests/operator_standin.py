@@ -75,11 +75,10 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.loopback import JsonHandler, LoopbackServer
+from tests.loopback import JsonHandler, LoopbackServer, api_now, api_status
 
 JOBS = "/apis/kubeflow.org/v1/namespaces/"
 PODS = "/api/v1/namespaces/"
@@ -101,21 +100,6 @@ class PodOutcome:
     reason: str = "Completed"
     message: str = ""
     log: str = ""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "reason": reason,
-        "message": message,
-        "code": code,
-    }
 
 
 def _selected(labels: dict[str, str], selector: str) -> bool:
@@ -175,7 +159,7 @@ class TrainingOperatorStandin(LoopbackServer):
         specs = job["spec"]["tfReplicaSpecs"]
         status = job.setdefault("status", {})
         if status.get("startTime") is None:
-            status["startTime"] = _now()
+            status["startTime"] = api_now()
         statuses = status.setdefault("replicaStatuses", {})
         for rtype, spec in specs.items():
             counts = statuses[rtype] = {}  # initializeReplicaStatuses, common/pod.go:304.
@@ -238,7 +222,7 @@ class TrainingOperatorStandin(LoopbackServer):
                 "namespace": namespace,
                 "labels": labels,
                 "uid": str(uuid.uuid4()),
-                "creationTimestamp": _now(),
+                "creationTimestamp": api_now(),
                 "ownerReferences": [
                     {
                         "apiVersion": "kubeflow.org/v1",
@@ -286,7 +270,7 @@ class TrainingOperatorStandin(LoopbackServer):
         if status["phase"] == "Pending":
             status["phase"] = "Running"
             status["containerStatuses"] = [
-                self._container(c, {"running": {"startedAt": _now()}}) for c in containers
+                self._container(c, {"running": {"startedAt": api_now()}}) for c in containers
             ]
             return
         if status["phase"] != "Running":
@@ -299,8 +283,8 @@ class TrainingOperatorStandin(LoopbackServer):
         terminated = {
             "exitCode": outcome.exit_code,
             "reason": outcome.reason,
-            "startedAt": _now(),
-            "finishedAt": _now(),
+            "startedAt": api_now(),
+            "finishedAt": api_now(),
         }
         if outcome.message:
             terminated["message"] = outcome.message
@@ -324,7 +308,7 @@ class TrainingOperatorStandin(LoopbackServer):
                 if expected == 0 or (worker0_done and not all_workers):
                     message = f"TFJob {namespace}/{name} successfully completed."
                     self._set_condition(job, "Succeeded", "TFJobSucceeded", message)
-                    status.setdefault("completionTime", _now())
+                    status.setdefault("completionTime", api_now())
                 elif counts.get("active", 0) > 0:
                     message = f"TFJob {namespace}/{name} is running."
                     self._set_condition(job, "Running", "TFJobRunning", message)
@@ -334,7 +318,7 @@ class TrainingOperatorStandin(LoopbackServer):
                     f"{rtype} replica(s) failed."
                 )
                 self._set_condition(job, "Failed", "TFJobFailed", message)
-                status.setdefault("completionTime", _now())
+                status.setdefault("completionTime", api_now())
 
     @staticmethod
     def _set_condition(job: dict[str, Any], kind: str, reason: str, message: str) -> None:
@@ -352,7 +336,7 @@ class TrainingOperatorStandin(LoopbackServer):
             if kind in ("Succeeded", "Failed") and c["type"] == "Running":
                 c = {**c, "status": "False"}
             kept.append(c)
-        now = _now()
+        now = api_now()
         kept.append(
             {
                 "type": kind,
@@ -376,9 +360,9 @@ class TrainingOperatorStandin(LoopbackServer):
                 f"{rtype}: image must be required" for c in containers if not c.get("image")
             ]
         if problems:
-            return 422, _status(422, "Invalid", "; ".join(problems))
+            return 422, api_status(422, "Invalid", "; ".join(problems))
         if (namespace, name) in self.jobs:
-            return 409, _status(
+            return 409, api_status(
                 409, "AlreadyExists", f'tfjobs.kubeflow.org "{name}" already exists'
             )
         self.created.append(copy.deepcopy(body))
@@ -388,7 +372,7 @@ class TrainingOperatorStandin(LoopbackServer):
             namespace=namespace,
             uid=str(uuid.uuid4()),
             resourceVersion=self._next_version(),
-            creationTimestamp=_now(),
+            creationTimestamp=api_now(),
         )
         spec = job["spec"]
         spec.setdefault("runPolicy", {}).setdefault("cleanPodPolicy", "None")
@@ -436,7 +420,7 @@ class TrainingOperatorStandin(LoopbackServer):
                         standin._tick()
                         code, answer = standin._pods(method, rest, query)
                     else:
-                        code, answer = 404, _status(404, "NotFound", f"no route {self.path}")
+                        code, answer = 404, api_status(404, "NotFound", f"no route {self.path}")
                 if isinstance(answer, str):
                     self._text(code, answer)
                 else:
@@ -460,7 +444,7 @@ class TrainingOperatorStandin(LoopbackServer):
             return self._create_job(namespace, body)
         job = self.jobs.get((namespace, name))
         if job is None:
-            return 404, _status(404, "NotFound", f'tfjobs.kubeflow.org "{name}" not found')
+            return 404, api_status(404, "NotFound", f'tfjobs.kubeflow.org "{name}" not found')
         if method == "GET":
             return 200, copy.deepcopy(job)
         if method == "DELETE":
@@ -468,7 +452,7 @@ class TrainingOperatorStandin(LoopbackServer):
             for key in [k for k, pod in self.pods.items() if self._owned(pod, job)]:
                 del self.pods[key]
             return 200, copy.deepcopy(job)
-        return 405, _status(405, "MethodNotAllowed", method)
+        return 405, api_status(405, "MethodNotAllowed", method)
 
     @staticmethod
     def _owned(pod: dict[str, Any], job: dict[str, Any]) -> bool:
@@ -477,7 +461,7 @@ class TrainingOperatorStandin(LoopbackServer):
     def _pods(self, method: str, rest: list[str], query: dict[str, str]) -> tuple[int, Any]:
         namespace = rest[0]
         if method != "GET":
-            return 405, _status(405, "MethodNotAllowed", method)
+            return 405, api_status(405, "MethodNotAllowed", method)
         if len(rest) == 2:
             items = [
                 copy.deepcopy(pod)
@@ -488,7 +472,7 @@ class TrainingOperatorStandin(LoopbackServer):
             return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
         name = rest[2]
         if (namespace, name) not in self.pods:
-            return 404, _status(404, "NotFound", f'pods "{name}" not found')
+            return 404, api_status(404, "NotFound", f'pods "{name}" not found')
         if len(rest) == 4 and rest[3] == "log":
             lines = self.logs.get((namespace, name), "").splitlines(keepends=True)
             tail = int(query.get("tailLines", len(lines) or 1))
