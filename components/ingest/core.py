@@ -33,7 +33,7 @@ import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
 
 from components import beam, splits
-from components.errors import ConfigurationError, DataError
+from components.errors import DataError
 from components.ingest.config import IngestConfig
 from serving import prediction_log as pl
 
@@ -145,19 +145,15 @@ class Source:
         # Hive partitions (year=2013/...) are columns, as pyarrow.parquet.read_table has them.
         return ds.dataset(self._path, filesystem=self._fs, format="parquet", partitioning="hive")
 
-    def units(self) -> list[tuple[str, int, int, int]]:
-        """The data cut into units of work for a Beam runner's workers, in the data's order:
-        (uri, file, row group, position) for each row group of each Parquet file.
+    @property
+    def is_parquet(self) -> bool:
+        """Whether the data is Parquet, which can be cut into units (a CSV cannot be, without
+        reading it through)."""
+        return self._parquet
 
-        Raises:
-            ConfigurationError: The data is a CSV (a CSV cannot be cut without reading it).
-        """
-        if not self._parquet:
-            raise ConfigurationError(
-                f"On a Beam runner ingest reads Parquet (a file, or a folder of files), and "
-                f"{self.uri!r} is a CSV, which cannot be cut into units without reading it "
-                "through; convert it to Parquet, or ingest it in-process (no Beam options)."
-            )
+    def units(self) -> list[tuple[str, int, int, int]]:
+        """The Parquet data cut into units of work for a Beam runner's workers, in the data's
+        order: (uri, file, row group, position) for each row group of each file."""
         found = []
         try:
             for file, fragment in enumerate(self._dataset().get_fragments()):
@@ -606,8 +602,8 @@ def ingest(
     reads either).
 
     Args:
-        data_uri: A CSV or Parquet file or folder, local or ``gs://``/``s3://`` (Parquet only
-            on Beam).
+        data_uri: A CSV or Parquet file or folder, local or ``gs://``/``s3://`` (a CSV is ingested
+            in-process, even with Beam options).
         train_path: Where to write the train split.
         eval_path: Where to write the eval split.
         eval_fraction: The share of rows for eval.
@@ -624,8 +620,7 @@ def ingest(
     Raises:
         DataError: The data cannot be read, or has too few rows for both splits; nothing is
             written then.
-        ConfigurationError: Beam options the runner rejects, or a CSV on Beam (before any
-            work).
+        ConfigurationError: Beam options the runner rejects (before any work).
     """
     logger.info("Ingesting %s (eval_fraction=%s)", data_uri, eval_fraction)
     # Checks them before anything is read.
@@ -633,7 +628,13 @@ def ingest(
     source = Source(data_uri)
     if beam_pipeline_args:
         beam.pipeline_options(beam_pipeline_args)
-        source.units()  # A CSV is refused before any work.
+        if not source.is_parquet:
+            logger.warning(
+                "Ingesting the CSV %s in this process, not on Beam: a CSV cannot be cut into "
+                "units without reading it through. Give Parquet to split it on Beam's workers.",
+                data_uri,
+            )
+            beam_pipeline_args = ()
     scan = source.scan(beam_pipeline_args)
     rows = (
         labelled_log_rows(labelled[0], labelled[1], labelled[2], scan.schema, labelled[3])

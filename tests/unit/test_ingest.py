@@ -322,14 +322,18 @@ def test_ingest_on_beam_writes_the_same_splits_as_in_process(tmp_path, penguins_
     assert sum(pq.read_metadata(s).num_rows for s in shards) == here.train_rows
 
 
-def test_ingest_on_beam_refuses_a_csv_and_bad_options_before_any_work(tmp_path, penguins_csv):
+def test_ingest_on_beam_reads_a_csv_here_and_refuses_bad_options_before_any_work(
+    tmp_path, penguins_csv, caplog
+):
     from tests.conftest import MULTI_PROCESS_BEAM
 
     paths = [str(tmp_path / "t"), str(tmp_path / "e")]
-    with pytest.raises(ConfigurationError, match="is a CSV"):
-        core.ingest(penguins_csv, *paths, 0.2, beam_pipeline_args=MULTI_PROCESS_BEAM)
-    pq.write_table(core.read_table(penguins_csv), tmp_path / "data.parquet")
+    here = core.ingest(penguins_csv, *paths, 0.2)
+    on_beam = core.ingest(penguins_csv, *paths, 0.2, beam_pipeline_args=MULTI_PROCESS_BEAM)
+    assert on_beam == here and os.path.isfile(paths[0])  # one file: read in this process
+    assert "Ingesting the CSV" in caplog.text and "not on Beam" in caplog.text
+    for path in paths:
+        os.remove(path)
     with pytest.raises(ConfigurationError, match="Unexpected pipeline runner: Flunk"):
-        core.ingest(str(tmp_path / "data.parquet"), *paths, 0.2,
-                    beam_pipeline_args=["--runner=Flunk"])  # fmt: skip
-    assert sorted(os.listdir(tmp_path)) == ["data.parquet"]
+        core.ingest(penguins_csv, *paths, 0.2, beam_pipeline_args=["--runner=Flunk"])
+    assert sorted(os.listdir(tmp_path)) == []
