@@ -483,3 +483,23 @@ def test_blue_green_then_a_canary_switch_through_the_real_inference_graph(submit
     _custom_objects().delete_namespaced_custom_object(
         GROUP, "v1alpha1", ROUTING_NAMESPACE, "inferencegraphs", model
     )
+
+
+def test_training_across_two_workers_and_the_data_steps_on_beam(submitted):
+    """A run with workers=2 and the data steps on the DirectRunner's worker processes: the train
+    step's TFJob of the Training Operator (make platform) trains in two pods that reach each
+    other and MinIO, the chief's model goes on to evaluate and deploy, and the step deletes its
+    TFJob."""
+    model = f"e2e-workers-{secrets.token_hex(3)}"
+    beam = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+            "--direct_num_workers=2"]  # fmt: skip
+    params = {"model_name": model, "serve": False, "epochs": 5, "workers": 2}
+    _run_to_the_end(submitted, {**params, "beam_pipeline_args": beam})
+    left = _custom_objects().list_namespaced_custom_object(
+        "kubeflow.org",
+        "v1",
+        "kubeflow",
+        "tfjobs",
+        label_selector="app.kubernetes.io/part-of=mlops-suite",
+    )
+    assert left["items"] == [], [item["metadata"]["name"] for item in left["items"]]
