@@ -19,16 +19,19 @@ API it serves, for the real kubernetes client:
   (``key=value`` terms joined by ``,``); ``/pods/{name}/log`` with ``container`` and
   ``tailLines``: the pod's log as text, its last lines.
 
-What the webhook and the defaulter do at creation:
+What the webhook and the defaults do:
 
-- Defaults (pkg/apis/kubeflow.org/v1/tensorflow_defaults.go:50-72): ``runPolicy.cleanPodPolicy``
-  ``None``, ``successPolicy`` ``""``, each replica's ``replicas`` 1 and ``restartPolicy``
-  ``Never`` (tensorflow_types.go:30), the ``tfjob-port`` 2222 container port on the container
-  named ``tensorflow`` (tensorflow_types.go:24-28).
-- Rejected with 422 ``Invalid`` (the webhook's field errors): a name that is not a DNS-1035 label,
-  a replica without a container named ``tensorflow`` or with a container without an image
-  (pkg/webhooks/tensorflow/tfjob_webhook.go:72-126). (The real webhook answers through the
-  admission chain; the status code and the message's wording are not reproduced.)
+- Defaults, applied by the controller to its in-memory copy, never written back
+  (pkg/apis/kubeflow.org/v1/tensorflow_defaults.go:50-72; tfjob_controller.go:151):
+  ``runPolicy.cleanPodPolicy`` ``None``, ``successPolicy`` ``""``, each replica's ``replicas``
+  1 and ``restartPolicy`` ``Never`` (tensorflow_types.go:30), the ``tfjob-port`` 2222 container
+  port on the container named ``tensorflow`` (tensorflow_types.go:24-28). The stored TFJob gets
+  only the CRD schema's ``runPolicy.suspend: false``.
+- Rejected by the validating webhook with 403 ``Forbidden``, ``admission webhook
+  "validator.tfjob.training-operator.kubeflow.org" denied the request: ...``: a name that is
+  not a DNS-1035 label, a replica without a container named ``tensorflow`` or with a container
+  without an image (pkg/webhooks/tensorflow/tfjob_webhook.go:73-127; the field errors' exact
+  wording is not reproduced).
 
 The controller, one step per request ("tick"):
 
@@ -154,9 +157,29 @@ class TrainingOperatorStandin(LoopbackServer):
             c["type"] in ("Succeeded", "Failed") and c["status"] == "True" for c in conditions
         )
 
+    @staticmethod
+    def _defaulted(job: dict[str, Any]) -> dict[str, Any]:
+        """The TFJob's spec with the operator's defaults, which the controller applies to its
+        in-memory copy on every reconcile (tfjob_controller.go:151, ``r.Scheme.Default``) and
+        never writes back: a GET shows the spec as posted."""
+        spec = copy.deepcopy(job["spec"])
+        spec.setdefault("runPolicy", {}).setdefault("cleanPodPolicy", "None")
+        spec.setdefault("successPolicy", "")
+        for replica in spec["tfReplicaSpecs"].values():
+            replica.setdefault("replicas", 1)
+            replica.setdefault("restartPolicy", "Never")
+            for container in replica["template"]["spec"]["containers"]:
+                if container["name"] == CONTAINER and not any(
+                    p.get("name") == "tfjob-port" for p in container.get("ports", [])
+                ):
+                    container.setdefault("ports", []).append(
+                        {"name": "tfjob-port", "containerPort": 2222}
+                    )
+        return spec
+
     def _reconcile(self, job: dict[str, Any]) -> None:
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-        specs = job["spec"]["tfReplicaSpecs"]
+        specs = self._defaulted(job)["tfReplicaSpecs"]
         status = job.setdefault("status", {})
         if status.get("startTime") is None:
             status["startTime"] = api_now()
@@ -179,7 +202,7 @@ class TrainingOperatorStandin(LoopbackServer):
 
     def _new_pod(self, job: dict[str, Any], rtype: str, index: int) -> dict[str, Any]:
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-        specs = job["spec"]["tfReplicaSpecs"]
+        specs = self._defaulted(job)["tfReplicaSpecs"]
         spec = specs[rtype]
         template = copy.deepcopy(spec["template"])
         labels = template.setdefault("metadata", {}).setdefault("labels", {})
@@ -360,7 +383,13 @@ class TrainingOperatorStandin(LoopbackServer):
                 f"{rtype}: image must be required" for c in containers if not c.get("image")
             ]
         if problems:
-            return 422, api_status(422, "Invalid", "; ".join(problems))
+            # A validator's error reaches the client through the API server's admission chain
+            # as 403 Forbidden (controller-runtime's webhook; tfjob_webhook.go:54-58).
+            message = (
+                'admission webhook "validator.tfjob.training-operator.kubeflow.org" denied the '
+                "request: " + "; ".join(problems)
+            )
+            return 403, api_status(403, "Forbidden", message)
         if (namespace, name) in self.jobs:
             return 409, api_status(
                 409, "AlreadyExists", f'tfjobs.kubeflow.org "{name}" already exists'
@@ -374,19 +403,8 @@ class TrainingOperatorStandin(LoopbackServer):
             resourceVersion=self._next_version(),
             creationTimestamp=api_now(),
         )
-        spec = job["spec"]
-        spec.setdefault("runPolicy", {}).setdefault("cleanPodPolicy", "None")
-        spec.setdefault("successPolicy", "")
-        for replica in spec["tfReplicaSpecs"].values():
-            replica.setdefault("replicas", 1)
-            replica.setdefault("restartPolicy", "Never")
-            for container in replica["template"]["spec"]["containers"]:
-                if container["name"] == CONTAINER and not any(
-                    p.get("name") == "tfjob-port" for p in container.get("ports", [])
-                ):
-                    container.setdefault("ports", []).append(
-                        {"name": "tfjob-port", "containerPort": 2222}
-                    )
+        # The CRD's own schema default; the operator's defaults are applied in memory only.
+        job["spec"].setdefault("runPolicy", {}).setdefault("suspend", False)
         job["status"] = {}
         self._set_condition(job, "Created", "TFJobCreated", f"TFJob {name} is created.")
         self.jobs[(namespace, name)] = job

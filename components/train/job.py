@@ -55,7 +55,8 @@ logger = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL, KIND = "kubeflow.org", "v1", "tfjobs", "TFJob"
 # The operator sets TF_CONFIG only in the container of this name, and reads its exit code
-# (pkg/apis/kubeflow.org/v1/tensorflow_types.go:26; tfjob_controller.go:575-585).
+# (pkg/apis/kubeflow.org/v1/tensorflow_types.go:26; TF_CONFIG: tfjob_controller.go:575-585;
+# the exit code: pkg/controller.v1/common/pod.go:339-348, tensorflow/util.go:50-59).
 CONTAINER = "tensorflow"
 # TensorFlow's gRPC port in the cluster spec: the container port of this name, else 2222
 # (tensorflow_types.go:24 and :28; pkg/controller.v1/tensorflow/util.go:24-37).
@@ -188,6 +189,19 @@ def _use_object_store_keys(api_client: Any, namespace: str, secret: str) -> None
         os.environ.setdefault(key, base64.b64decode(value).decode())
 
 
+def copy(
+    source_fs: pa_fs.FileSystem, source: str, destination_fs: pa_fs.FileSystem, destination: str
+) -> None:
+    """Copies a file, or a folder with what is in it, between filesystems. pyarrow 10's
+    ``copy_files`` makes the folders inside a folder it copies but not the destination itself,
+    so a folder of files alone (a split ingest wrote as shards) would have nowhere to go."""
+    if source_fs.get_file_info(source).type == pa_fs.FileType.Directory:
+        destination_fs.create_dir(destination, recursive=True)
+    pa_fs.copy_files(
+        source, destination, source_filesystem=source_fs, destination_filesystem=destination_fs
+    )
+
+
 class Staging:
     """The job's folder in the object store: ``<root>/_training/<job>/``.
 
@@ -225,16 +239,11 @@ class Staging:
         """Copies a local file or folder in as ``name``."""
         if isinstance(self.fs, pa_fs.LocalFileSystem):  # An object store has no folders.
             self.fs.create_dir(self.path, recursive=True)
-        pa_fs.copy_files(local, f"{self.path}/{name}", destination_filesystem=self.fs)
+        copy(pa_fs.LocalFileSystem(), local, self.fs, f"{self.path}/{name}")
 
     def download(self, name: str, local: str) -> None:
         """Copies ``name`` (a file or a folder) out to ``local``."""
-        pa_fs.copy_files(
-            f"{self.path}/{name}",
-            local,
-            source_filesystem=self.fs,
-            destination_filesystem=pa_fs.LocalFileSystem(),
-        )
+        copy(self.fs, f"{self.path}/{name}", pa_fs.LocalFileSystem(), local)
 
     def read_text(self, name: str) -> str | None:
         """A file's text, or None when there is none."""
@@ -256,7 +265,7 @@ class TrainingJob:
 
     Attributes:
         name: The TFJob's name: a DNS-1035 label, as the operator's webhook requires
-            (pkg/webhooks/tensorflow/tfjob_webhook.go:74-76).
+            (pkg/webhooks/tensorflow/tfjob_webhook.go:75-77).
         namespace: Where it runs.
         workers: Worker replicas, one pod each.
         image: The pods' image.
@@ -446,7 +455,16 @@ def wait(job: TrainingJob, launch: Launch) -> None:
     deadline = launch.clock() + job.timeout_seconds
     seen: set[str] = set()
     while True:
-        body = custom.get_namespaced_custom_object(GROUP, VERSION, job.namespace, PLURAL, job.name)
+        body = _read_job(custom, job)
+        if body is None:  # The API did not answer this time; the deadline still holds.
+            if launch.clock() >= deadline:
+                raise TrainingJobFailed(
+                    f"The TFJob {job.namespace}/{job.name} could not be read before the "
+                    f"{job.timeout_seconds // 60}-minute timeout: the Kubernetes API did not "
+                    "answer (see the warnings above)."
+                )
+            launch.sleep(launch.poll_seconds)
+            continue
         conditions = _true_conditions(body)
         for kind in sorted(set(conditions) - seen):
             logger.info("TFJob %s: %s: %s", job.name, kind, conditions[kind].get("message"))
@@ -473,6 +491,33 @@ def wait(job: TrainingJob, launch: Launch) -> None:
                 "why the workers did not get scheduled or did not end."
             )
         launch.sleep(launch.poll_seconds)
+
+
+def _read_job(custom: Any, job: TrainingJob) -> dict[str, Any] | None:
+    """The TFJob as the API has it, or None when the API did not answer this time (a restart
+    of the API server, a dropped connection: the next poll tries again).
+
+    Raises:
+        TrainingJobFailed: The TFJob is gone (someone deleted it), or the API refuses to show it.
+    """
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return custom.get_namespaced_custom_object(GROUP, VERSION, job.namespace, PLURAL, job.name)
+    except ApiException as err:
+        if err.status in (404, 401, 403):
+            raise TrainingJobFailed(
+                f"The TFJob {job.namespace}/{job.name} cannot be read while the step waits for "
+                f"it ({err.status} {err.reason}: {_api_message(err)}); "
+                + ("someone deleted it." if err.status == 404 else "the run's account may not.")
+            ) from err
+        logger.warning(
+            "Reading TFJob %s failed (%s %s); trying again", job.name, err.status, err.reason
+        )
+    except HTTPError as err:
+        logger.warning("Reading TFJob %s failed (%s); trying again", job.name, err)
+    return None
 
 
 def _api_message(err: Any) -> str:

@@ -22,6 +22,7 @@ import pyarrow.fs as pa_fs
 
 from components.errors import step
 from components.train.config import TrainConfig
+from components.train.job import copy
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 def fetch(uri: str, local: str) -> str:
     """Copies a staged file or folder to ``local``; returns ``local``."""
     fs, path = pa_fs.FileSystem.from_uri(uri)
-    pa_fs.copy_files(
-        path, local, source_filesystem=fs, destination_filesystem=pa_fs.LocalFileSystem()
-    )
+    copy(fs, path, pa_fs.LocalFileSystem(), local)
     return local
 
 
@@ -53,9 +52,7 @@ def publish(model_dir: str, result: dict[str, Any], model_uri: str, result_uri: 
         for name in names
     }
     fs, path = pa_fs.FileSystem.from_uri(model_uri)
-    pa_fs.copy_files(
-        model_dir, path, source_filesystem=pa_fs.LocalFileSystem(), destination_filesystem=fs
-    )
+    copy(pa_fs.LocalFileSystem(), model_dir, fs, path)
     fs, path = pa_fs.FileSystem.from_uri(result_uri)
     if isinstance(fs, pa_fs.LocalFileSystem):
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)

@@ -44,6 +44,11 @@ def _tree(folder: str) -> dict[str, bytes]:
     }
 
 
+def _contents(path: str) -> bytes | dict[str, bytes]:
+    """A split's bytes: one file's, or each shard's of a folder."""
+    return _tree(path) if os.path.isdir(path) else _read(path)
+
+
 def _index(pod: dict) -> int:
     return int(pod["metadata"]["labels"]["training.kubeflow.org/replica-index"])
 
@@ -67,7 +72,7 @@ class Workers:
         def train(train_path, eval_path, transform_dir, model_dir, config):
             self.seen[index] = {
                 "task": core.cluster_task()[:2],
-                "inputs": (_read(train_path), _read(eval_path), _tree(transform_dir)),
+                "inputs": (_contents(train_path), _contents(eval_path), _tree(transform_dir)),
                 "config": config,
             }
             shutil.copytree(self.golden_model, model_dir)
@@ -312,3 +317,41 @@ def test_staged_uris_keep_the_object_stores_options():
 def test_workers_must_be_at_least_one(workers):
     with pytest.raises(ConfigurationError, match="workers must be at least 1"):
         TrainConfig(workers=workers)
+
+
+def test_splits_written_as_folders_of_shards_reach_every_worker(
+    tmp_path, golden_transform, golden_model
+):
+    """Ingest on Beam writes each split as a folder of Parquet shards: the step stages the
+    folders and each worker gets them whole (pyarrow's copy makes no destination folder of
+    its own; a folder of files alone had nowhere to go)."""
+    folders = []
+    for name, shards in (("train", 3), ("eval", 2)):
+        folder = tmp_path / "in" / name
+        folder.mkdir(parents=True)
+        for index in range(shards):
+            (folder / f"part-{index:05d}.parquet").write_bytes(os.urandom(16 + index))
+        folders.append(str(folder))
+    workers = Workers(golden_model)
+    with TrainingOperatorStandin(workers) as standin:
+        _train(standin, tmp_path, (*folders, golden_transform))
+    assert sorted(workers.seen) == [0, 1]
+    for seen in workers.seen.values():
+        assert seen["inputs"] == (_tree(folders[0]), _tree(folders[1]), _tree(golden_transform))
+        assert len(seen["inputs"][0]) == 3
+
+
+def test_a_job_deleted_by_someone_else_while_the_step_waits_is_a_clear_error(
+    tmp_path, inputs, golden_model
+):
+    standin = TrainingOperatorStandin(Workers(golden_model))
+    waits = []
+
+    def someone_deletes_it(seconds: float) -> None:
+        waits.append(seconds)
+        for key in list(standin.jobs):
+            standin.jobs.pop(key)
+
+    with standin, pytest.raises(job.TrainingJobFailed, match="someone deleted it"):
+        _train(standin, tmp_path, inputs, sleep=someone_deletes_it)
+    assert waits and not os.path.exists(tmp_path / "out" / "model")
