@@ -31,10 +31,18 @@ def test_label_is_absent_from_the_serving_environment(penguins_splits):
     assert not tfdv.get_feature(schema, "island").not_in_environment
 
 
-def test_in_process_and_beam_statistics_agree(penguins_splits):
+def test_in_process_and_beam_statistics_agree(tmp_path, penguins_splits):
+    """Beam's statistics of the split as a folder of shards (as ingest on Beam writes it) and
+    the in-process statistics of the same rows in one file."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(penguins_splits["train"])
+    (tmp_path / "train").mkdir()
+    for index, start in enumerate(range(0, table.num_rows, 100)):
+        pq.write_table(table.slice(start, 100), tmp_path / "train" / f"part-{index:05d}.parquet")
     in_process = core.compute_statistics(penguins_splits["train"])
-    beam = core.compute_statistics(penguins_splits["train"], ["--runner=DirectRunner"])
-    assert in_process.datasets[0].num_examples == beam.datasets[0].num_examples
+    beam = core.compute_statistics(str(tmp_path / "train"), ["--runner=DirectRunner"])
+    assert in_process.datasets[0].num_examples == beam.datasets[0].num_examples == table.num_rows
     ours, theirs = _stats_by_feature(in_process), _stats_by_feature(beam)
     assert ours.keys() == theirs.keys()
     mass = ours["body_mass_g"].num_stats
