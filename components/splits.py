@@ -4,6 +4,12 @@ whose rows, read in the shards' name order, are the rows of the split in order.
 
 The readers here cut a split into the same batches whether they are read in this process or
 as units of work on a Beam runner's workers (:mod:`components.beam`).
+
+On a cluster a folder travels between steps as it is: KFP 2.5.0's launcher uploads an output
+artifact that is a folder file by file under the artifact's key
+(backend/src/v2/component/launcher_v2.go:565; objectstore/object_store.go:88-121, UploadBlob)
+and downloads every object under that key into the next step's path, making the folders
+(launcher_v2.go:682; object_store.go:123-150 DownloadBlob, :191-194).
 """
 
 import os

@@ -21,7 +21,7 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -131,15 +131,21 @@ class Source:
         self._delimiter = "\t" if lower.endswith(".tsv") else ","
         self._csv_types: dict[str, pa.DataType] = {}
 
-    def _read_csv(self, **convert: Any) -> Any:
-        # "NA", "null", "" and the like mean missing in text columns too.
-        options = pa_csv.ConvertOptions(strings_can_be_null=True, **convert)
-        parse = pa_csv.ParseOptions(delimiter=self._delimiter)
-        stream = self._fs.open_input_stream(self._path, compression="detect")
-        if "include_columns" in convert:
-            with stream:
-                return pa_csv.read_csv(stream, parse_options=parse, convert_options=options)
-        return pa_csv.open_csv(stream, parse_options=parse, convert_options=options)
+    def _csv_options(self, **convert: Any) -> dict[str, Any]:
+        return {
+            "parse_options": pa_csv.ParseOptions(delimiter=self._delimiter),
+            # "NA", "null", "" and the like mean missing in text columns too.
+            "convert_options": pa_csv.ConvertOptions(strings_can_be_null=True, **convert),
+        }
+
+    def _open(self) -> Any:
+        return self._fs.open_input_stream(self._path, compression="detect")
+
+    def _whole_file_type(self, name: str) -> pa.DataType:
+        """The type a whole-file read of the CSV gives column ``name`` (read alone)."""
+        with self._open() as stream:
+            options = self._csv_options(include_columns=[name])
+            return pa_csv.read_csv(stream, **options).column(0).type
 
     def _dataset(self) -> ds.Dataset:
         # Hive partitions (year=2013/...) are columns, as pyarrow.parquet.read_table has them.
@@ -151,39 +157,41 @@ class Source:
         reading it through)."""
         return self._parquet
 
-    def units(self) -> list[tuple[str, int, int, int]]:
+    def units(self) -> list["Unit"]:
         """The Parquet data cut into units of work for a Beam runner's workers, in the data's
-        order: (uri, file, row group, position) for each row group of each file."""
+        order: each row group of each file."""
         found = []
         try:
-            for file, fragment in enumerate(self._dataset().get_fragments()):
+            dataset = self._dataset()
+            for fragment in dataset.get_fragments():
+                partition = ds._get_partition_keys(fragment.partition_expression)
                 for group in range(fragment.metadata.num_row_groups):
-                    found.append((self.uri, file, group, len(found)))
+                    unit = Unit(
+                        self.uri, fragment.path, partition, group, len(found), dataset.schema
+                    )
+                    found.append(unit)
         except (pa.ArrowInvalid, OSError) as err:
             raise DataError(f"Cannot read {self.uri!r}: {err}") from err
         return found
 
-    def _unit_raw_batches(self, unit: tuple[str, int, int, int]) -> Iterator[pa.RecordBatch]:
-        dataset = self._dataset()
-        _, file, group, _ = unit
-        fragment = list(dataset.get_fragments())[file]
-        yield from self._file_batches(dataset.schema, fragment, [group])
-
     def _file_batches(
-        self, schema: pa.Schema, fragment: Any, row_groups: list[int] | None = None
+        self,
+        schema: pa.Schema,
+        path: str,
+        partition: dict[str, Any],
+        row_groups: list[int] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """A Parquet file's batches as the dataset has them (its columns and types, the Hive
         partition's values as columns), read a batch at a time: Arrow's dataset scanner reads
         row groups ahead, which held 300 MiB more at 3 million rows (bench/scale.py)."""
-        partition = ds._get_partition_keys(fragment.partition_expression)
-        with self._fs.open_input_file(fragment.path) as handle:
+        with self._fs.open_input_file(path) as handle:
             rows = pq.ParquetFile(handle)
             for batch in rows.iter_batches(batch_size=BATCH_ROWS, row_groups=row_groups):
                 columns = []
                 for field in schema:
                     if field.name in partition:
                         value = pa.scalar(partition[field.name], field.type)
-                        column = pa.array([value.as_py()] * batch.num_rows, field.type)
+                        column = pa.repeat(value, batch.num_rows)
                     elif field.name in batch.schema.names:
                         column = batch.column(field.name).cast(field.type)
                     else:
@@ -196,10 +204,13 @@ class Source:
         if self._parquet:
             dataset = self._dataset()
             for fragment in dataset.get_fragments():
-                yield from self._file_batches(dataset.schema, fragment)
+                partition = ds._get_partition_keys(fragment.partition_expression)
+                yield from self._file_batches(dataset.schema, fragment.path, partition)
             return
         while True:
-            reader = self._read_csv(column_types=self._csv_types)
+            reader = pa_csv.open_csv(
+                self._open(), **self._csv_options(column_types=self._csv_types)
+            )
             try:
                 yield from reader
                 return
@@ -209,7 +220,7 @@ class Source:
                 if name is None or name in self._csv_types:
                     raise
                 # Only a scan gets here: it has not yielded a batch whose type changes.
-                self._csv_types[name] = self._read_csv(include_columns=[name]).column(0).type
+                self._csv_types[name] = self._whole_file_type(name)
                 logger.info("Column %r widens to %s further on", name, self._csv_types[name])
                 raise _Widened from err
             finally:
@@ -259,11 +270,9 @@ class Source:
         nullable = {f.name for f, s in zip(fields, sources, strict=True) if nulls.get(s)}
         return Scan(pa.schema(fields), sources, frozenset(nullable), rows)
 
-    def batches(
-        self, scan: Scan, unit: tuple[str, int, int, int] | None = None
-    ) -> Iterator[pa.RecordBatch]:
+    def batches(self, scan: Scan, unit: "Unit | None" = None) -> Iterator[pa.RecordBatch]:
         """The data (or one unit of it) in record batches of ``scan``'s columns and types."""
-        raw = self._raw_batches() if unit is None else self._unit_raw_batches(unit)
+        raw = self._raw_batches() if unit is None else unit.raw_batches(self)
         for batch in self._checked(raw):
             yield pa.RecordBatch.from_arrays(
                 [
@@ -278,6 +287,22 @@ class Source:
             yield from batches
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as err:
             raise DataError(f"Cannot read {self.uri!r}: {err}") from err
+
+
+class Unit(NamedTuple):
+    """A unit of work on a Beam worker: one row group of one Parquet file of the data, with
+    what reading it needs (the dataset's columns, the file's Hive partition), so a worker
+    reads that row group and nothing else (no listing of the data's files)."""
+
+    uri: str
+    path: str
+    partition: dict[str, Any]
+    row_group: int
+    position: int
+    schema: pa.Schema
+
+    def raw_batches(self, source: Source) -> Iterator[pa.RecordBatch]:
+        return source._file_batches(self.schema, self.path, self.partition, [self.row_group])
 
 
 class _Widened(Exception):
@@ -312,9 +337,9 @@ class _Counts:
 _COUNTS = _Counts()
 
 
-def _count_unit(unit: tuple[str, int, int, int]) -> tuple[collections.Counter, int]:
-    source = Source(unit[0])
-    return _COUNTS.merge_accumulators(map(_counts, source._checked(source._unit_raw_batches(unit))))
+def _count_unit(unit: "Unit") -> tuple[collections.Counter, int]:
+    source = Source(unit.uri)
+    return _COUNTS.merge_accumulators(map(_counts, source._checked(unit.raw_batches(source))))
 
 
 def read_table(uri: str) -> pa.Table:
@@ -560,14 +585,14 @@ class _Split:
 
 
 def _split_unit(
-    scan: Scan, eval_fraction: float, folders: Sequence[str], unit: tuple[str, int, int, int]
+    scan: Scan, eval_fraction: float, folders: Sequence[str], unit: Unit
 ) -> tuple[int, int, _Fingerprint]:
     """On a Beam worker: splits one unit of the data into a shard of each split's folder,
     named by the unit's position, so the shards in name order are the data's rows in order."""
-    shard = f"part-{unit[3]:05d}{splits.SHARD_SUFFIX}"
+    shard = f"part-{unit.position:05d}{splits.SHARD_SUFFIX}"
     split = _Split([os.path.join(folder, shard) for folder in folders], scan, eval_fraction)
     try:
-        for batch in Source(unit[0]).batches(scan, unit):
+        for batch in Source(unit.uri).batches(scan, unit):
             split.add(batch)
     except BaseException:
         split.discard()
