@@ -11,7 +11,7 @@ split (ingest writes them on their own), the served traffic's own evidence.
 import functools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,17 +132,22 @@ class _Scored:
         """Appends the scores of the rows after these."""
         self.labels.extend(other.labels)
         self.unknown += other.unknown
-        if not self.outputs:
-            self.outputs = [_Outputs() for _ in other.outputs]
         for mine, theirs in zip(self.outputs, other.outputs, strict=True):
             mine.merge(theirs)
         return self
 
 
+def _merged(parts: Iterable[_Scored], models: int) -> _Scored:
+    """Scored parts of a split, in order, as one."""
+    return functools.reduce(
+        _Scored.merge, parts, _Scored(outputs=[_Outputs() for _ in range(models)])
+    )
+
+
 def _score_rows(
     spec: TransformSpec, models: tuple[tuple[str, bool], ...], table: pa.Table
 ) -> _Scored:
-    """Scores a unit of a split (at most :data:`_PREDICT_BATCH` rows, one call of each model):
+    """Scores a batch of a split (at most :data:`_PREDICT_BATCH` rows, one call of each model):
     its labelled rows of known classes. ``models`` are (SavedModel, whether its failures are
     caught and reported rather than raised): the candidate's are raised, the baseline's caught.
     """
@@ -151,11 +156,11 @@ def _score_rows(
     scored = _Scored([y], unknown, [_Outputs() for _ in models])
     if not len(y):
         return scored
+    # Only the output the metrics read: a classifier's label and classes are text per row, and
+    # the eval split's worth of them would grow with the data.
+    output = _METRIC_OUTPUT[spec.label.task]
     for (model_dir, caught), outputs in zip(models, scored.outputs, strict=True):
         try:
-            # Only the output the metrics read: a classifier's label and classes are text
-            # per row, and the eval split's worth of them would grow with the data.
-            output = _METRIC_OUTPUT[spec.label.task]
             outputs.parts[output] = [_call(_signature(model_dir), features)[output]]
         except _BASELINE_ERRORS as err:
             if not caught:
@@ -166,11 +171,7 @@ def _score_rows(
 
 def _score_unit(spec: TransformSpec, models: tuple, unit: splits.Unit) -> _Scored:
     parts = splits.unit_batches(unit, [*spec.feature_names, spec.label.name])
-    return functools.reduce(
-        _Scored.merge,
-        (_score_rows(spec, models, rows) for rows in parts),
-        _Scored(outputs=[_Outputs() for _ in models]),
-    )
+    return _merged((_score_rows(spec, models, rows) for rows in parts), len(models))
 
 
 def _score_split(
@@ -186,7 +187,7 @@ def _score_split(
         columns = [*spec.feature_names, spec.label.name]
         batches = splits.batches(path, columns, _PREDICT_BATCH)
         parts = (_score_rows(spec, models, pa.Table.from_batches([b])) for b in batches)
-    scored = functools.reduce(_Scored.merge, parts, _Scored(outputs=[_Outputs() for _ in models]))
+    scored = _merged(parts, len(models))
     if scored.unknown:
         logger.warning("Ignoring %d rows of %s: a class train never had", scored.unknown, path)
     return scored
