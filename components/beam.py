@@ -107,28 +107,25 @@ def _write_result(result: Any, path: str) -> None:
         handle.write(pickle.dumps(result))
 
 
-class _Combine:
-    """A combiner of Beam's ``CombineFn`` methods as a ``beam.CombineFn`` (made when Beam is
-    imported)."""
+def _combine_fn(combiner: Any) -> Any:
+    """``combiner`` (``create_accumulator``, ``merge_accumulators``, ``extract_output``; each
+    element an accumulator) as a ``beam.CombineFn``."""
+    import apache_beam as beam
 
-    @staticmethod
-    def of(combiner: Any) -> Any:
-        import apache_beam as beam
+    class Combine(beam.CombineFn):
+        def create_accumulator(self) -> Any:
+            return combiner.create_accumulator()
 
-        class Combine(beam.CombineFn):
-            def create_accumulator(self) -> Any:
-                return combiner.create_accumulator()
+        def add_input(self, accumulator: Any, element: Any) -> Any:
+            return combiner.merge_accumulators([accumulator, element])
 
-            def add_input(self, accumulator: Any, element: Any) -> Any:
-                return combiner.merge_accumulators([accumulator, element])
+        def merge_accumulators(self, accumulators: Any) -> Any:
+            return combiner.merge_accumulators(accumulators)
 
-            def merge_accumulators(self, accumulators: Any) -> Any:
-                return combiner.merge_accumulators(accumulators)
+        def extract_output(self, accumulator: Any) -> Any:
+            return combiner.extract_output(accumulator)
 
-            def extract_output(self, accumulator: Any) -> Any:
-                return combiner.extract_output(accumulator)
-
-        return Combine()
+    return Combine()
 
 
 def run(
@@ -168,7 +165,7 @@ def run(
                 gathered = (
                     results
                     | "Results" >> beam.Values()
-                    | "Combine" >> beam.CombineGlobally(_Combine.of(combiner))
+                    | "Combine" >> beam.CombineGlobally(_combine_fn(combiner))
                 )
             else:
                 gathered = (

@@ -73,6 +73,15 @@ def step(name: str) -> Iterator[None]:
         raise
 
 
+def kubernetes_message(err: Exception) -> str:
+    """The message of the ``Status`` body the Kubernetes API refused a request with (a
+    ``kubernetes.client`` ``ApiException``), or "" when it has none."""
+    try:
+        return str(json.loads(err.body).get("message") or "")
+    except (TypeError, ValueError, AttributeError):
+        return ""
+
+
 def find_reported_error(log_text: str) -> dict | None:
     """Returns the last error a step reported in a log (``{"step", "message"}``), if any."""
     for line in reversed(log_text.splitlines()):

@@ -5,7 +5,7 @@ kubeconfig's cluster (``KUBECONFIG``, ``~/.kube/config``) or, in a pod, its serv
 import argparse
 from typing import Any
 
-from components.errors import ConfigurationError
+from components.errors import ConfigurationError, kubernetes_message
 
 
 def add_command(commands: Any) -> None:
@@ -71,12 +71,8 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _refusal(err: Any) -> str:
-    import json
-
-    try:
-        return f" ({json.loads(err.body).get('message')})"
-    except (TypeError, ValueError, AttributeError):
-        return ""
+    message = kubernetes_message(err)
+    return f" ({message})" if message else ""
 
 
 def _act(api: Any, args: argparse.Namespace) -> int:

@@ -45,7 +45,12 @@ from urllib.parse import urlsplit
 import pyarrow.fs as pa_fs
 
 from components import images
-from components.errors import ConfigurationError, PipelineInputError, find_reported_error
+from components.errors import (
+    ConfigurationError,
+    PipelineInputError,
+    find_reported_error,
+    kubernetes_message,
+)
 from components.train.config import TrainConfig
 
 if TYPE_CHECKING:  # core imports TensorFlow (~4 s); only a step that trains here needs it.
@@ -436,7 +441,7 @@ def create(job: TrainingJob, launch: Launch) -> None:
     except ApiException as err:
         raise TrainingJobFailed(
             f"The cluster refused the TFJob {job.namespace}/{job.name} ({err.status} "
-            f"{err.reason}: {_api_message(err)}). Is Kubeflow's Training Operator installed "
+            f"{err.reason}: {kubernetes_message(err)}). Is Kubeflow's Training Operator installed "
             "(make platform) and may the run's service account create tfjobs there?"
         ) from err
     logger.info("Created TFJob %s/%s with %d workers", job.namespace, job.name, job.workers)
@@ -509,7 +514,7 @@ def _read_job(custom: Any, job: TrainingJob) -> dict[str, Any] | None:
         if err.status in (404, 401, 403):
             raise TrainingJobFailed(
                 f"The TFJob {job.namespace}/{job.name} cannot be read while the step waits for "
-                f"it ({err.status} {err.reason}: {_api_message(err)}); "
+                f"it ({err.status} {err.reason}: {kubernetes_message(err)}); "
                 + ("someone deleted it." if err.status == 404 else "the run's account may not.")
             ) from err
         logger.warning(
@@ -518,13 +523,6 @@ def _read_job(custom: Any, job: TrainingJob) -> dict[str, Any] | None:
     except HTTPError as err:
         logger.warning("Reading TFJob %s failed (%s); trying again", job.name, err)
     return None
-
-
-def _api_message(err: Any) -> str:
-    try:
-        return json.loads(err.body).get("message", "")
-    except (TypeError, ValueError, AttributeError):
-        return str(err.body or "")
 
 
 def delete(job: TrainingJob, launch: Launch) -> None:
