@@ -89,13 +89,13 @@ def run_step(step: str, work: str) -> None:
         spec = load_spec(os.path.join(work, "transform"))
         core.evaluate(files["eval"], os.path.join(work, "model"), spec)
     elif step == "evaluate-whole":
-        # The reference: the whole eval split in memory and scored at once, as evaluate did
-        # before it streamed (the same functions score the labelled log rows today).
-        from components.evaluate import core
+        # The reference: the whole eval split in memory, scored at once and measured with
+        # scikit-learn, as evaluate did before it streamed (the tests' reference).
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from tests import whole_split
 
         spec = load_spec(os.path.join(work, "transform"))
-        features, y = core._scored_rows(files["eval"], spec)
-        core._score(spec, os.path.join(work, "model"), features, y)
+        whole_split.metrics(spec, os.path.join(work, "model"), files["eval"])
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("FIGURES " + json.dumps({"seconds": seconds, "peak_mib": peak}))

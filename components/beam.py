@@ -15,6 +15,7 @@ Light to import (Beam is imported when a pipeline runs), for the CLI.
 
 import contextlib
 import io
+import os
 import pickle
 import shutil
 import tempfile
@@ -81,29 +82,57 @@ def pipeline_options(args: Sequence[str]) -> Any:
 
 
 @contextlib.contextmanager
-def _result_file(options: Any) -> Iterator[str]:
-    """Where the pipeline's last step writes the result for this process to read: under the
-    runner's ``--temp_location`` when given (a remote runner's workers reach it), else in a
-    local scratch folder."""
+def scratch(args: Sequence[str]) -> Iterator[str]:
+    """A folder for files that this process and a pipeline's workers share (a result, sorted
+    runs of scores), removed with what is in it afterwards: under the runner's
+    ``--temp_location`` when given (a remote runner's workers reach it), else a local folder
+    (in-process, or the DirectRunner's workers on this machine)."""
+    base = _temp_location(args)
+    if not base:
+        folder = tempfile.mkdtemp(prefix="mlops-")
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     from apache_beam.io.filesystems import FileSystems
+
+    folder = FileSystems.join(base, f"mlops-{uuid.uuid4().hex}")
+    if "://" not in folder:
+        os.makedirs(folder)  # open_path opens local files with open()
+    try:
+        yield folder
+    finally:
+        found = FileSystems.match([FileSystems.join(folder, "*")])[0].metadata_list
+        if found:
+            FileSystems.delete([entry.path for entry in found])
+        if "://" not in folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _temp_location(args: Sequence[str]) -> str | None:
+    if not args:
+        return None
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
-    base = options.view_as(GoogleCloudOptions).temp_location
-    scratch = None if base else tempfile.mkdtemp(prefix="mlops-beam-")
-    path = FileSystems.join(base or scratch, f"mlops-result-{uuid.uuid4().hex}.pickle")
-    try:
-        yield path
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-        elif FileSystems.exists(path):
-            FileSystems.delete([path])
+    return pipeline_options(args).view_as(GoogleCloudOptions).temp_location
+
+
+def open_path(path: str, mode: str = "rb") -> Any:
+    """A file in a :func:`scratch` folder, opened to read (``rb``) or written whole (``wb``):
+    a local file, or through Beam's file systems for a URL (gs://, s3://)."""
+    if "://" not in path:
+        return open(path, mode)
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    if mode == "wb":
+        return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
 def _write_result(result: Any, path: str) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.create(path) as handle:
+    with open_path(path, "wb") as handle:
         handle.write(pickle.dumps(result))
 
 
@@ -153,7 +182,8 @@ def run(
     import apache_beam as beam
 
     options = pipeline_options(args)
-    with _result_file(options) as path:
+    with scratch(args) as folder:
+        path = f"{folder}/result.pickle"
         with beam.Pipeline(options=options) as pipeline:
             results = (
                 pipeline
@@ -174,9 +204,7 @@ def run(
                     | "InOrder" >> beam.Map(lambda pairs: [r for _, r in sorted(pairs, key=_first)])
                 )
             _ = gathered | "Write" >> beam.Map(_write_result, path)
-        from apache_beam.io.filesystems import FileSystems
-
-        with FileSystems.open(path) as handle:
+        with open_path(path) as handle:
             return pickle.loads(handle.read())
 
 

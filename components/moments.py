@@ -73,6 +73,14 @@ class Moments:
         self.non_finite += other.non_finite
         return self
 
+    def total(self) -> Fraction:
+        """The sum of the values, exactly."""
+        return Fraction(self.sum, 1 << SHIFT)
+
+    def total_of_squares(self) -> Fraction:
+        """The sum of the values' squares, exactly."""
+        return Fraction(self.squares, 1 << 2 * SHIFT)
+
     def _mean(self) -> Fraction:
         return Fraction(self.sum, self.count << SHIFT)
 

@@ -10,7 +10,6 @@ split (ingest writes them on their own), the served traffic's own evidence.
 
 import functools
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import tensorflow as tf
-from sklearn import metrics as sk
 
 from components import beam, constants, splits
+from components.evaluate import metrics
 from components.evaluate.blessing import (
     PRIMARY,
     BaselineMetrics,
@@ -28,7 +27,7 @@ from components.evaluate.blessing import (
     LabelledRows,
     bless,
 )
-from components.features import Arrays, TransformSpec, read_split, split_values
+from components.features import Arrays, TransformSpec, split_values
 
 logger = logging.getLogger(__name__)
 
@@ -70,27 +69,18 @@ class EvaluationResult:
         return PRIMARY[self.task][0]
 
 
-def predict(model_dir: str, features: Arrays) -> dict[str, np.ndarray]:
-    """Runs a SavedModel's serving signature over raw feature arrays, in batches."""
-    signature = tf.saved_model.load(model_dir).signatures[constants.SERVING_SIGNATURE]
-    rows = len(next(iter(features.values())))
-    outputs: dict[str, list[np.ndarray]] = {}
-    for start in range(0, rows, _PREDICT_BATCH):
-        batch = {name: values[start : start + _PREDICT_BATCH] for name, values in features.items()}
-        _keep(outputs, _call(signature, batch))
-    return {name: np.concatenate(parts) for name, parts in outputs.items()}
-
-
-def _call(signature: Any, batch: Arrays) -> dict[str, np.ndarray]:
-    return {
-        name: value.numpy()
-        for name, value in signature(**{k: tf.constant(v) for k, v in batch.items()}).items()
-    }
-
-
-def _keep(outputs: dict[str, list[np.ndarray]], batch: dict[str, np.ndarray]) -> None:
-    for name, value in batch.items():
-        outputs.setdefault(name, []).append(value)
+def _output(model_dir: str, batch: Arrays, output: str) -> np.ndarray:
+    """One output of a SavedModel's serving signature on a batch of raw features."""
+    signature = _signature(model_dir)
+    takes = sorted(signature.structured_input_signature[1])
+    if takes != sorted(batch):
+        # TensorFlow's own error prints the batch's values.
+        raise ValueError(
+            f"its serving signature takes {', '.join(takes)}; the data has "
+            f"{', '.join(sorted(batch))}"
+        )
+    tensors = {name: tf.constant(values) for name, values in batch.items()}
+    return signature(**tensors)[output].numpy()
 
 
 @functools.lru_cache(maxsize=4)
@@ -100,176 +90,114 @@ def _signature(model_dir: str) -> Any:
     return tf.saved_model.load(model_dir).signatures[constants.SERVING_SIGNATURE]
 
 
-@dataclass
-class _Outputs:
-    """One model's outputs over the rows scored so far, or why it could not score them."""
+# A model's metrics on the rows scored so far: a classifier's or a regressor's.
+Metrics = metrics.Classification | metrics.Regression
 
-    parts: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    failure: str | None = None
+# A baseline that cannot score the eval rows (another signature, other features, outputs that
+# are not probabilities) is reported as failing, not a crash: the blessing says so.
+_BASELINE_ERRORS = (KeyError, ValueError, TypeError, tf.errors.OpError)
 
-    def merge(self, other: "_Outputs") -> None:
-        """Appends the outputs of the rows after these (or the first failure)."""
-        if self.failure is None and other.failure is not None:
-            self.failure = other.failure
-        for name, values in other.parts.items():
-            self.parts.setdefault(name, []).extend(values)
-
-    def result(self) -> dict[str, np.ndarray]:
-        return {name: np.concatenate(parts) for name, parts in self.parts.items()}
+# The output of the serving signature the metrics of a task read.
+_METRIC_OUTPUT = {
+    constants.CLASSIFICATION: constants.OUTPUT_PROBABILITIES,
+    constants.REGRESSION: constants.OUTPUT_PREDICTION,
+}
 
 
 @dataclass
 class _Scored:
-    """A split's rows scored so far: their labels as the metrics take them, the rows left out
-    (a class train never had), and each model's outputs (the candidate's, then the baseline's).
-    """
+    """A split's rows scored so far: the rows left out (a class train never had), the trivial
+    model's metrics (the train split's majority class, or its mean) and each model's (the
+    candidate's, then the baseline's) with why the model could not score the rows, if so."""
 
-    labels: list[np.ndarray] = field(default_factory=list)
-    unknown: int = 0
-    outputs: list[_Outputs] = field(default_factory=list)
+    unknown: int
+    trivial: metrics.Confusion | metrics.Regression
+    models: list[Metrics]
+    failures: list[str | None]
 
     def merge(self, other: "_Scored") -> "_Scored":
-        """Appends the scores of the rows after these."""
-        self.labels.extend(other.labels)
+        """Adds the scores of other rows."""
         self.unknown += other.unknown
-        for mine, theirs in zip(self.outputs, other.outputs, strict=True):
-            mine.merge(theirs)
+        self.trivial.merge(other.trivial)
+        for index, theirs in enumerate(other.models):
+            # The same failure whatever order Beam merges the parts in.
+            failures = [f for f in (self.failures[index], other.failures[index]) if f]
+            self.failures[index] = min(failures, default=None)
+            self.models[index].merge(theirs)
         return self
 
 
-def _merged(parts: Iterable[_Scored], models: int) -> _Scored:
-    """Scored parts of a split, in order, as one."""
-    return functools.reduce(
-        _Scored.merge, parts, _Scored(outputs=[_Outputs() for _ in range(models)])
-    )
+@dataclass(frozen=True)
+class _Scoring:
+    """How a split is scored: the transform's spec, the models (a SavedModel, and whether its
+    failures are caught and reported rather than raised: the candidate's are raised, the
+    baseline's caught) and the folder where the metrics rank scores. Also the Beam combiner
+    of the units' scores."""
 
+    spec: TransformSpec
+    models: tuple[tuple[str, bool], ...]
+    folder: str
 
-def _score_rows(
-    spec: TransformSpec, models: tuple[tuple[str, bool], ...], table: pa.Table
-) -> _Scored:
-    """Scores a batch of a split (at most :data:`_PREDICT_BATCH` rows, one call of each model):
-    its labelled rows of known classes. ``models`` are (SavedModel, whether its failures are
-    caught and reported rather than raised): the candidate's are raised, the baseline's caught.
-    """
-    features, values = split_values(table, spec)
-    y, features, unknown = _as_scored(spec, features, values)
-    scored = _Scored([y], unknown, [_Outputs() for _ in models])
-    if not len(y):
+    def create_accumulator(self) -> _Scored:
+        label = self.spec.label
+        failures: list[str | None] = [None for _ in self.models]
+        if label.task == constants.CLASSIFICATION:
+            classes = len(label.classes)
+            scores = [metrics.Classification(classes, self.folder) for _ in self.models]
+            return _Scored(0, metrics.Confusion(classes), scores, failures)
+        regressions = [metrics.Regression() for _ in self.models]
+        return _Scored(0, metrics.Regression(), regressions, failures)
+
+    def merge_accumulators(self, parts: Iterable[_Scored]) -> _Scored:
+        return functools.reduce(_Scored.merge, parts, self.create_accumulator())
+
+    def extract_output(self, scored: _Scored) -> _Scored:
         return scored
-    # Only the output the metrics read: a classifier's label and classes are text per row, and
-    # the eval split's worth of them would grow with the data.
-    output = _METRIC_OUTPUT[spec.label.task]
-    for (model_dir, caught), outputs in zip(models, scored.outputs, strict=True):
-        try:
-            outputs.parts[output] = [_call(_signature(model_dir), features)[output]]
-        except _BASELINE_ERRORS as err:
-            if not caught:
-                raise
-            outputs.failure = f"{type(err).__name__}: {err}"
-    return scored
 
+    def rows(self, table: pa.Table) -> _Scored:
+        """Scores a batch of a split (at most :data:`_PREDICT_BATCH` rows, one call of each
+        model): its labelled rows of known classes."""
+        label = self.spec.label
+        features, values = split_values(table, self.spec)
+        y, features, unknown = _as_scored(self.spec, features, values)
+        scored = self.create_accumulator()
+        scored.unknown = unknown
+        if not len(y):
+            return scored
+        trivial = label.majority_class if label.task == constants.CLASSIFICATION else label.mean
+        scored.trivial.add(y, np.full(len(y), trivial))
+        # Only the output the metrics read: a classifier's label and classes are text per row.
+        output = _METRIC_OUTPUT[label.task]
+        for index, (model_dir, caught) in enumerate(self.models):
+            try:
+                scored.models[index].add(y, _output(model_dir, features, output))
+            except _BASELINE_ERRORS as err:
+                if not caught:
+                    raise
+                scored.failures[index] = f"{type(err).__name__}: {err}"
+        return scored
 
-def _score_unit(spec: TransformSpec, models: tuple, unit: splits.Unit) -> _Scored:
-    parts = splits.unit_batches(unit, [*spec.feature_names, spec.label.name])
-    return _merged((_score_rows(spec, models, rows) for rows in parts), len(models))
+    def unit(self, unit: splits.Unit) -> _Scored:
+        """Scores a unit of a split (on a Beam worker), a batch at a time."""
+        batches = splits.unit_batches(unit, [*self.spec.feature_names, self.spec.label.name])
+        return self.merge_accumulators(self.rows(rows) for rows in batches)
 
-
-def _score_split(
-    path: str, spec: TransformSpec, models: tuple[tuple[str, bool], ...], beam_args: Sequence[str]
-) -> _Scored:
-    """The split's labelled rows through each model, :data:`_PREDICT_BATCH` rows at a time:
-    in this process, holding one batch of features, or in units on a Beam runner's workers.
-    The batches are the same either way, so every output is the same to the bit."""
-    if beam_args:
-        units = splits.units(path, _PREDICT_BATCH, _BATCHES_PER_UNIT)
-        parts = beam.run(units, functools.partial(_score_unit, spec, models), beam_args)
-    else:
-        columns = [*spec.feature_names, spec.label.name]
-        batches = splits.batches(path, columns, _PREDICT_BATCH)
-        parts = (_score_rows(spec, models, pa.Table.from_batches([b])) for b in batches)
-    scored = _merged(parts, len(models))
-    if scored.unknown:
-        logger.warning("Ignoring %d rows of %s: a class train never had", scored.unknown, path)
-    return scored
-
-
-def classification_metrics(y: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
-    """Accuracy, log loss, AUC (when every class is present), macro precision/recall,
-    per-class precision/recall, the confusion matrix and, for two classes, the ROC curve."""
-    labels = list(range(probabilities.shape[1]))
-    predicted = probabilities.argmax(axis=1)
-    precision, recall, _, support = sk.precision_recall_fscore_support(
-        y, predicted, labels=labels, zero_division=0
-    )
-    clipped = np.clip(probabilities, 1e-7, 1.0)
-    clipped /= clipped.sum(axis=1, keepdims=True)
-    result: dict[str, Any] = {
-        "metrics": {
-            "accuracy": float(sk.accuracy_score(y, predicted)),
-            "log_loss": float(sk.log_loss(y, clipped, labels=labels)),
-            "macro_precision": float(precision.mean()),
-            "macro_recall": float(recall.mean()),
-        },
-        "per_class": {
-            "precision": precision.tolist(),
-            "recall": recall.tolist(),
-            "support": support.tolist(),
-        },
-        "confusion_matrix": sk.confusion_matrix(y, predicted, labels=labels).tolist(),
-        "roc_curve": {},
-    }
-    if len(np.unique(y)) == len(labels):
-        if len(labels) == 2:
-            result["metrics"]["auc"] = float(sk.roc_auc_score(y, probabilities[:, 1]))
-            fpr, tpr, thresholds = sk.roc_curve(y, probabilities[:, 1])
-            finite = np.isfinite(thresholds)
-            result["roc_curve"] = {
-                "fpr": fpr[finite].tolist(),
-                "tpr": tpr[finite].tolist(),
-                "thresholds": thresholds[finite].tolist(),
-            }
+    def split(self, path: str, beam_args: Sequence[str]) -> _Scored:
+        """The split's labelled rows through each model, :data:`_PREDICT_BATCH` rows at a time:
+        in this process, holding one batch of features, or in units on a Beam runner's
+        workers. The metrics are counts and exact sums, the same either way to the bit."""
+        if beam_args:
+            units = splits.units(path, _PREDICT_BATCH, _BATCHES_PER_UNIT)
+            scored = beam.run(units, self.unit, beam_args, combiner=self)
         else:
-            result["metrics"]["auc"] = float(
-                sk.roc_auc_score(y, probabilities, multi_class="ovr", labels=labels)
+            columns = [*self.spec.feature_names, self.spec.label.name]
+            batches = splits.batches(path, columns, _PREDICT_BATCH)
+            scored = self.merge_accumulators(
+                self.rows(pa.Table.from_batches([batch])) for batch in batches
             )
-    else:
-        logger.warning("AUC skipped: not every class occurs in the eval split")
-    return result
-
-
-def regression_metrics(y: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE and R²."""
-    return {
-        "rmse": float(math.sqrt(sk.mean_squared_error(y, prediction))),
-        "mae": float(sk.mean_absolute_error(y, prediction)),
-        "r2": float(sk.r2_score(y, prediction)),
-    }
-
-
-def _score(spec: TransformSpec, model_dir: str, features: Arrays, y: np.ndarray) -> dict[str, Any]:
-    return _metrics_of(spec, y, predict(model_dir, features))
-
-
-def _trivial_metrics(spec: TransformSpec, y: np.ndarray) -> dict[str, float]:
-    if spec.label.task == constants.CLASSIFICATION:
-        return {"accuracy": float(np.mean(y == spec.label.majority_class))}
-    return regression_metrics(y, np.full(len(y), spec.label.mean))
-
-
-# A baseline that cannot score the eval rows (another signature, other features) is reported as
-# failing, not a crash: the blessing says so.
-_BASELINE_ERRORS = (KeyError, ValueError, TypeError, tf.errors.OpError)
-
-
-def _baseline_from(
-    spec: TransformSpec, version: int, outputs: _Outputs, y: np.ndarray
-) -> BaselineMetrics:
-    if outputs.failure is not None:
-        return BaselineMetrics(version, failure=outputs.failure)
-    try:
-        return BaselineMetrics(version, _metrics_of(spec, y, outputs.result())["metrics"])
-    except _BASELINE_ERRORS as err:
-        return BaselineMetrics(version, failure=f"{type(err).__name__}: {err}")
+        if scored.unknown:
+            logger.warning("Ignoring %d rows of %s: a class train never had", scored.unknown, path)
+        return scored
 
 
 def _as_scored(
@@ -286,27 +214,25 @@ def _as_scored(
     return y[keep], {name: values[keep] for name, values in features.items()}, int((~keep).sum())
 
 
-def _scored_rows(path: str, spec: TransformSpec) -> tuple[Arrays, np.ndarray]:
-    """A split's raw features and its labels as the metrics take them (:func:`_as_scored`)."""
-    features, labels = read_split(path, spec)
-    y, features, unknown = _as_scored(spec, features, labels)
-    if unknown:
-        logger.warning("Ignoring %d rows of %s: a class train never had", unknown, path)
-    return features, y
+def _baseline_from(version: int, model: Metrics, failure: str | None) -> BaselineMetrics:
+    if failure is not None:
+        return BaselineMetrics(version, failure=failure)
+    try:
+        return BaselineMetrics(version, model.result()["metrics"])
+    except _BASELINE_ERRORS as err:
+        return BaselineMetrics(version, failure=f"{type(err).__name__}: {err}")
 
 
-# The output of the serving signature the metrics of a task read.
-_METRIC_OUTPUT = {
-    constants.CLASSIFICATION: constants.OUTPUT_PROBABILITIES,
-    constants.REGRESSION: constants.OUTPUT_PREDICTION,
-}
+@dataclass
+class _Scores:
+    """A split's evaluation: the rows scored, the candidate's metrics (with its per-class
+    figures, confusion matrix and ROC curve), the trivial model's, and the baseline's or why it
+    could not score the split."""
 
-
-def _metrics_of(spec: TransformSpec, y: np.ndarray, outputs: dict[str, np.ndarray]) -> dict:
-    output = outputs[_METRIC_OUTPUT[spec.label.task]]
-    if spec.label.task == constants.CLASSIFICATION:
-        return classification_metrics(y, output)
-    return {"metrics": regression_metrics(y, output)}
+    rows: int
+    candidate: dict[str, Any]
+    trivial: dict[str, float]
+    baseline: BaselineMetrics | None
 
 
 def _scores(
@@ -315,29 +241,33 @@ def _scores(
     model_dir: str,
     baseline: Baseline | None,
     beam_args: Sequence[str] = (),
-) -> tuple[np.ndarray, dict[str, Any], BaselineMetrics | None]:
-    """The split streamed through the candidate and the baseline: its labels, the candidate's
-    metrics and the baseline's (or why it could not score the split)."""
+) -> _Scores:
+    """The split streamed through the candidate and the baseline, and their metrics."""
     models = ((model_dir, False),) + (((baseline.model_dir, True),) if baseline else ())
-    split = _score_split(path, spec, models, beam_args)
-    y = np.concatenate(split.labels) if split.labels else np.zeros(0)
-    scored = _metrics_of(spec, y, split.outputs[0].result()) if len(y) else {"metrics": {}}
-    against = None
-    if baseline is not None:
-        against = _baseline_from(spec, baseline.version, split.outputs[1], y)
-    return y, scored, against
+    with beam.scratch(beam_args) as folder:
+        split = _Scoring(spec, models, folder).split(path, beam_args)
+        if not split.trivial.rows:
+            return _Scores(0, {"metrics": {}}, {}, None)
+        candidate = split.models[0].result()
+        against = None
+        if baseline is not None:
+            against = _baseline_from(baseline.version, split.models[1], split.failures[1])
+    if spec.label.task == constants.CLASSIFICATION and "auc" not in candidate["metrics"]:
+        logger.warning("AUC skipped: not every class occurs in %s", path)
+    return _Scores(split.trivial.rows, candidate, split.trivial.result()["metrics"], against)
 
 
 def _on_labelled_rows(
     path: str, spec: TransformSpec, model_dir: str, baseline: Baseline
 ) -> tuple[LabelledRows, dict[str, float], dict[str, float]]:
     """Both models on the prediction log's labelled rows in the eval split."""
-    y, scored, against = _scores(path, spec, model_dir, baseline)
-    if len(y) == 0:
+    scores = _scores(path, spec, model_dir, baseline)
+    if not scores.rows:
         return LabelledRows(0), {}, {}
     primary = PRIMARY[spec.label.task][0]
-    candidate, other = scored["metrics"], against.metrics if against else {}
-    found = LabelledRows(len(y), candidate[primary], other.get(primary))
+    candidate = scores.candidate["metrics"]
+    other = scores.baseline.metrics if scores.baseline else {}
+    found = LabelledRows(scores.rows, candidate[primary], other.get(primary))
     return found, candidate, other
 
 
@@ -378,20 +308,20 @@ def evaluate(
         config.min_improvement,
         f"version {baseline.version} at {baseline.model_dir}" if baseline else "none",
     )
-    # The eval split streams through both models; only labels and outputs are kept whole.
-    y, scored, against = _scores(eval_path, spec, model_dir, baseline, beam_pipeline_args)
-    trivial = _trivial_metrics(spec, y)
+    # The eval split streams through both models into metrics of bounded memory.
+    scores = _scores(eval_path, spec, model_dir, baseline, beam_pipeline_args)
+    scored, against = scores.candidate, scores.baseline
     labelled, labelled_metrics, labelled_baseline = None, {}, {}
     if labelled_path is not None and baseline is not None:
         labelled, labelled_metrics, labelled_baseline = _on_labelled_rows(
             labelled_path, spec, model_dir, baseline
         )
-    blessing = bless(task, scored["metrics"], trivial, against, config, labelled)
+    blessing = bless(task, scored["metrics"], scores.trivial, against, config, labelled)
     logger.info("Blessed: %s (%s)", blessing.blessed, "; ".join(blessing.reasons))
     return EvaluationResult(
         task=task,
         metrics=scored["metrics"],
-        trivial_metrics=trivial,
+        trivial_metrics=scores.trivial,
         classes=spec.label.classes,
         per_class=scored.get("per_class", {}),
         confusion_matrix=scored.get("confusion_matrix", []),

@@ -10,34 +10,8 @@ from components.errors import ConfigurationError
 from components.evaluate import core
 from components.features import LabelSpec, NumericFeature, TransformSpec, load_spec
 from components.transform import core as transform_core
+from tests import whole_split
 from tests.conftest import MULTI_PROCESS_BEAM, export_untrained
-
-
-def test_classification_metrics_on_known_values():
-    y = np.array([0, 0, 1, 1])
-    probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
-    result = core.classification_metrics(y, probabilities)
-    assert result["metrics"]["accuracy"] == pytest.approx(0.75)
-    assert result["confusion_matrix"] == [[1, 1], [0, 2]]
-    assert result["per_class"]["precision"] == pytest.approx([1.0, 2 / 3])
-    assert result["per_class"]["recall"] == pytest.approx([0.5, 1.0])
-    assert result["metrics"]["auc"] == pytest.approx(1.0)
-    expected_loss = -np.mean(np.log([0.9, 0.4, 0.8, 0.7]))
-    assert result["metrics"]["log_loss"] == pytest.approx(expected_loss)
-    assert result["roc_curve"]["fpr"][-1] == 1.0
-
-
-def test_auc_is_skipped_when_a_class_is_absent():
-    probabilities = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]])
-    result = core.classification_metrics(np.array([0, 1]), probabilities)
-    assert "auc" not in result["metrics"]
-
-
-def test_regression_metrics_on_known_values():
-    metrics = core.regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
-    assert metrics["rmse"] == pytest.approx(np.sqrt(4 / 3))
-    assert metrics["mae"] == pytest.approx(2 / 3)
-    assert metrics["r2"] == pytest.approx(1 - 4 / 2)
 
 
 def _evaluate(splits, model, transform, baseline=None, **config):
@@ -149,12 +123,22 @@ def test_the_candidate_is_compared_with_the_serving_version_on_the_labelled_log_
 def test_streaming_the_eval_split_gives_the_metrics_of_the_whole_split(
     monkeypatch, tmp_path, penguins_splits, golden_model, golden_transform, batch
 ):
-    """The split streams in record batches (16 rows: several batches and a remainder); the
-    metrics are those of scoring the whole split at once, to the bit, the baseline's too."""
+    """The split streams in record batches (16 rows: several batches and a remainder), its
+    scores ranked in runs of 50 on disk; the metrics are scikit-learn's on the whole split
+    scored at once, the baseline's too: counts to the bit, the sums within their rounding
+    (scikit-learn averages the log loss in float32). The runs are gone afterwards."""
+    import tempfile
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from components.evaluate import ranking
+
     monkeypatch.setattr(core, "_PREDICT_BATCH", batch)
+    monkeypatch.setattr(ranking, "RUN_ROWS", 50)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     # A row of a class train never had is left out either way.
     table = pq.read_table(penguins_splits["eval"])
     odd = table.slice(0, 1).set_column(
@@ -167,16 +151,23 @@ def test_streaming_the_eval_split_gives_the_metrics_of_the_whole_split(
         version=1, model_dir=export_untrained(golden_transform, str(tmp_path / "b"))
     )
     streamed = core.evaluate(path, golden_model, spec, baseline)
-    features, y = core._scored_rows(path, spec)
-    whole = core._score(spec, golden_model, features, y)
-    assert streamed.metrics == whole["metrics"]
+    whole = whole_split.metrics(spec, golden_model, path)
+    _assert_same_metrics(streamed.metrics, whole["metrics"])
     assert streamed.confusion_matrix == whole["confusion_matrix"]
     assert streamed.per_class == whole["per_class"]
-    assert (
-        streamed.baseline_metrics == core._score(spec, baseline.model_dir, features, y)["metrics"]
+    _assert_same_metrics(
+        streamed.baseline_metrics, whole_split.metrics(spec, baseline.model_dir, path)["metrics"]
     )
-    assert streamed.trivial_metrics == core._trivial_metrics(spec, y)
+    _, y = whole_split.scored_rows(path, spec)
+    assert streamed.trivial_metrics == {"accuracy": float(np.mean(y == spec.label.majority_class))}
     assert sum(map(sum, streamed.confusion_matrix)) == table.num_rows
+    assert not list(scratch.iterdir())
+
+
+def _assert_same_metrics(streamed: dict, whole: dict) -> None:
+    assert streamed.keys() == whole.keys()
+    for name, value in whole.items():
+        assert streamed[name] == pytest.approx(value, rel=1e-6 if name == "log_loss" else 1e-14)
 
 
 def test_scoring_on_beam_gives_the_metrics_of_scoring_in_process(

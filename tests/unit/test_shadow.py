@@ -140,8 +140,8 @@ def logged(tmp_path, penguins_splits, golden_model, golden_transform):
 def served_eval_log(tmp_path, penguins_splits, golden_model, golden_transform) -> tuple[str, int]:
     """Writes the eval split as the golden model (version 1) served it, one row per request,
     with the real prediction log writer; returns the log and its row count."""
-    from components.evaluate.core import predict
     from components.features import load_spec, read_split
+    from tests.whole_split import predict
 
     spec = load_spec(golden_transform)
     features, _ = read_split(penguins_splits["eval"], spec)
