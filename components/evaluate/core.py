@@ -19,6 +19,7 @@ import pyarrow as pa
 import tensorflow as tf
 
 from components import beam, constants, splits
+from components.errors import DataError
 from components.evaluate import metrics
 from components.evaluate.blessing import (
     PRIMARY,
@@ -310,6 +311,11 @@ def evaluate(
     )
     # The eval split streams through both models into metrics of bounded memory.
     scores = _scores(eval_path, spec, model_dir, baseline, beam_pipeline_args)
+    if not scores.rows:
+        raise DataError(
+            f"the eval split {eval_path} has no rows to score (none, or only classes the train "
+            "split never had): ingest more data or raise eval_fraction"
+        )
     scored, against = scores.candidate, scores.baseline
     labelled, labelled_metrics, labelled_baseline = None, {}, {}
     if labelled_path is not None and baseline is not None:

@@ -201,3 +201,19 @@ def test_scoring_on_beam_gives_the_metrics_of_scoring_in_process(
         assert dataclasses.asdict(on_beam) == dataclasses.asdict(in_process)
     assert in_process.baseline_metrics == {} and not in_process.blessed
     assert sum(map(sum, on_beam.confusion_matrix)) == table.num_rows
+
+
+def test_an_eval_split_with_nothing_to_score_is_a_clear_error(
+    tmp_path, penguins_splits, golden_model, golden_transform
+):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from components.errors import DataError
+
+    table = pq.read_table(penguins_splits["eval"]).slice(0, 5)
+    index = table.schema.get_field_index("species")
+    path = str(tmp_path / "eval.parquet")
+    pq.write_table(table.set_column(index, "species", pa.array(["Emperor"] * 5)), path)
+    with pytest.raises(DataError, match=r"has no rows to score .* raise eval_fraction"):
+        core.evaluate(path, golden_model, load_spec(golden_transform))
