@@ -15,6 +15,7 @@ Light to import (Beam is imported when a pipeline runs), for the CLI.
 
 import contextlib
 import io
+import logging
 import os
 import pickle
 import shutil
@@ -26,6 +27,8 @@ from typing import Any
 
 from components.errors import ConfigurationError
 from components.settings import setting
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,27 @@ def pipeline_options(args: Sequence[str]) -> Any:
             f"The Beam runner {name} rejects the pipeline options ({' '.join(args)}): "
             + "; ".join(errors)
         )
+    if not _workers_are_local(options, runner) and not _temp_location(options):
+        raise ConfigurationError(
+            f"The Beam runner {name} runs its workers elsewhere, and they hand results back "
+            "through files: give --temp_location=<a gs://, s3:// or shared folder that they and "
+            "this step both reach>."
+        )
     return options
+
+
+def _workers_are_local(options: Any, runner: Any) -> bool:
+    """Whether the runner's workers run on this machine: the DirectRunner's (in this process or
+    in processes it starts), or a portable runner's in the LOOPBACK environment."""
+    from apache_beam.options.pipeline_options import PortableOptions
+    from apache_beam.runners.direct.direct_runner import (
+        BundleBasedDirectRunner,
+        SwitchingDirectRunner,
+    )
+
+    if isinstance(runner, SwitchingDirectRunner | BundleBasedDirectRunner):
+        return True
+    return options.view_as(PortableOptions).environment_type == "LOOPBACK"
 
 
 @contextlib.contextmanager
@@ -86,8 +109,9 @@ def scratch(args: Sequence[str]) -> Iterator[str]:
     """A folder for files that this process and a pipeline's workers share (a result, sorted
     runs of scores), removed with what is in it afterwards: under the runner's
     ``--temp_location`` when given (a remote runner's workers reach it), else a local folder
-    (in-process, or the DirectRunner's workers on this machine)."""
-    base = _temp_location(args)
+    (in-process, or workers on this machine)."""
+    options = pipeline_options(args) if args else None
+    base = _temp_location(options) if options else None
     if not base:
         folder = tempfile.mkdtemp(prefix="mlops-")
         try:
@@ -97,25 +121,37 @@ def scratch(args: Sequence[str]) -> Iterator[str]:
         return
     from apache_beam.io.filesystems import FileSystems
 
+    # The file systems' options (an object store's endpoint, its credentials), which Beam sets
+    # only when a pipeline is made (apache_beam/pipeline.py, Pipeline.__init__).
+    FileSystems.set_options(options)
     folder = FileSystems.join(base, f"mlops-{uuid.uuid4().hex}")
     if "://" not in folder:
         os.makedirs(folder)  # open_path opens local files with open()
     try:
         yield folder
     finally:
+        _remove(folder)
+
+
+def _remove(folder: str) -> None:
+    """Removes a scratch folder under ``--temp_location``; a failure is a warning, not an error
+    that would hide the step's own outcome."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
         found = FileSystems.match([FileSystems.join(folder, "*")])[0].metadata_list
         if found:
             FileSystems.delete([entry.path for entry in found])
         if "://" not in folder:
             shutil.rmtree(folder, ignore_errors=True)
+    except Exception as err:  # whatever the file system raises
+        logger.warning("Could not remove the scratch folder %s: %s", folder, err)
 
 
-def _temp_location(args: Sequence[str]) -> str | None:
-    if not args:
-        return None
+def _temp_location(options: Any) -> str | None:
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
-    return pipeline_options(args).view_as(GoogleCloudOptions).temp_location
+    return options.view_as(GoogleCloudOptions).temp_location
 
 
 def open_path(path: str, mode: str = "rb") -> Any:

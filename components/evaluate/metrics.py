@@ -59,7 +59,8 @@ class Classification:
         self.confusion = Confusion(classes)
         self.loss = Moments()
         # Two classes: the positive class's scores; more: each class's against the rest.
-        self.rankings = [Ranking(folder) for _ in range(1 if classes == 2 else classes)]
+        rankings = 1 if classes == 2 else classes
+        self.rankings = [Ranking(folder, rankings) for _ in range(rankings)]
         self.not_finite = 0  # rows with a probability that is NaN or infinite
         self.not_summing_to_one = 0
 
@@ -68,7 +69,14 @@ class Classification:
         return self.confusion.rows
 
     def add(self, y: np.ndarray, probabilities: np.ndarray) -> None:
-        """Adds rows: class indices and the model's probabilities of each class."""
+        """Adds rows: class indices and the model's probabilities of each class (a
+        ValueError for probabilities of other classes than the eval data's)."""
+        if probabilities.ndim != 2 or probabilities.shape[1] != len(self.confusion.matrix):
+            raise ValueError(
+                f"the model gives probabilities of shape {probabilities.shape[1:]}, not one per "
+                f"class of the eval data ({len(self.confusion.matrix)}): it was trained on "
+                "other classes"
+            )
         finite = np.isfinite(probabilities).all(axis=1)
         if not finite.all():
             self.not_finite += int((~finite).sum())

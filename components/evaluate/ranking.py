@@ -36,6 +36,9 @@ RUN_ROWS = 1 << 20
 # FAN_IN * MERGE_CHUNK records (48 MiB) in memory; more runs are merged in rounds.
 MERGE_CHUNK = 1 << 15
 FAN_IN = 64
+# Runs merged at once from a remote file system, whose readers buffer 16 MiB each (Beam 2.60.0:
+# apache_beam/io/gcp/gcsio.py:56,207 DEFAULT_READ_BUFFER_SIZE; apache_beam/io/aws/s3io.py:75).
+REMOTE_FAN_IN = 8
 CURVE_STEPS = 1000
 
 
@@ -129,9 +132,11 @@ def merge(runs: Iterable[Run]) -> Iterator[np.ndarray]:
 
 
 def _in_rounds(runs: list[Run], folder: str) -> list[Run]:
-    """At most :data:`FAN_IN` runs: merged a round at a time into new runs."""
-    while len(runs) > FAN_IN:
-        runs = [*runs[FAN_IN:], write_run(merge(runs[:FAN_IN]), folder)]
+    """Few enough runs to merge at once (:data:`FAN_IN`, or :data:`REMOTE_FAN_IN` in a remote
+    folder): merged a round at a time into new runs."""
+    fan_in = REMOTE_FAN_IN if "://" in folder else FAN_IN
+    while len(runs) > fan_in:
+        runs = [*runs[fan_in:], write_run(merge(runs[:fan_in]), folder)]
     return runs
 
 
@@ -147,9 +152,11 @@ class Curve:
 
 @dataclass
 class Ranking:
-    """Scores of rows and whether each row is positive, ranked on disk in ``folder``."""
+    """Scores of rows and whether each row is positive, ranked on disk in ``folder``;
+    ``sharing`` rankings of the same rows share :data:`RUN_ROWS` (a class's each)."""
 
     folder: str
+    sharing: int = 1
     scores: list[np.ndarray] = field(default_factory=list)
     positive: list[np.ndarray] = field(default_factory=list)
     held: int = 0
@@ -160,7 +167,7 @@ class Ranking:
         self.scores.append(np.asarray(scores, np.float64))
         self.positive.append(np.asarray(positive, bool))
         self.held += len(scores)
-        if self.held >= RUN_ROWS:
+        if self.held * self.sharing >= RUN_ROWS:
             self.flush()
 
     def flush(self) -> None:
@@ -168,7 +175,7 @@ class Ranking:
         if not self.held:
             return
         positive = np.concatenate(self.positive).astype(np.int64)
-        keys = -np.concatenate(self.scores)
+        keys = -(np.concatenate(self.scores) + 0.0)  # + 0.0: a score of -0.0 is 0.0
         self.runs.append(write_run([_records(keys, positive, 1 - positive)], self.folder))
         self.scores, self.positive, self.held = [], [], 0
 

@@ -37,3 +37,40 @@ def test_a_pipelines_result_comes_back_through_the_temp_location(tmp_path):
 
 def _square(value: int) -> int:
     return value * value
+
+
+def test_a_scratch_folder_that_cannot_be_removed_is_a_warning_not_the_steps_error(
+    tmp_path, monkeypatch, caplog
+):
+    from apache_beam.io.filesystems import FileSystems
+
+    def unreachable(*_):
+        raise OSError("the object store is unreachable")
+
+    monkeypatch.setattr(FileSystems, "match", unreachable)
+    with beam.scratch(["--runner=DirectRunner", f"--temp_location={tmp_path}"]) as folder:
+        assert folder.startswith(str(tmp_path))
+    assert "Could not remove the scratch folder" in caplog.text
+    assert "unreachable" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "args, refused",
+    [
+        (["--runner=FlinkRunner"], True),
+        (["--runner=SparkRunner", "--environment_type=DOCKER"], True),
+        (["--runner=FlinkRunner", "--temp_location=s3://bucket/tmp"], False),
+        (["--runner=FlinkRunner", "--environment_type=LOOPBACK"], False),
+        (["--runner=DirectRunner", "--direct_running_mode=multi_processing"], False),
+    ],
+)
+def test_a_runner_whose_workers_are_elsewhere_needs_a_temp_location(args, refused):
+    """Its workers write the results (and evaluate's ranked scores) where this step reads
+    them: a folder of this machine's is not theirs."""
+    from components.errors import ConfigurationError
+
+    if refused:
+        with pytest.raises(ConfigurationError, match="give --temp_location="):
+            beam.pipeline_options(args)
+    else:
+        beam.pipeline_options(args)

@@ -198,3 +198,24 @@ def test_regression_metrics_are_scikit_learns_however_the_rows_are_batched():
     assert _regression(y, prediction, cuts=(3, 2000, 4999)) == whole
     expected = whole_split.regression_metrics(y, prediction)
     assert whole == {name: pytest.approx(value, rel=1e-13) for name, value in expected.items()}
+
+
+def test_the_rankings_of_a_classs_scores_share_the_memory_held(tmp_path, small_runs):
+    """Five classes rank five columns of scores: together they hold about RUN_ROWS."""
+    y, probabilities = _random(2_000, 5)
+    scores = metrics.Classification(5, str(tmp_path))
+    for start in range(0, 2_000, 50):
+        scores.add(y[start : start + 50], probabilities[start : start + 50])
+        assert sum(r.held for r in scores.rankings) < ranking.RUN_ROWS + 5 * 50
+    assert all(len(r.runs) >= 10 for r in scores.rankings)
+    expected = whole_split.classification_metrics(y, probabilities)["metrics"]["auc"]
+    assert scores.result()["metrics"]["auc"] == pytest.approx(expected, rel=1e-15)
+
+
+def test_a_score_of_minus_zero_is_zero_whatever_the_order(tmp_path):
+    y = np.array([0, 1, 0, 1])
+    probabilities = np.array([[1, -0.0], [0.5, 0.5], [1, 0.0], [0.2, 0.8]], np.float32)
+    first = _classification(tmp_path, y, probabilities, cuts=(1, 2, 3))
+    second = _classification(tmp_path, y, probabilities, cuts=(1, 2, 3), order=[2, 1, 3, 0])
+    assert first == second
+    assert np.copysign(1, first["roc_curve"]["thresholds"][-1]) == 1.0

@@ -217,3 +217,22 @@ def test_an_eval_split_with_nothing_to_score_is_a_clear_error(
     pq.write_table(table.set_column(index, "species", pa.array(["Emperor"] * 5)), path)
     with pytest.raises(DataError, match=r"has no rows to score .* raise eval_fraction"):
         core.evaluate(path, golden_model, load_spec(golden_transform))
+
+
+def test_a_baseline_trained_on_fewer_classes_is_reported_not_a_crash(
+    tmp_path, penguins_splits, golden_model, golden_transform
+):
+    """The registry's version was trained when train had two of the species: its
+    probabilities have two columns for the eval data's three classes."""
+    import dataclasses
+
+    spec = load_spec(golden_transform)
+    older = dataclasses.replace(
+        spec, label=dataclasses.replace(spec.label, classes=spec.label.classes[:2])
+    )
+    transform_core.save(older, str(tmp_path / "transform"))
+    model = export_untrained(str(tmp_path / "transform"), str(tmp_path / "model"))
+    result = core.evaluate(penguins_splits["eval"], golden_model, spec, core.Baseline(3, model))
+    assert not result.blessed and result.baseline_metrics == {}
+    assert "the baseline (version 3) cannot score this eval data" in result.reasons[-1]
+    assert "not one per class of the eval data (3)" in result.reasons[-1]
