@@ -249,7 +249,10 @@ def _scores(
         split = _Scoring(spec, models, folder).split(path, beam_args)
         if not split.trivial.rows:
             return _Scores(0, {"metrics": {}}, {}, None)
-        candidate = split.models[0].result()
+        try:
+            candidate = split.models[0].result()
+        except ValueError as err:  # NaN outputs: its training diverged
+            raise DataError(f"the candidate cannot be evaluated on {path}: {err}") from None
         against = None
         if baseline is not None:
             against = _baseline_from(baseline.version, split.models[1], split.failures[1])

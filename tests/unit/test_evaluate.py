@@ -236,3 +236,15 @@ def test_a_baseline_trained_on_fewer_classes_is_reported_not_a_crash(
     assert not result.blessed and result.baseline_metrics == {}
     assert "the baseline (version 3) cannot score this eval data" in result.reasons[-1]
     assert "not one per class of the eval data (3)" in result.reasons[-1]
+
+
+def test_a_candidate_giving_nan_is_a_clear_error(
+    monkeypatch, penguins_splits, golden_model, golden_transform
+):
+    """A model whose training diverged answers NaN: the step says so, no traceback."""
+    from components.errors import DataError
+
+    real = core._output
+    monkeypatch.setattr(core, "_output", lambda *args: real(*args) * np.nan)
+    with pytest.raises(DataError, match=r"cannot be evaluated .* NaN or infinite in \d+ rows"):
+        core.evaluate(penguins_splits["eval"], golden_model, load_spec(golden_transform))
