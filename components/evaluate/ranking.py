@@ -33,8 +33,8 @@ RECORD = np.dtype([("key", "<f8"), ("positives", "<i8"), ("negatives", "<i8")])
 # Scores held before they are written as a run (9 bytes each, and the sort's working copies).
 RUN_ROWS = 1 << 20
 # Records of each run read at once while merging, and runs merged at once: at most
-# FAN_IN * MERGE_CHUNK records (48 MiB) in memory; more runs are merged in rounds.
-MERGE_CHUNK = 1 << 15
+# FAN_IN * MERGE_CHUNK records (12 MiB) in memory; more runs are merged in rounds.
+MERGE_CHUNK = 1 << 13
 FAN_IN = 64
 # Runs merged at once from a remote file system, whose readers buffer 16 MiB each (Beam 2.60.0:
 # apache_beam/io/gcp/gcsio.py:56,207 DEFAULT_READ_BUFFER_SIZE; apache_beam/io/aws/s3io.py:75).
