@@ -152,8 +152,8 @@ class Curve:
 
 @dataclass
 class Ranking:
-    """Scores of rows and whether each row is positive, ranked on disk in ``folder``;
-    ``sharing`` rankings of the same rows share :data:`RUN_ROWS` (a class's each)."""
+    """Scores of rows and whether each row is positive, ranked on disk in ``folder``. The
+    ``sharing`` rankings of the same rows (one per class) share :data:`RUN_ROWS` between them."""
 
     folder: str
     sharing: int = 1
