@@ -110,7 +110,13 @@ def scratch(args: Sequence[str]) -> Iterator[str]:
     runs of scores), removed with what is in it afterwards: under the runner's
     ``--temp_location`` when given (a remote runner's workers reach it), else a local folder
     (in-process, or workers on this machine)."""
-    options = pipeline_options(args) if args else None
+    with _scratch(pipeline_options(args) if args else None) as folder:
+        yield folder
+
+
+@contextlib.contextmanager
+def _scratch(options: Any) -> Iterator[str]:
+    """:func:`scratch` for checked pipeline options (None: in-process)."""
     base = _temp_location(options) if options else None
     if not base:
         folder = tempfile.mkdtemp(prefix="mlops-")
@@ -122,7 +128,7 @@ def scratch(args: Sequence[str]) -> Iterator[str]:
     from apache_beam.io.filesystems import FileSystems
 
     # The file systems' options (an object store's endpoint, its credentials), which Beam sets
-    # only when a pipeline is made (apache_beam/pipeline.py, Pipeline.__init__).
+    # only when a pipeline is made (apache-beam 2.60.0 apache_beam/pipeline.py:188).
     FileSystems.set_options(options)
     folder = FileSystems.join(base, f"mlops-{uuid.uuid4().hex}")
     if "://" not in folder:
@@ -218,7 +224,7 @@ def run(
     import apache_beam as beam
 
     options = pipeline_options(args)
-    with scratch(args) as folder:
+    with _scratch(options) as folder:
         path = f"{folder}/result.pickle"
         with beam.Pipeline(options=options) as pipeline:
             results = (

@@ -64,10 +64,6 @@ class Classification:
         self.not_finite = 0  # rows with a probability that is NaN or infinite
         self.not_summing_to_one = 0
 
-    @property
-    def rows(self) -> int:
-        return self.confusion.rows
-
     def add(self, y: np.ndarray, probabilities: np.ndarray) -> None:
         """Adds rows: class indices and the model's probabilities of each class (a
         ValueError for probabilities of other classes than the eval data's)."""
